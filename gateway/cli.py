@@ -1,0 +1,118 @@
+"""The ``xdsi-gateway`` command (also ``python -m gateway``).
+
+Subcommands: ``serve`` runs every enabled actor until SIGINT/SIGTERM; ``config`` prints the
+effective settings. Later issues add feed, publish, query, retrieve, fetch-study, certs and db.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from gateway import __version__
+from gateway.config import Settings, load_settings, settings_as_dict
+from gateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger("gateway")
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xdsi-gateway",
+        description="IHE XDS-I.b gateway: registry, repository, imaging document source, consumer.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run every enabled actor until interrupted",
+        description="Run every enabled actor until SIGINT/SIGTERM; requests in "
+        "flight are finished, then the command exits 0.",
+    )
+    serve.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML configuration file "
+        "(default: built-in defaults; XDSI_<SECTION>_<KEY> variables override)",
+    )
+    serve.set_defaults(func=_cmd_serve)
+
+    config = sub.add_parser(
+        "config",
+        help="print the effective configuration as JSON",
+        description="Validate the configuration and print it as JSON.",
+    )
+    config.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    config.set_defaults(func=_cmd_config)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(getattr(args, "config", None))
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    json.dump(settings_as_dict(settings), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)  # configuration errors stop here, before anything starts
+    from gateway.app import Gateway
+    from gateway.logsetup import configure_logging
+
+    configure_logging(settings.log.level, settings.log.format)
+    gateway = Gateway(settings)
+    try:
+        gateway.start()
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return EXIT_FAILURE
+    return run_until_signalled(gateway)
+
+
+def run_until_signalled(gateway: Gateway) -> int:
+    """Serve until SIGINT or SIGTERM, then stop gracefully (requests in flight finish); exit 0."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s: finishing requests in flight", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        gateway.stop()
+    log.info("stopped")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``xdsi-gateway`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"xdsi-gateway: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Settings: built-in defaults, a TOML file, then ``XDSI_<SECTION>_<KEY>`` environment variables.
+
+One frozen dataclass per section; the keys are those of ``ARCHITECTURE.md`` ("Configuration keys")
+plus the few each issue adds (documented in ``config/gateway.toml``). Validation happens once, at
+start-up: an unknown section or key, or a value of the wrong type, raises :class:`ConfigError` whose
+message is one line naming the key (the CLI prints it and exits with code 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError
+
+ENV_PREFIX = "XDSI_"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewaySettings:
+    data_dir: str = "var"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    threads: int = 32  # worker threads: requests served at once
+    public_url: str = ""  # base URL written into served WSDLs; empty = from the request's Host
+    request_timeout: int = 60  # seconds a silent client may hold a connection
+    shutdown_timeout: int = 30  # seconds to finish requests in flight on SIGINT/SIGTERM
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SoapSettings:
+    max_envelope_bytes: int = 32 * 1024 * 1024  # the XML root part (MTOM) or whole body (plain)
+    max_request_bytes: int = 0  # whole HTTP body, attachments included; 0 = unlimited
+    max_xml_depth: int = 256
+    memory_threshold: int = 1024 * 1024  # attachments larger than this are spooled to disk
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogSettings:
+    level: str = "INFO"
+    format: str = "text"  # "text" or "json"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrySettings:
+    enabled: bool = True
+    database_url: str = ""  # empty = sqlite:///<data_dir>/registry.sqlite
+    patient_id_domain: str = "1.3.6.1.4.1.21367.13.20.1000"
+    codes_file: str = ""  # affinity-domain code set; empty = no strict code validation
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RepositorySettings:
+    enabled: bool = True
+    unique_id: str = "1.3.6.1.4.1.21367.13.40.100"
+    registry_url: str = ""  # empty = the registry of this process
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImagingSourceSettings:
+    enabled: bool = True
+    unique_id: str = "1.3.6.1.4.1.21367.13.80.100"
+    ae_title: str = "XDSI_SOURCE"
+    dicom_port: int = 11112
+    repository_url: str = ""  # empty = the repository of this process
+    study_idle_seconds: int = 30
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hl7Settings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    mllp_port: int = 2575
+    max_message_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """All settings of one gateway process."""
+
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    soap: SoapSettings = field(default_factory=SoapSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
+    repository: RepositorySettings = field(default_factory=RepositorySettings)
+    imaging_source: ImagingSourceSettings = field(default_factory=ImagingSourceSettings)
+    hl7: Hl7Settings = field(default_factory=Hl7Settings)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.gateway.data_dir).expanduser().resolve()
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path: relative paths are relative to ``gateway.data_dir``."""
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else self.data_dir / candidate
+
+    @property
+    def database_url(self) -> str:
+        """The registry's SQLAlchemy URL, with the embedded SQLite default filled in."""
+        return self.registry.database_url or f"sqlite:///{self.data_dir / 'registry.sqlite'}"
+
+
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
+
+
+def _convert(key: str, raw: Any, target: Any, *, from_env: bool) -> Any:
+    """Check (TOML) or parse (environment string) one value against the key's declared type."""
+    if target is bool:
+        if isinstance(raw, bool):
+            return raw
+        if from_env and isinstance(raw, str) and raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if from_env and isinstance(raw, str) and raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {raw!r}")
+    if target is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if from_env and isinstance(raw, str):
+            try:
+                return int(raw.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected an integer, got {raw!r}")
+    if target is str:
+        if isinstance(raw, str):
+            return raw
+        raise ConfigError(f"{key}: expected a string, got {raw!r}")
+    if isinstance(target, types.GenericAlias) or typing.get_origin(target) is not None:
+        raise ConfigError(f"{key}: unsupported setting type")  # pragma: no cover - table is ours
+    raise ConfigError(f"{key}: unsupported setting type {target!r}")  # pragma: no cover
+
+
+def _check_values(settings: Settings) -> None:
+    """Range checks that a type alone does not express."""
+    ports = {
+        "http.port": settings.http.port,
+        "imaging_source.dicom_port": settings.imaging_source.dicom_port,
+        "hl7.mllp_port": settings.hl7.mllp_port,
+    }
+    for key, port in ports.items():
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{key}: port must be between 0 and 65535, got {port}")
+    positive = {
+        "http.threads": settings.http.threads,
+        "soap.max_envelope_bytes": settings.soap.max_envelope_bytes,
+        "soap.max_xml_depth": settings.soap.max_xml_depth,
+        "hl7.max_message_bytes": settings.hl7.max_message_bytes,
+        "imaging_source.study_idle_seconds": settings.imaging_source.study_idle_seconds,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key}: must be greater than 0, got {value}")
+    if settings.log.level.upper() not in _LOG_LEVELS:
+        raise ConfigError(
+            f"log.level: expected one of {sorted(_LOG_LEVELS)}, got {settings.log.level!r}"
+        )
+    if settings.log.format not in {"text", "json"}:
+        raise ConfigError(f"log.format: expected 'text' or 'json', got {settings.log.format!r}")
+    ae = settings.imaging_source.ae_title
+    if not 0 < len(ae) <= 16 or "\\" in ae:
+        raise ConfigError(f"imaging_source.ae_title: 1 to 16 characters without '\\', got {ae!r}")
+
+
+def _read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration file ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+
+
+def _build_section(
+    section: str, cls: type, given: dict[str, Any], environ: Mapping[str, str]
+) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in given:
+        if key not in known:
+            raise ConfigError(f"{section}.{key}: unknown configuration key")
+    values: dict[str, Any] = {}
+    for key in known:
+        dotted = f"{section}.{key}"
+        env_name = f"{ENV_PREFIX}{section}_{key}".upper()
+        if env_name in environ:
+            values[key] = _convert(dotted, environ[env_name], hints[key], from_env=True)
+        elif key in given:
+            values[key] = _convert(dotted, given[key], hints[key], from_env=False)
+    return cls(**values)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings: defaults, then the TOML file (if any), then environment overrides.
+
+    Raises:
+        ConfigError: unreadable file, unknown section or key, wrong type or out-of-range value.
+    """
+    environ = os.environ if environ is None else environ
+    document = _read_toml(path) if path is not None else {}
+    sections = _section_types()
+    for name, value in document.items():
+        if name not in sections:
+            raise ConfigError(f"{name}: unknown configuration section")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}: expected a [{name}] table")
+    built = {
+        section: _build_section(section, cls, document.get(section, {}), environ)
+        for section, cls in sections.items()
+    }
+    settings = Settings(**built)
+    _check_values(settings)
+    return settings
+
+
+def settings_as_dict(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Settings as nested plain data (for ``xdsi-gateway config`` and logs)."""
+    return {
+        f.name: dataclasses.asdict(getattr(settings, f.name)) for f in dataclasses.fields(settings)
+    }

@@ -1,0 +1,87 @@
+"""Logging, set up once by the command line: text or JSON lines on stderr.
+
+Every SOAP request produces one line on the ``gateway.access`` logger (transaction, outcome,
+HTTP status, duration, bytes), emitted by :func:`access_log_observer` when the response has been
+fully sent. Patient data never goes into these lines: identifiers of messages only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from gateway.soap.dispatch import TransactionCompleted
+
+access = logging.getLogger("gateway.access")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any structured fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            payload.update(fields)
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Install one stderr handler on the root logger (idempotent)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_xdsi", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._xdsi = True  # type: ignore[attr-defined]
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
+            )
+        )
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # Third-party chatter (zeep's WSDL loading, cheroot's per-connection errors) stays quiet.
+    for noisy in ("zeep", "urllib3", "cheroot"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def access_log_observer(event: TransactionCompleted) -> None:
+    """Write the one access line of a finished SOAP request."""
+    fields = {
+        "path": event.path,
+        "transaction": event.transaction,
+        "outcome": event.outcome,
+        "status": event.http_status,
+        "duration_ms": round(event.duration_ms, 1),
+        "bytes": event.bytes_sent,
+        "request_id": event.request_id,
+        "remote": event.remote_addr,
+        "errors": list(event.error_codes),
+    }
+    access.info(
+        "%s %s %s %d %.1fms %dB id=%s%s",
+        event.path,
+        event.transaction or "-",
+        event.outcome,
+        event.http_status,
+        event.duration_ms,
+        event.bytes_sent,
+        event.request_id,
+        f" errors={','.join(event.error_codes)}" if event.error_codes else "",
+        extra={"fields": fields},
+    )

@@ -1,0 +1,560 @@
+"""The SOAP boundary: a WSGI application that dispatches by path, wsa:Action and body element.
+
+Every request gets a standard answer: a response, an XDS failure body (RegistryResponse with
+RegistryErrors) when a handler raises :class:`~gateway.errors.XDSError`, or a SOAP 1.2 fault for an
+envelope, addressing or packaging problem. Nothing else leaves this module: unexpected
+exceptions are logged with a request id and answered as XDSRegistryError/XDSRepositoryError,
+never a stack trace.
+
+Standards: SOAP 1.2 Part 2 §7 (HTTP binding: media type, status codes of Table 20), WS-Addressing
+1.0 SOAP Binding §6, XOP 1.0 and SOAP MTOM §4 (packaging), ITI TF-2 Appendix V (XDS.b web services).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from gateway.errors import XDSError, XDSRegistryError, XDSRepositoryError
+from gateway.soap import envelope as env
+from gateway.soap import fault as faults
+from gateway.soap import mtom, ns, registry_response
+from gateway.soap.message import Attachment, SoapRequest, SoapResponse
+from gateway.soap.safexml import UnsafeXMLError, parse_bytes
+from gateway.soap.transactions import REGISTRY_PATH, Transaction
+
+log = logging.getLogger("gateway.soap")
+
+READ_CHUNK = 64 * 1024
+
+
+@dataclass(slots=True, kw_only=True)
+class Context:
+    """What a handler may know about the call besides the message itself."""
+
+    transaction: Transaction
+    request_id: str
+    remote_addr: str | None = None
+
+
+Handler = Callable[[SoapRequest, Context], SoapResponse]
+
+
+@dataclass(slots=True, kw_only=True)
+class TransactionCompleted:
+    """Notification sent to observers (logging, metrics, audit) once a response is fully sent."""
+
+    path: str
+    transaction: str | None  # "ITI-42", or None when the request never got that far
+    action: str | None
+    outcome: str  # "Success", "PartialSuccess", "Failure" or "Fault"
+    http_status: int
+    duration_ms: float
+    request_id: str
+    message_id: str | None
+    remote_addr: str | None
+    error_codes: tuple[str, ...] = ()
+    bytes_sent: int = 0
+
+
+Observer = Callable[[TransactionCompleted], None]
+
+
+@dataclass(slots=True, kw_only=True)
+class Limits:
+    """Safety limits for incoming messages (config section ``soap``)."""
+
+    spool_dir: Path
+    max_envelope_bytes: int = 32 * 1024 * 1024
+    max_request_bytes: int = 0
+    max_xml_depth: int = 256
+    memory_threshold: int = 1024 * 1024
+
+
+@dataclass(slots=True)
+class Endpoint:
+    """One SOAP endpoint path and the handler bound to each of its transactions."""
+
+    path: str
+    known: dict[str, Transaction] = field(default_factory=dict)  # action -> transaction
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+    def bind(self, transaction: Transaction, handler: Handler) -> None:
+        """Bind the one handler of a transaction (by its wsa:Action) at this endpoint."""
+        if transaction.action in self.handlers:
+            raise ValueError(f"{transaction.name} already has a handler at {self.path}")
+        self.known[transaction.action] = transaction
+        self.handlers[transaction.action] = handler
+
+
+@dataclass(slots=True, kw_only=True)
+class _Outcome:
+    status: int
+    headers: list[tuple[str, str]]
+    chunks: Iterable[bytes]
+    outcome: str
+    error_codes: tuple[str, ...] = ()
+    cleanup: list[Attachment] = field(default_factory=list)
+
+
+class SoapApplication:
+    """WSGI application serving SOAP endpoints, their WSDLs and ``/health``."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        public_url: str = "",
+        health: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
+        observers: Iterable[Observer] = (),
+    ) -> None:
+        self.limits = limits
+        self.public_url = public_url.rstrip("/")
+        self.health = health or (lambda: (True, {}))
+        self.observers: list[Observer] = list(observers)
+        self.endpoints: dict[str, Endpoint] = {}
+
+    def endpoint(self, path: str, transactions: Iterable[Transaction] = ()) -> Endpoint:
+        """Return the endpoint at ``path``, creating it with its standard transactions."""
+        endpoint = self.endpoints.setdefault(path, Endpoint(path))
+        for transaction in transactions:
+            endpoint.known.setdefault(transaction.action, transaction)
+        return endpoint
+
+    # -- WSGI ---------------------------------------------------------------------------------
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/health":
+            return self._health(method, start_response)
+        endpoint = self.endpoints.get(path)
+        if endpoint is None:
+            return _plain(start_response, "404 Not Found", b"no endpoint at this path\n")
+        if method in {"GET", "HEAD"}:
+            if environ.get("QUERY_STRING", "").lower().startswith("wsdl"):
+                return self._wsdl(environ, path, start_response)
+            return _plain(
+                start_response,
+                "405 Method Not Allowed",
+                b"SOAP endpoint: POST a SOAP 1.2 message, or GET ?wsdl\n",
+                [("Allow", "POST")],
+            )
+        if method != "POST":
+            return _plain(
+                start_response, "405 Method Not Allowed", b"use POST\n", [("Allow", "POST")]
+            )
+        return self._soap(environ, endpoint, start_response)
+
+    def _health(self, method: str, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        import json
+
+        ready, details = self.health()
+        body = json.dumps({"status": "ready" if ready else "starting", **details}).encode()
+        status = "200 OK" if ready else "503 Service Unavailable"
+        start_response(
+            status,
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [] if method == "HEAD" else [body]
+
+    def _wsdl(
+        self, environ: dict[str, Any], path: str, start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        from gateway.soap.wsdl import render_wsdl
+
+        base = self.public_url or f"{environ.get('wsgi.url_scheme', 'http')}://{_host(environ)}"
+        document = render_wsdl(path, base + path)
+        if document is None:
+            return _plain(start_response, "404 Not Found", b"no WSDL for this endpoint\n")
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/xml; charset=UTF-8"), ("Content-Length", str(len(document)))],
+        )
+        return [document]
+
+    def _soap(
+        self, environ: dict[str, Any], endpoint: Endpoint, start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex[:12]
+        remote = environ.get("REMOTE_ADDR")
+        state: dict[str, Any] = {"transaction": None, "message_id": None, "action": None}
+        request: SoapRequest | None = None
+        try:
+            request = self._read_request(environ, endpoint, state)
+            transaction = endpoint.known[request.action or ""]
+            result = self._invoke(endpoint, transaction, request, request_id, remote)
+        except faults.SoapFault as fault:
+            result = _fault_outcome(fault, state["message_id"])
+            if request is not None:
+                request.discard_attachments()
+                request = None
+        except Exception:  # the boundary: never a stack trace to the peer
+            log.exception("request %s to %s failed before dispatch", request_id, endpoint.path)
+            result = _fault_outcome(
+                faults.receiver_fault(f"Internal error (request {request_id})"), state["message_id"]
+            )
+        start_response(_status_line(result.status), result.headers)
+        return _ResponseBody(
+            self,
+            result,
+            request,
+            TransactionCompleted(
+                path=endpoint.path,
+                transaction=state["transaction"],
+                action=state["action"],
+                outcome=result.outcome,
+                http_status=result.status,
+                duration_ms=0.0,
+                request_id=request_id,
+                message_id=state["message_id"],
+                remote_addr=remote,
+                error_codes=result.error_codes,
+            ),
+            started,
+        )
+
+    # -- request ------------------------------------------------------------------------------
+    def _read_request(
+        self, environ: dict[str, Any], endpoint: Endpoint, state: dict[str, Any]
+    ) -> SoapRequest:
+        content_type = environ.get("CONTENT_TYPE", "")
+        media, params = mtom.parse_content_type(content_type)
+        length = _content_length(environ)
+        limits = self.limits
+        if limits.max_request_bytes and length is not None and length > limits.max_request_bytes:
+            raise faults.sender_fault(
+                f"Request of {length} bytes exceeds the limit of {limits.max_request_bytes}"
+            )
+        attachments: dict[str, Attachment] = {}
+        is_mtom = media == "multipart/related"
+        if is_mtom:
+            root_bytes, attachments, http_action = self._read_multipart(
+                environ, content_type, length
+            )
+        elif media in {ns.SOAP12_MEDIA_TYPE, "text/xml", "application/xml"}:
+            root_bytes = _read_limited(environ["wsgi.input"], length, limits.max_envelope_bytes)
+            http_action = params.get("action")
+        else:
+            raise faults.SoapFault(
+                code=faults.SENDER,
+                reason=f"Unsupported media type {media!r}: "
+                "send application/soap+xml or MTOM multipart/related",
+                action=ns.WSA_SOAP_FAULT_ACTION,
+                status=415,
+            )
+        try:
+            try:
+                root = parse_bytes(
+                    root_bytes, max_bytes=limits.max_envelope_bytes, max_depth=limits.max_xml_depth
+                )
+            except UnsafeXMLError as exc:
+                raise faults.sender_fault(f"The message is not acceptable XML: {exc}") from exc
+            parsed = env.parse_envelope(root)
+            addressing = parsed.addressing
+            state["message_id"], state["action"] = addressing.message_id, addressing.action
+            self._check_addressing(endpoint, addressing, http_action)
+            transaction = endpoint.known[addressing.action or ""]
+            state["transaction"] = transaction.name
+            if parsed.body.tag != transaction.request_qname:
+                raise faults.sender_fault(
+                    f"{transaction.name} expects body element {transaction.request_qname}, "
+                    f"got {parsed.body.tag}"
+                )
+            self._normalise_binary(parsed.body, transaction, attachments)
+        except BaseException:
+            for attachment in attachments.values():
+                attachment.discard()
+            raise
+        return SoapRequest(
+            path=endpoint.path,
+            addressing=addressing,
+            body=parsed.body,
+            headers=parsed.headers,
+            attachments=attachments,
+            mtom=is_mtom,
+            remote_addr=environ.get("REMOTE_ADDR"),
+        )
+
+    def _read_multipart(
+        self, environ: dict[str, Any], content_type: str, length: int | None
+    ) -> tuple[bytes, dict[str, Attachment], str | None]:
+        limits = self.limits
+        _media, params = mtom.parse_content_type(content_type)
+        if params.get("type", "").lower() != ns.XOP_MEDIA_TYPE:
+            raise faults.sender_fault(
+                f'multipart/related requests must be MTOM/XOP (type="{ns.XOP_MEDIA_TYPE}")'
+            )
+        limits.spool_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            message = mtom.read_multipart(
+                environ["wsgi.input"],
+                content_type,
+                content_length=length,
+                spool_dir=limits.spool_dir,
+                memory_threshold=limits.memory_threshold,
+                max_root_bytes=limits.max_envelope_bytes,
+                max_total_bytes=limits.max_request_bytes,
+            )
+        except mtom.MultipartError as exc:
+            raise faults.sender_fault(f"Malformed MTOM/XOP package: {exc}") from exc
+        _root_media, root_params = mtom.parse_content_type(message.root_content_type)
+        start_info = params.get("start-info") or root_params.get("type") or ""
+        _si_media, si_params = mtom.parse_content_type(start_info) if start_info else ("", {})
+        http_action = si_params.get("action") or root_params.get("action") or params.get("action")
+        return message.root, message.attachments, http_action
+
+    def _check_addressing(
+        self, endpoint: Endpoint, addressing: Any, http_action: str | None
+    ) -> None:
+        # ITI TF-2 Appendix V §V.3.2.1: wsa:Action and wsa:MessageID are required on every request.
+        if not addressing.action:
+            raise faults.wsa_header_required("Action")
+        if not addressing.message_id:
+            raise faults.wsa_header_required("MessageID")
+        if http_action and http_action != addressing.action:
+            raise faults.wsa_invalid_header(
+                "Action",
+                f"HTTP action {http_action!r} does not match wsa:Action {addressing.action!r}",
+                faults.WSA_ACTION_MISMATCH,
+            )
+        env.check_reply_to(addressing)
+        if addressing.action not in endpoint.known:
+            raise faults.wsa_action_not_supported(addressing.action)
+        if addressing.action not in endpoint.handlers:
+            transaction = endpoint.known[addressing.action]
+            raise faults.wsa_action_not_supported(
+                addressing.action,
+                f"{transaction.name} {transaction.title} is not available at {endpoint.path} "
+                "(its actor is not enabled or not implemented in this version)",
+            )
+
+    def _normalise_binary(
+        self, body: etree._Element, transaction: Transaction, attachments: dict[str, Attachment]
+    ) -> None:
+        try:
+            mtom.xop_to_inline_check(body, attachments)
+            inline = mtom.inline_to_attachments(
+                body,
+                transaction.binary_qnames,
+                spool_dir=self.limits.spool_dir,
+                memory_threshold=self.limits.memory_threshold,
+            )
+        except (mtom.MultipartError, mtom.InlineBinaryError) as exc:
+            raise faults.sender_fault(f"Bad binary content: {exc}") from exc
+        attachments.update(inline)
+
+    # -- handler ------------------------------------------------------------------------------
+    def _invoke(
+        self,
+        endpoint: Endpoint,
+        transaction: Transaction,
+        request: SoapRequest,
+        request_id: str,
+        remote: str | None,
+    ) -> _Outcome:
+        handler = endpoint.handlers[transaction.action]
+        ctx = Context(transaction=transaction, request_id=request_id, remote_addr=remote)
+        relates = request.addressing.message_id
+        try:
+            response = handler(request, ctx)
+        except faults.SoapFault:
+            raise
+        except XDSError as error:
+            body = registry_response.failure_body(transaction, error)
+            codes = tuple(e.code for e in error)
+            log.info(
+                "request %s %s failed: %s",
+                request_id,
+                transaction.name,
+                "; ".join(f"{e.code}: {e.context}" for e in error),
+            )
+            response = SoapResponse(body=body)
+            return self._encode(transaction, request, response, relates, "Failure", codes)
+        except Exception:
+            log.exception("request %s: %s handler failed", request_id, transaction.name)
+            internal = XDSRegistryError if endpoint.path == REGISTRY_PATH else XDSRepositoryError
+            error = internal(
+                f"Internal error while processing {transaction.name} (request id {request_id})"
+            )
+            body = registry_response.failure_body(transaction, error)
+            return self._encode(
+                transaction, request, SoapResponse(body=body), relates, "Failure", (error.code,)
+            )
+        return self._encode(transaction, request, response, relates, _outcome_of(response.body), ())
+
+    def _encode(
+        self,
+        transaction: Transaction,
+        request: SoapRequest,
+        response: SoapResponse,
+        relates: str | None,
+        outcome: str,
+        codes: tuple[str, ...],
+    ) -> _Outcome:
+        action = response.action or transaction.response_action
+        envelope = env.build_envelope(response.body, action=action, relates_to=relates)
+        xml = env.serialize(envelope)
+        use_mtom = response.mtom
+        if use_mtom is None:
+            use_mtom = bool(response.attachments) or (request.mtom and transaction.mtom)
+        owned = [a for a in response.attachments if a.owned]
+        if use_mtom:
+            content_type, length, chunks = mtom.build_mtom(
+                xml, response.attachments, soap_action=action
+            )
+        else:
+            content_type = f'{ns.SOAP12_MEDIA_TYPE}; charset=UTF-8; action="{action}"'
+            length, chunks = len(xml), [xml]
+        headers = [("Content-Type", content_type), ("Content-Length", str(length))]
+        return _Outcome(
+            status=200,
+            headers=headers,
+            chunks=chunks,
+            outcome=outcome,
+            error_codes=codes or _error_codes(response.body),
+            cleanup=owned,
+        )
+
+
+class _ResponseBody:
+    """The WSGI response iterable: streams chunks, then cleans up and notifies observers."""
+
+    def __init__(
+        self,
+        app: SoapApplication,
+        result: _Outcome,
+        request: SoapRequest | None,
+        event: TransactionCompleted,
+        started: float,
+    ) -> None:
+        self._app, self._result, self._request = app, result, request
+        self._event, self._started = event, started
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._result.chunks:
+            self._event.bytes_sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        close = getattr(self._result.chunks, "close", None)
+        if close is not None:
+            close()
+        if self._request is not None:
+            self._request.discard_attachments()
+        for attachment in self._result.cleanup:
+            attachment.discard()
+        self._event.duration_ms = (time.perf_counter() - self._started) * 1000
+        for observer in self._app.observers:
+            try:
+                observer(self._event)
+            except Exception:  # observers must never break a response
+                log.exception("transaction observer failed")
+
+
+def _fault_outcome(fault: faults.SoapFault, relates_to: str | None) -> _Outcome:
+    xml = env.serialize(env.fault_envelope(fault, relates_to=relates_to))
+    media = "text/xml; charset=UTF-8" if fault.soap11 else f"{ns.SOAP12_MEDIA_TYPE}; charset=UTF-8"
+    codes = tuple(ns.split_qname(c)[1] for c in (fault.code, *fault.subcodes))
+    return _Outcome(
+        status=fault.http_status,
+        outcome="Fault",
+        error_codes=codes,
+        headers=[("Content-Type", media), ("Content-Length", str(len(xml)))],
+        chunks=[xml],
+    )
+
+
+def _outcome_of(body: etree._Element) -> str:
+    status = body.get("status")
+    if status is None:
+        inner = body.find(ns.qname(ns.RS, "RegistryResponse"))
+        status = inner.get("status") if inner is not None else None
+    if status is None:
+        return "Success"
+    return status.rsplit(":", 1)[-1]
+
+
+def _error_codes(body: etree._Element) -> tuple[str, ...]:
+    return tuple(e.get("errorCode", "") for e in body.iter(ns.qname(ns.RS, "RegistryError")))
+
+
+def _status_line(status: int) -> str:
+    from http import HTTPStatus
+
+    return f"{status} {HTTPStatus(status).phrase}"
+
+
+def _plain(
+    start_response: Callable[..., Any],
+    status: str,
+    body: bytes,
+    extra: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    start_response(
+        status,
+        [
+            ("Content-Type", "text/plain; charset=UTF-8"),
+            ("Content-Length", str(len(body))),
+            *(extra or []),
+        ],
+    )
+    return [body]
+
+
+def _host(environ: dict[str, Any]) -> str:
+    host = environ.get("HTTP_HOST")
+    if host:
+        return host
+    return f"{environ.get('SERVER_NAME', '127.0.0.1')}:{environ.get('SERVER_PORT', '80')}"
+
+
+def _content_length(environ: dict[str, Any]) -> int | None:
+    raw = environ.get("CONTENT_LENGTH") or ""
+    if not raw.strip():
+        return None
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise faults.sender_fault(f"Invalid Content-Length {raw!r}") from exc
+    if value < 0:
+        raise faults.sender_fault(f"Invalid Content-Length {raw!r}")
+    return value
+
+
+def _read_limited(stream: Any, length: int | None, limit: int) -> bytes:
+    """Read a plain SOAP body, refusing more than ``limit`` bytes without reading them all."""
+    if length is not None and length > limit:
+        raise faults.sender_fault(f"SOAP envelope of {length} bytes exceeds the limit of {limit}")
+    buffer = bytearray()
+    remaining = length
+    while remaining is None or remaining > 0:
+        want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+        chunk = stream.read(want)
+        if not chunk:
+            break
+        buffer += chunk
+        if remaining is not None:
+            remaining -= len(chunk)
+        if len(buffer) > limit:
+            raise faults.sender_fault(f"SOAP envelope exceeds the limit of {limit} bytes")
+    if remaining:
+        raise faults.sender_fault("The request body ended before its Content-Length")
+    return bytes(buffer)

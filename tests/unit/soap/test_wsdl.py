@@ -1,0 +1,146 @@
+"""The gateway's own WSDLs: they load in zeep and name exactly the IHE wire constants."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import zeep
+from lxml import etree
+
+from gateway.soap import transactions
+from gateway.soap.wsdl import render_wsdl, wsdl_directory, wsdl_for_path
+
+WSDL = "http://schemas.xmlsoap.org/wsdl/"
+SOAP12_WSDL = "http://schemas.xmlsoap.org/wsdl/soap12/"
+WSAW = "http://www.w3.org/2006/05/addressing/wsdl"
+WSAM = "http://www.w3.org/2007/05/addressing/metadata"
+NS = {"wsdl": WSDL, "soap12": SOAP12_WSDL, "wsaw": WSAW, "wsam": WSAM}
+
+# (path, file, service, port, binding local name) as in the IHE WSDLs.
+ENDPOINTS = [
+    (
+        "/xds/registry",
+        "DocumentRegistry.wsdl",
+        "DocumentRegistry_Service",
+        "DocumentRegistry_Port_Soap12",
+        "DocumentRegistry_Binding_Soap12",
+    ),
+    (
+        "/xds/repository",
+        "DocumentRepository.wsdl",
+        "DocumentRepository_Service",
+        "DocumentRepository_Port_Soap12",
+        "DocumentRepository_Binding",
+    ),
+    (
+        "/xdsi/source",
+        "ImagingDocumentSource.wsdl",
+        "ImagingDocumentSource_Service",
+        "ImagingDocumentSource_Port_Soap12",
+        "ImagingDocumentSource_Binding",
+    ),
+]
+ADDRESS = "https://gw.example.org:8443/base?a=1&b=<2>"
+
+
+def _zeep_client(path: str, address: str = ADDRESS) -> zeep.Client:
+    settings = zeep.Settings(strict=True, forbid_external=True)
+    return zeep.Client(io.BytesIO(render_wsdl(path, address)), settings=settings)
+
+
+def test_directory_holds_the_three_files() -> None:
+    directory = wsdl_directory()
+    assert isinstance(directory, Path)
+    assert sorted(p.name for p in directory.glob("*.wsdl")) == sorted(e[1] for e in ENDPOINTS)
+
+
+@pytest.mark.parametrize(("path", "name"), [(e[0], e[1]) for e in ENDPOINTS])
+def test_wsdl_for_path(path: str, name: str) -> None:
+    assert wsdl_for_path(path) == name
+    assert wsdl_for_path(path + "/") == name
+
+
+def test_wsdl_for_unknown_path() -> None:
+    assert wsdl_for_path("/health") is None
+    assert wsdl_for_path("/xds") is None
+    with pytest.raises(ValueError, match="No WSDL"):
+        render_wsdl("/nope", "http://x")
+
+
+@pytest.mark.parametrize(("path", "name", "service", "port", "binding"), ENDPOINTS)
+def test_zeep_loads_with_address(
+    path: str, name: str, service: str, port: str, binding: str
+) -> None:
+    client = _zeep_client(path)
+    assert list(client.wsdl.services) == [service]
+    ports = client.wsdl.services[service].ports
+    assert list(ports) == [port]
+    assert ports[port].binding_options["address"] == ADDRESS
+    assert ports[port].binding.name.localname == binding
+    assert type(ports[port].binding).__name__ == "Soap12Binding"
+
+
+@pytest.mark.parametrize("path", [e[0] for e in ENDPOINTS])
+def test_operations_match_transactions(path: str) -> None:
+    client = _zeep_client(path)
+    operations = client.service._binding._operations
+    expected = {t.operation: t for t in transactions.ENDPOINTS[path]}
+    assert set(operations) == set(expected)
+    for name, transaction in expected.items():
+        operation = operations[name]
+        assert operation.soapaction == transaction.action
+        assert operation.abstract.wsa_action == transaction.action
+        assert operation.style == "document"
+        assert operation.input.body.qname == transaction.request_qname
+        assert operation.output.body.qname == transaction.response_qname
+
+
+@pytest.mark.parametrize("path", [e[0] for e in ENDPOINTS])
+def test_output_actions_and_addressing(path: str) -> None:
+    # zeep ignores output actions, so read them from the document itself.
+    root = etree.fromstring(render_wsdl(path, ADDRESS))
+    for transaction in transactions.ENDPOINTS[path]:
+        op = root.find(f"wsdl:portType/wsdl:operation[@name='{transaction.operation}']", NS)
+        assert op is not None
+        for child, action in (
+            ("input", transaction.action),
+            ("output", transaction.response_action),
+        ):
+            element = op.find(f"wsdl:{child}", NS)
+            assert element.get(f"{{{WSAW}}}Action") == action
+            assert element.get(f"{{{WSAM}}}Action") == action
+        body_uses = root.findall(
+            f"wsdl:binding/wsdl:operation[@name='{transaction.operation}']//soap12:body", NS
+        )
+        assert [b.get("use") for b in body_uses] == ["literal", "literal"]
+    using = root.find("wsdl:binding/wsaw:UsingAddressing", NS)
+    assert using is not None and using.get(f"{{{WSDL}}}required") == "true"
+    assert root.find("wsdl:binding/soap12:binding", NS).get("style") == "document"
+
+
+@pytest.mark.parametrize("path", [e[0] for e in ENDPOINTS])
+def test_every_address_is_replaced_and_escaped(path: str) -> None:
+    data = render_wsdl(path, ADDRESS)
+    assert b"servicelocation" not in data
+    assert b"a=1&amp;b=&lt;2&gt;" in data
+    root = etree.fromstring(data)
+    locations = [e.get("location") for e in root.iter(f"{{{SOAP12_WSDL}}}address")]
+    assert locations == [ADDRESS]
+
+
+def test_render_does_not_leak_between_calls() -> None:
+    first = render_wsdl("/xds/registry", "http://one/xds/registry")
+    second = render_wsdl("/xds/registry", "http://two/xds/registry")
+    assert b"http://one/" in first and b"http://one/" not in second
+    assert b"normative" in second  # the header comment travels with the document
+
+
+@pytest.mark.parametrize("path", [e[0] for e in ENDPOINTS])
+def test_types_are_open_content(path: str) -> None:
+    client = _zeep_client(path)
+    for transaction in transactions.ENDPOINTS[path]:
+        for qname in (transaction.request_qname, transaction.response_qname):
+            element = client.get_element(qname)
+            assert element.type.signature().endswith("(_value_1: ANY[], _attr_1: {})")
