@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LINT_DIRS := $(wildcard gateway tests bench)
 
 .PHONY: run test lint venv clean
 
@@ -19,8 +20,8 @@ run: $(STAMP)
 	$(BIN)/xdsi-gateway serve $(if $(CONFIG),--config $(CONFIG))
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway tests bench
-	$(BIN)/ruff format --check gateway tests bench
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -232,7 +232,15 @@ class SoapApplication:
         self, environ: dict[str, Any], endpoint: Endpoint, state: dict[str, Any]
     ) -> SoapRequest:
         content_type = environ.get("CONTENT_TYPE", "")
-        media, params = mtom.parse_content_type(content_type)
+        try:
+            media, params = mtom.parse_content_type(content_type)
+        except mtom.MultipartError as exc:  # missing or unparseable Content-Type
+            raise faults.SoapFault(
+                code=faults.SENDER,
+                reason=f"Missing or malformed Content-Type {content_type!r}: {exc}",
+                action=ns.WSA_SOAP_FAULT_ACTION,
+                status=415,
+            ) from exc
         length = _content_length(environ)
         limits = self.limits
         if limits.max_request_bytes and length is not None and length > limits.max_request_bytes:
@@ -311,10 +319,8 @@ class SoapApplication:
             )
         except mtom.MultipartError as exc:
             raise faults.sender_fault(f"Malformed MTOM/XOP package: {exc}") from exc
-        _root_media, root_params = mtom.parse_content_type(message.root_content_type)
-        start_info = params.get("start-info") or root_params.get("type") or ""
-        _si_media, si_params = mtom.parse_content_type(start_info) if start_info else ("", {})
-        http_action = si_params.get("action") or root_params.get("action") or params.get("action")
+        # Peers put the SOAP 1.2 action in start-info, the root part's type or the outer header.
+        http_action = mtom.mime_soap_action(content_type, message.root_content_type)
         return message.root, message.attachments, http_action
 
     def _check_addressing(

@@ -283,3 +283,18 @@ def test_requests_are_served_concurrently(tmp_path) -> None:
         gw.stop()
     assert results == [200] * 4
     assert not barrier.broken
+
+
+def test_missing_content_type_is_415_with_fault(addr: tuple[str, int]) -> None:
+    import http.client
+
+    conn = http.client.HTTPConnection(*addr, timeout=30)
+    data = envelope(_echo_body(), action="urn:test:Echo")
+    conn.putrequest("POST", "/test/echo")
+    conn.putheader("Content-Length", str(len(data)))
+    conn.endheaders(data)
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    assert response.status == 415
+    assert b"env:Sender" in body
