@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway import __version__
@@ -49,6 +50,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_cmd_serve)
 
+    feed = sub.add_parser(
+        "feed",
+        help="send HL7 v2 ADT messages from files over MLLP (ITI-8) and print each ACK",
+        description="Send the ADT messages in FILE... (one or several per file; CR, LF or CRLF "
+        "segment separators) to an ITI-8 Patient Identity Feed listener over MLLP, one "
+        "connection, and print each acknowledgement. Exit 0 when every message got AA.",
+    )
+    feed.add_argument("files", nargs="+", metavar="FILE", type=Path)
+    feed.add_argument("--host", default=None, help="listener host (default: hl7.host)")
+    feed.add_argument(
+        "--port", type=int, default=None, help="listener port (default: hl7.mllp_port)"
+    )
+    feed.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each ACK")
+    feed.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    feed.set_defaults(func=_cmd_feed)
+
     config = sub.add_parser(
         "config",
         help="print the effective configuration as JSON",
@@ -61,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None))
+
+
+def _cmd_feed(args: argparse.Namespace) -> int:
+    from gateway.hl7.feed import run_feed
+
+    settings = _settings(args)
+    host = args.host or settings.hl7.host
+    port = args.port if args.port is not None else settings.hl7.mllp_port
+    return run_feed(args.files, host, port, args.timeout, sys.stdout)
 
 
 def _cmd_config(args: argparse.Namespace) -> int:

@@ -58,6 +58,7 @@ class RegistrySettings:
     database_url: str = ""  # empty = sqlite:///<data_dir>/registry.sqlite
     patient_id_domain: str = "1.3.6.1.4.1.21367.13.20.1000"
     codes_file: str = ""  # affinity-domain code set; empty = no strict code validation
+    max_leafclass_results: int = 1000  # ITI-18 LeafClass answers above this: XDSTooManyResults
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +84,7 @@ class Hl7Settings:
     host: str = "127.0.0.1"
     mllp_port: int = 2575
     max_message_bytes: int = 1024 * 1024
+    idle_timeout: int = 300  # seconds before a silent MLLP connection is closed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,6 +166,8 @@ def _check_values(settings: Settings) -> None:
         "soap.max_envelope_bytes": settings.soap.max_envelope_bytes,
         "soap.max_xml_depth": settings.soap.max_xml_depth,
         "hl7.max_message_bytes": settings.hl7.max_message_bytes,
+        "hl7.idle_timeout": settings.hl7.idle_timeout,
+        "registry.max_leafclass_results": settings.registry.max_leafclass_results,
         "imaging_source.study_idle_seconds": settings.imaging_source.study_idle_seconds,
     }
     for key, value in positive.items():
