@@ -1,0 +1,1 @@
+"""Tests of xdsi-gateway (package so that tests.conformance.nist is importable)."""

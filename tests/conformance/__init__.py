@@ -1,0 +1,1 @@
+"""Conformance tests: NIST XDS Toolkit test plans and schema checks."""

@@ -1,0 +1,98 @@
+"""The NIST tests this project runs, by issue, and how their patients are chosen. Data only.
+
+Run order the toolkit uses for a Registry/Repository system under test (INDEX.md): feed tests ->
+preload (12346, 12374) -> the tests. The runner derives preloads and feeds from each plan's own
+references (UseReport test=, UseId testdir=) plus :data:`SESSION_FEED`, so every list below can
+run alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SHARED_CONFORMANCE = REPO_ROOT.parent / "shared" / "conformance"
+TESTKIT = SHARED_CONFORMANCE / "nist-testkit"
+SPEC = SHARED_CONFORMANCE / "spec"
+
+FEED = ("15817", "15817b", "15818")
+REGISTER = (
+    "11990",
+    "11991",
+    "11992",
+    "11993",
+    "11994",
+    "11995",
+    "11996",
+    "11997",
+    "11998a",
+    "11999",
+    "12000",
+    "12000.1a",
+    "12001",
+    "12002",
+    "12004",
+    "12022",
+    "12084",
+    "12323",
+    "12326",
+    "12327",
+    "12379",
+    "15806",
+)
+STORED_QUERY_PRELOAD = ("12346", "12374")
+STORED_QUERY = (
+    "11897",
+    "11898",
+    "11899",
+    "11901",
+    "11902",
+    "11903",
+    "11904",
+    "11905",
+    "11906",
+    "11907",
+    "11908",
+    "11909",
+    "12368",
+    "15803",
+)
+REPOSITORY = (
+    "11966",
+    "11979",
+    "11981",
+    "11983",
+    "11986",
+    "12369",
+    "12021",
+    "12029",
+    "12360",
+    "PnrXop",
+    "PnrNoXop",
+)
+
+LISTS: dict[str, tuple[str, ...]] = {
+    "feed": FEED,
+    "register": REGISTER,
+    "stored_query": STORED_QUERY,
+    "repository": REPOSITORY,
+}
+
+# The session patient of a test (what the NIST engine writes into metadata unless <NoPatientId/>,
+# and sends in a feed step) is the patient of a feed test: 15817 ("used for Register tests") by
+# default; the SQ preload 12346 uses 15818 ("used for Stored Query tests", as the toolkit's
+# RegOrchestrationBuilder does). Every feed test gets its own fresh patient.
+DEFAULT_SESSION_FEED = "15817"
+SESSION_FEED: dict[str, str] = {"12346": "15818"}
+# 12374 "must be run with a different patient id than 12346" (its readme): the runner allocates
+# and feeds a fresh patient for it.
+FRESH_FED_PATIENT = frozenset({"12374"})
+
+
+def expand(names: list[str] | tuple[str, ...]) -> list[str]:
+    """Test ids for a mix of test ids and list names, in order, without duplicates."""
+    seen: dict[str, None] = {}
+    for name in names:
+        for test_id in LISTS.get(name, (name,)):
+            seen.setdefault(test_id, None)
+    return list(seen)
