@@ -11,16 +11,25 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
 from gateway.config import Settings
+from gateway.errors import ConfigError
 from gateway.logsetup import access_log_observer
 from gateway.soap import transactions as tx
 from gateway.soap.dispatch import Limits, SoapApplication
 from gateway.soap.server import HttpServer
 
+if TYPE_CHECKING:
+    from gateway.hl7.mllp import MLLPServer
+    from gateway.registry.iti18 import StoredQueries
+    from gateway.registry.iti42 import Registry
+    from gateway.repository.actor import Repository
+
 log = logging.getLogger("gateway")
+
+REGISTRY_TIMEOUT = 60.0  # seconds the repository waits for a remote registry's ITI-42 answer
 
 Configure = Callable[[SoapApplication], None]
 
@@ -32,6 +41,10 @@ class Gateway:
         self.settings = settings
         self._ready: dict[str, bool] = {}
         self._lock = threading.Lock()
+        self.registry: Registry | None = None
+        self.stored_queries: StoredQueries | None = None
+        self.mllp: MLLPServer | None = None
+        self.repository: Repository | None = None
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         spool = data_dir / "tmp" / "soap"
@@ -66,14 +79,75 @@ class Gateway:
         """Create the endpoints of every enabled actor and bind what is implemented so far."""
         s = self.settings
         if s.registry.enabled:
-            self.soap.endpoint(tx.REGISTRY_PATH, tx.ENDPOINTS[tx.REGISTRY_PATH])
-            self._ready["registry"] = False
+            self._bind_registry()
         if s.repository.enabled:
-            self.soap.endpoint(tx.REPOSITORY_PATH, tx.ENDPOINTS[tx.REPOSITORY_PATH])
-            self._ready["repository"] = False
+            self._bind_repository()
         if s.imaging_source.enabled:
             self.soap.endpoint(tx.IMAGING_SOURCE_PATH, tx.ENDPOINTS[tx.IMAGING_SOURCE_PATH])
             self._ready["imaging_source"] = False
+
+    def _bind_registry(self) -> None:
+        """Document Registry: ITI-42 and ITI-18 at /xds/registry, ITI-8 over MLLP."""
+        from gateway.hl7.feed import PatientFeedHandler
+        from gateway.hl7.mllp import MLLPServer
+        from gateway.registry import iti42
+        from gateway.registry.iti18 import StoredQueries
+
+        s = self.settings
+        self.registry = iti42.Registry.from_settings(s)  # upgrades the schema (idempotent)
+        self.stored_queries = StoredQueries(
+            self.registry.db, max_leafclass_results=s.registry.max_leafclass_results
+        )
+        endpoint = self.soap.endpoint(tx.REGISTRY_PATH, tx.ENDPOINTS[tx.REGISTRY_PATH])
+        iti42.bind(endpoint, self.registry)
+        endpoint.bind(tx.ITI_18, self.stored_queries.handle)
+        self._ready["registry"] = False
+        if s.hl7.enabled:
+            handler = PatientFeedHandler(self.registry.patients, s.registry.patient_id_domain)
+            self.mllp = MLLPServer(
+                handler,
+                host=s.hl7.host,
+                port=s.hl7.mllp_port,
+                max_message_bytes=s.hl7.max_message_bytes,
+                idle_timeout=float(s.hl7.idle_timeout),
+            )
+            self._ready["hl7"] = False
+
+    def _bind_repository(self) -> None:
+        """Document Repository: ITI-41 and ITI-43 at /xds/repository, registering via ITI-42."""
+        from gateway.repository import iti41, iti43
+        from gateway.repository.actor import Repository
+        from gateway.repository.registry_client import (
+            InProcessRegistryClient,
+            RegistryClient,
+            SoapRegistryClient,
+            model_register,
+        )
+
+        s = self.settings
+        client: RegistryClient
+        if s.repository.registry_url:
+            client = SoapRegistryClient(s.repository.registry_url, timeout=REGISTRY_TIMEOUT)
+            settle = 2.0 * REGISTRY_TIMEOUT  # an unanswered ITI-42 may still land until then
+        elif self.registry is not None and self.stored_queries is not None:
+            client = InProcessRegistryClient(
+                model_register(self.registry.register_document_set), self.stored_queries.run
+            )
+            settle = 0.0
+        else:
+            raise ConfigError(
+                "repository.registry_url: empty (in-process) but registry.enabled is false"
+            )
+        self.repository = Repository.open(
+            s.data_dir / "repository",
+            unique_id=s.repository.unique_id,
+            registry=client,
+            settle_seconds=settle,
+        )
+        endpoint = self.soap.endpoint(tx.REPOSITORY_PATH, tx.ENDPOINTS[tx.REPOSITORY_PATH])
+        endpoint.bind(tx.ITI_41, iti41.handler(self.repository))
+        endpoint.bind(tx.ITI_43, iti43.handler(self.repository))
+        self._ready["repository"] = False
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Readiness for ``/health``: ready when every enabled actor has started."""
@@ -87,6 +161,12 @@ class Gateway:
 
     def start(self) -> tuple[str, int]:
         """Start every listener; return the HTTP (host, port) actually bound."""
+        if self.mllp is not None:
+            host, port = self.mllp.start()
+            log.info("ITI-8 MLLP listening on %s:%d", host, port)
+            self._mark_ready("hl7")
+        if self.repository is not None:
+            self.repository.start()  # the start-up sweep ends before any request is served
         address = self.http.start()
         for name in list(self._ready):
             self._mark_ready(name)
@@ -99,8 +179,18 @@ class Gateway:
         return address
 
     def stop(self) -> None:
-        """Stop listeners, finishing what is in flight."""
+        """Stop listeners, finishing what is in flight, then close the databases."""
         self.http.stop()
+        if self.mllp is not None:
+            self.mllp.stop()
+        if self.repository is not None:
+            self.repository.stop()
+        if self.registry is not None:
+            self.registry.close()
+
+    @property
+    def mllp_address(self) -> tuple[str, int] | None:
+        return self.mllp.address if self.mllp is not None else None
 
     @property
     def base_url(self) -> str:

@@ -66,6 +66,39 @@ def _parser() -> argparse.ArgumentParser:
     feed.add_argument("--config", metavar="FILE", help="TOML configuration file")
     feed.set_defaults(func=_cmd_feed)
 
+    from gateway.repository import cli as repository_cli
+
+    provide = sub.add_parser(
+        "provide",
+        help="submit a document to an XDS.b repository (ITI-41)",
+        description="Submit FILE with generated or templated metadata to an XDS.b Document "
+        "Repository by ITI-41 Provide and Register Document Set-b (MTOM).",
+    )
+    repository_cli.add_provide_arguments(provide)
+    provide.set_defaults(func=_cmd_provide)
+    retrieve = sub.add_parser(
+        "retrieve",
+        help="fetch a document from an XDS.b repository (ITI-43)",
+        description="Fetch one document by ITI-43 Retrieve Document Set and write it to --out.",
+    )
+    repository_cli.add_retrieve_arguments(retrieve)
+    retrieve.set_defaults(func=_cmd_retrieve)
+
+    db = sub.add_parser(
+        "db",
+        help="registry database maintenance",
+        description="Registry database maintenance (registry.database_url).",
+    )
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_sub.add_parser(
+        "upgrade",
+        help="create or migrate the registry schema to the newest revision (Alembic)",
+        description="Create the registry tables, or migrate them to the newest revision. "
+        "Safe to run at any time; `serve` does it at start too.",
+    )
+    upgrade.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    upgrade.set_defaults(func=_cmd_db_upgrade)
+
     config = sub.add_parser(
         "config",
         help="print the effective configuration as JSON",
@@ -87,6 +120,34 @@ def _cmd_feed(args: argparse.Namespace) -> int:
     host = args.host or settings.hl7.host
     port = args.port if args.port is not None else settings.hl7.mllp_port
     return run_feed(args.files, host, port, args.timeout, sys.stdout)
+
+
+def _cmd_provide(args: argparse.Namespace) -> int:
+    from gateway.repository import cli as repository_cli
+
+    return repository_cli.run_provide(args, _settings(args))
+
+
+def _cmd_retrieve(args: argparse.Namespace) -> int:
+    from gateway.repository import cli as repository_cli
+
+    return repository_cli.run_retrieve(args, _settings(args))
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from gateway.registry.database import db_upgrade
+
+    settings = _settings(args)
+    db_upgrade(settings.database_url)
+    print(f"registry schema is up to date at {_redact(settings.database_url)}")
+    return EXIT_OK
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _cmd_config(args: argparse.Namespace) -> int:

@@ -1,0 +1,253 @@
+"""SQL building blocks of the stored queries (SQLAlchemy Core): filters, fetches, result rows.
+
+Every filter runs in the database: patient ids and statuses as ``IN``, time ranges as string
+comparisons on the normalised 14-digit columns, code parameters as one ``EXISTS`` on
+``object_code`` per AND-ed slot (OR of the slot's codes inside), authors as ``EXISTS`` on
+``object_author`` with LIKE, referenceIdList as ``EXISTS`` on ``reference_id``. The correlated
+sub-queries use the ``(object_id, ...)`` indexes of ``schema.py``.
+
+Standard: ITI TF-2 §3.18.4.1.2.3.5 (AND/OR, LIKE patterns), §3.18.4.1.2.3.7 (time ranges: From
+inclusive, To exclusive; DocumentEntry type), rev. 19.0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    RowMapping,
+    Select,
+    Table,
+    and_,
+    exists,
+    false,
+    or_,
+    select,
+)
+
+from gateway.errors import XDSTooManyResults
+from gateway.metadata import vocabulary as v
+from gateway.metadata.datatypes import Code
+from gateway.registry import codec, patients
+from gateway.registry.schema import (
+    association,
+    document_entry,
+    folder,
+    object_author,
+    object_code,
+    reference_id,
+    submission_set,
+)
+
+# Without $XDSDocumentEntryType a query returns Stable entries only, so consumers that predate
+# On-Demand Documents never meet one (ITI TF-2 §3.18.4.1.2.5, On-Demand Documents option).
+DEFAULT_DOCUMENT_TYPES: tuple[str, ...] = (str(v.DOCUMENT_ENTRY_STABLE),)
+
+
+@dataclass(slots=True, kw_only=True)
+class Scope:
+    """How one query runs: its connection and dialect, whole rows or keys, the result limit."""
+
+    conn: Connection
+    full: bool  # LeafClass: fetch bodies; ObjectRef: keys only
+    limit: int = 0  # max objects of a LeafClass answer (0 = none; XDSTooManyResults beyond)
+
+    @property
+    def dialect(self) -> str:
+        return self.conn.dialect.name
+
+
+@dataclass(slots=True)
+class Found:
+    """The rows a query selected, per object kind, in result order."""
+
+    documents: list[RowMapping] = field(default_factory=list)
+    submission_sets: list[RowMapping] = field(default_factory=list)
+    folders: list[RowMapping] = field(default_factory=list)
+    associations: list[RowMapping] = field(default_factory=list)
+
+    def count(self) -> int:
+        return (
+            len(self.documents)
+            + len(self.submission_sets)
+            + len(self.folders)
+            + len(self.associations)
+        )
+
+
+# --- fetching -------------------------------------------------------------------------------------
+def columns(table: Table, full: bool) -> list[Column[Any]]:
+    """All columns for LeafClass; without ``body`` for ObjectRef (the JSON is not needed)."""
+    return [c for c in table.c if full or c.name != "body"]
+
+
+def fetch(scope: Scope, table: Table, *where: ColumnElement[bool]) -> list[RowMapping]:
+    """Rows of ``table`` matching ``where``, in registration order (``seq``, then ``id``).
+
+    With a LeafClass limit, at most ``limit + 1`` rows are read: enough to know the answer is
+    too large without reading a million rows. Raises: XDSTooManyResults.
+    """
+    statement: Select[Any] = select(*columns(table, scope.full)).where(*where)
+    statement = statement.order_by(table.c.seq, table.c.id)
+    if scope.full and scope.limit:
+        statement = statement.limit(scope.limit + 1)
+    rows = list(scope.conn.execute(statement).mappings())
+    check_limit(scope, len(rows))
+    return rows
+
+
+def check_limit(scope: Scope, count: int) -> None:
+    """Refuse a LeafClass answer of more than ``limit`` objects.
+
+    Standard: ITI TF-2 §3.18.4.1.3 (XDSTooManyResults). Raises: XDSTooManyResults.
+    """
+    if scope.full and scope.limit and count > scope.limit:
+        raise XDSTooManyResults(
+            f"the query matches more than {scope.limit} objects; narrow it or ask for ObjectRef"
+        )
+
+
+def ids_of(rows: Iterable[RowMapping]) -> list[str]:
+    """The ``id`` of each row, in order, without repeats."""
+    return list(dict.fromkeys(row["id"] for row in rows))
+
+
+def unique(rows: Iterable[RowMapping]) -> list[RowMapping]:
+    """Rows without repeated ids (an object reached on two paths is returned once)."""
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        if row["id"] not in seen:
+            seen.add(row["id"])
+            out.append(row)
+    return out
+
+
+# --- patients -------------------------------------------------------------------------------------
+def patient_ids(conn: Connection, pid: str) -> list[str]:
+    """The patient ids a query for ``pid`` covers: ``pid`` and every id merged into it.
+
+    A query for an id that was itself merged away (subsumed) returns nothing.
+    Standard: ITI TF-2 §3.8.4.2.3 and the ITI-18 merge rule (IHE assertions ITI18-11, ITI18-12).
+    """
+    survivor = patients.resolve_in(conn, pid)
+    if survivor is not None and survivor != pid:
+        return []
+    return patients.aliases_in(conn, pid)
+
+
+# --- filters --------------------------------------------------------------------------------------
+def time_range(column: Column[Any], low: str | None, high: str | None) -> list[ColumnElement[bool]]:
+    """``low <= column < high`` on normalised 14-digit times (either bound may be absent).
+
+    A DTM of any precision is padded with its lowest values, so ``To 2005`` excludes everything
+    from 2005-01-01 00:00:00 on. Standard: ITI TF-2 §3.18.4.1.2.3.7 (From inclusive, To
+    exclusive).
+    """
+    clauses: list[ColumnElement[bool]] = []
+    if low is not None:
+        clauses.append(column >= codec.normalise_dtm(low))
+    if high is not None:
+        clauses.append(column < codec.normalise_dtm(high))
+    return clauses
+
+
+def in_list(column: Column[Any], values: Sequence[str] | None) -> list[ColumnElement[bool]]:
+    """``column IN values`` when the parameter was given (status, type, sourceId ...)."""
+    return [] if values is None else [column.in_(list(values))]
+
+
+def code_filters(
+    object_id: Column[Any], attribute: str, groups: Sequence[Sequence[Code]] | None
+) -> list[ColumnElement[bool]]:
+    """One ``EXISTS`` on ``object_code`` per AND-ed slot, the slot's codes OR-ed inside.
+
+    Code and codingScheme must both match. Standard: ITI TF-2 §3.18.4.1.2.3.4 (code^^scheme),
+    §3.18.4.1.2.3.5 (AND/OR semantics).
+    """
+    clauses: list[ColumnElement[bool]] = []
+    for codes in groups or ():
+        pairs = [
+            and_(object_code.c.code == c.code, object_code.c.scheme == c.scheme) for c in codes
+        ]
+        clauses.append(
+            exists().where(
+                object_code.c.object_id == object_id,
+                object_code.c.attribute == attribute,
+                or_(*pairs),
+            )
+        )
+    return clauses
+
+
+def reference_filters(
+    object_id: Column[Any], groups: Sequence[Sequence[str]] | None
+) -> list[ColumnElement[bool]]:
+    """One ``EXISTS`` on ``reference_id`` per AND-ed slot (exact match of the CXi values).
+
+    Standard: ITI TF-2 §3.18.4.1.2.3.7.14 ($XDSDocumentEntryReferenceIdList).
+    """
+    return [
+        exists().where(reference_id.c.object_id == object_id, reference_id.c.value.in_(list(vals)))
+        for vals in groups or ()
+    ]
+
+
+def author_filter(
+    object_id: Column[Any], patterns: Sequence[str] | None, dialect: str
+) -> list[ColumnElement[bool]]:
+    """``EXISTS`` an authorPerson of the object matching one of the LIKE patterns.
+
+    ``%`` matches any string, ``_`` one character; every other character is literal and matched
+    case-sensitively on every database. Standard: ITI TF-2 §3.18.4.1.2.3.5 (author parameters).
+    """
+    if patterns is None:
+        return []
+    matches = [like(object_author.c.person, pattern, dialect) for pattern in patterns]
+    return [exists().where(object_author.c.object_id == object_id, or_(*matches))]
+
+
+def like(column: Column[Any], pattern: str, dialect: str) -> ColumnElement[bool]:
+    """A case-sensitive SQL LIKE of the stored-query pattern language (``%`` and ``_``).
+
+    SQLite's LIKE ignores ASCII case, so there the pattern becomes a GLOB (case-sensitive) with
+    GLOB's own metacharacters bracketed; elsewhere LIKE with ``\\`` as escape character.
+    """
+    if dialect == "sqlite":
+        glob = "".join(_GLOB.get(char, char) for char in pattern)
+        return column.op("GLOB")(glob)
+    return column.like(pattern.replace("\\", "\\\\"), escape="\\")
+
+
+_GLOB = {"%": "*", "_": "?", "*": "[*]", "?": "[?]", "[": "[[]"}
+
+
+def never() -> ColumnElement[bool]:
+    """A condition no row meets (an empty id list, a subsumed patient)."""
+    return false()
+
+
+# --- document entry filters shared by several queries --------------------------------------------
+def document_type_filter(
+    types: Sequence[str] | None, entries: Any = document_entry
+) -> list[ColumnElement[bool]]:
+    """``objectType IN types``, Stable only when $XDSDocumentEntryType is absent.
+
+    ``entries`` is the ``document_entry`` table or an alias of it.
+    Standard: ITI TF-2 §3.18.4.1.2.5 (DocumentEntry type in queries, On-Demand Documents).
+    """
+    wanted = DEFAULT_DOCUMENT_TYPES if types is None else types
+    return [entries.c.object_type.in_(list(wanted))]
+
+
+TABLES: dict[str, Table] = {
+    "DocumentEntry": document_entry,
+    "SubmissionSet": submission_set,
+    "Folder": folder,
+    "Association": association,
+}

@@ -1,0 +1,302 @@
+"""The stored queries of ITI-18 and their parameters, as the Technical Framework tabulates them.
+
+One :class:`QuerySpec` per query of ITI TF-2 §3.18.4.1.2.4 (Table 3.18.4.1.2.4-1, query ids) with
+the parameter table of its section §3.18.4.1.2.3.7.x: name, value kind, single or multiple
+values, required or optional, and whether repeated slots combine with AND. ``one_of`` lists the
+parameter groups marked "R*" (exactly one of them is required), e.g. entryUUID or uniqueId.
+
+Parameters of the Metadata Update option (``$MetadataLevel``, ``$XDSDocumentEntryLogicalID``) are
+not listed: this registry does not support that option, and ebRS 3.0 §6.3.2.1 requires a registry
+to ignore parameters a stored query does not define (NIST test 11897/practicesetting_scheme
+sends such a parameter and expects Success).
+
+Standard: ITI TF-2 §3.18.4.1.2.3.7.1-§3.18.4.1.2.3.7.14 and §3.18.4.1.2.4 (rev. 19.0 read).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from types import MappingProxyType
+
+from gateway.metadata.vocabulary import UUID
+
+
+class Kind(Enum):
+    """How the Value text of a parameter is coded (ITI TF-2 §3.18.4.1.2.3.5)."""
+
+    STRING = "string"  # a quoted string: status URNs, uniqueIds, sourceIds, reference ids
+    UUID = "uuid"  # a quoted urn:uuid: (entryUUIDs, $uuid)
+    PATIENT = "patient"  # a quoted CX patient id
+    DTM = "dtm"  # a number: a DTM of any precision (ITI TF-2 §3.18.4.1.2.3.3 time coding)
+    CODE = "code"  # a quoted code^^codingScheme (ITI TF-2 §3.18.4.1.2.3.4)
+    PATTERN = "pattern"  # a quoted SQL LIKE pattern with % and _ (authorPerson)
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One stored-query parameter as a query's table defines it."""
+
+    name: str
+    kind: Kind
+    multiple: bool = False
+    required: bool = False
+    # Repeated slots of this parameter are AND-ed, the values of one slot OR-ed
+    # (ITI TF-2 §3.18.4.1.2.3.5, AND/OR semantics of code parameters).
+    and_or: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySpec:
+    """A stored query: id, name, TF section, parameter table and its "R*" groups."""
+
+    id: UUID
+    section: str
+    params: tuple[Param, ...]
+    one_of: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.id.name
+
+    def param(self, name: str) -> Param | None:
+        """The parameter of this query called ``name`` (``None``: not defined, to be ignored)."""
+        for param in self.params:
+            if param.name == name:
+                return param
+        return None
+
+
+def _one(name: str, kind: Kind, *, required: bool = False) -> Param:
+    return Param(name, kind, multiple=False, required=required)
+
+
+def _many(name: str, kind: Kind, *, required: bool = False) -> Param:
+    # Every multi-valued code parameter takes the AND/OR form: for the multi-valued attributes
+    # (eventCodeList, confidentialityCode, Folder codeList) the TF names it explicitly; for the
+    # single-valued ones AND of two lists is simply their intersection, so one rule fits all.
+    return Param(name, kind, multiple=True, required=required, and_or=kind is Kind.CODE)
+
+
+# --- query ids (ITI TF-2 §3.18.4.1.2.4, Table 3.18.4.1.2.4-1) ------------------------------------
+FIND_DOCUMENTS = UUID("urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d", name="FindDocuments")
+FIND_DOCUMENTS_BY_REFERENCE_ID = UUID(
+    "urn:uuid:12941a89-e02e-4be5-967c-ce4bfc8fe492", name="FindDocumentsByReferenceId"
+)
+FIND_SUBMISSION_SETS = UUID(
+    "urn:uuid:f26abbcb-ac74-4422-8a30-edb644bbc1a9", name="FindSubmissionSets"
+)
+FIND_FOLDERS = UUID("urn:uuid:958f3006-baad-4929-a4de-ff1114824431", name="FindFolders")
+GET_ALL = UUID("urn:uuid:10b545ea-725c-446d-9b95-8aeb444eddf3", name="GetAll")
+GET_DOCUMENTS = UUID("urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4", name="GetDocuments")
+GET_FOLDERS = UUID("urn:uuid:5737b14c-8a1a-4539-b659-e03a34a5e1e4", name="GetFolders")
+GET_ASSOCIATIONS = UUID("urn:uuid:a7ae438b-4bc2-4642-93e9-be891f7bb155", name="GetAssociations")
+GET_DOCUMENTS_AND_ASSOCIATIONS = UUID(
+    "urn:uuid:bab9529a-4a10-40b3-a01f-f68a615d247a", name="GetDocumentsAndAssociations"
+)
+GET_SUBMISSION_SETS = UUID(
+    "urn:uuid:51224314-5390-4169-9b91-b1980040715a", name="GetSubmissionSets"
+)
+GET_SUBMISSION_SET_AND_CONTENTS = UUID(
+    "urn:uuid:e8e3cb2c-e39c-46b9-99e4-c12f57260b83", name="GetSubmissionSetAndContents"
+)
+GET_FOLDER_AND_CONTENTS = UUID(
+    "urn:uuid:b909a503-523d-4517-8acf-8e5834dfc4c7", name="GetFolderAndContents"
+)
+GET_FOLDERS_FOR_DOCUMENT = UUID(
+    "urn:uuid:10cae35a-c7f9-4cf5-b61e-fc3278ffb578", name="GetFoldersForDocument"
+)
+GET_RELATED_DOCUMENTS = UUID(
+    "urn:uuid:d90e5407-b356-4d91-a89f-873917b4b0e6", name="GetRelatedDocuments"
+)
+
+# --- parameter names -----------------------------------------------------------------------------
+DE = "$XDSDocumentEntry"
+DE_PATIENT_ID = DE + "PatientId"
+DE_CLASS_CODE = DE + "ClassCode"
+DE_TYPE_CODE = DE + "TypeCode"
+DE_PRACTICE_SETTING_CODE = DE + "PracticeSettingCode"
+DE_CREATION_TIME_FROM = DE + "CreationTimeFrom"
+DE_CREATION_TIME_TO = DE + "CreationTimeTo"
+DE_SERVICE_START_TIME_FROM = DE + "ServiceStartTimeFrom"
+DE_SERVICE_START_TIME_TO = DE + "ServiceStartTimeTo"
+DE_SERVICE_STOP_TIME_FROM = DE + "ServiceStopTimeFrom"
+DE_SERVICE_STOP_TIME_TO = DE + "ServiceStopTimeTo"
+DE_HEALTHCARE_FACILITY_TYPE_CODE = DE + "HealthcareFacilityTypeCode"
+DE_EVENT_CODE_LIST = DE + "EventCodeList"
+DE_CONFIDENTIALITY_CODE = DE + "ConfidentialityCode"
+DE_AUTHOR_PERSON = DE + "AuthorPerson"
+DE_FORMAT_CODE = DE + "FormatCode"
+DE_STATUS = DE + "Status"
+DE_TYPE = DE + "Type"
+DE_REFERENCE_ID_LIST = DE + "ReferenceIdList"
+DE_ENTRY_UUID = DE + "EntryUUID"
+DE_UNIQUE_ID = DE + "UniqueId"
+
+SS = "$XDSSubmissionSet"
+SS_PATIENT_ID = SS + "PatientId"
+SS_SOURCE_ID = SS + "SourceId"
+SS_SUBMISSION_TIME_FROM = SS + "SubmissionTimeFrom"
+SS_SUBMISSION_TIME_TO = SS + "SubmissionTimeTo"
+SS_AUTHOR_PERSON = SS + "AuthorPerson"
+SS_CONTENT_TYPE = SS + "ContentType"
+SS_STATUS = SS + "Status"
+SS_ENTRY_UUID = SS + "EntryUUID"
+SS_UNIQUE_ID = SS + "UniqueId"
+
+FOL = "$XDSFolder"
+FOL_PATIENT_ID = FOL + "PatientId"
+FOL_LAST_UPDATE_TIME_FROM = FOL + "LastUpdateTimeFrom"
+FOL_LAST_UPDATE_TIME_TO = FOL + "LastUpdateTimeTo"
+FOL_CODE_LIST = FOL + "CodeList"
+FOL_STATUS = FOL + "Status"
+FOL_ENTRY_UUID = FOL + "EntryUUID"
+FOL_UNIQUE_ID = FOL + "UniqueId"
+
+PATIENT_ID = "$patientId"
+UUIDS = "$uuid"
+ASSOCIATION_TYPES = "$AssociationTypes"
+
+# Parameters shared by FindDocuments and FindDocumentsByReferenceId (§3.18.4.1.2.3.7.1/.14).
+_FIND_DOCUMENTS_PARAMS: tuple[Param, ...] = (
+    _one(DE_PATIENT_ID, Kind.PATIENT, required=True),
+    _many(DE_CLASS_CODE, Kind.CODE),
+    _many(DE_TYPE_CODE, Kind.CODE),
+    _many(DE_PRACTICE_SETTING_CODE, Kind.CODE),
+    _one(DE_CREATION_TIME_FROM, Kind.DTM),
+    _one(DE_CREATION_TIME_TO, Kind.DTM),
+    _one(DE_SERVICE_START_TIME_FROM, Kind.DTM),
+    _one(DE_SERVICE_START_TIME_TO, Kind.DTM),
+    _one(DE_SERVICE_STOP_TIME_FROM, Kind.DTM),
+    _one(DE_SERVICE_STOP_TIME_TO, Kind.DTM),
+    _many(DE_HEALTHCARE_FACILITY_TYPE_CODE, Kind.CODE),
+    _many(DE_EVENT_CODE_LIST, Kind.CODE),
+    _many(DE_CONFIDENTIALITY_CODE, Kind.CODE),
+    _many(DE_AUTHOR_PERSON, Kind.PATTERN),
+    _many(DE_FORMAT_CODE, Kind.CODE),
+    _many(DE_STATUS, Kind.STRING, required=True),
+    _many(DE_TYPE, Kind.STRING),
+)
+# The DocumentEntry filters of the "contents" queries (§3.18.4.1.2.3.7.4/.10/.11).
+_CONTENT_FILTERS: tuple[Param, ...] = (
+    _many(DE_FORMAT_CODE, Kind.CODE),
+    _many(DE_CONFIDENTIALITY_CODE, Kind.CODE),
+    _many(DE_TYPE, Kind.STRING),
+)
+_BY_DOCUMENT = ((DE_ENTRY_UUID, DE_UNIQUE_ID),)
+_BY_FOLDER = ((FOL_ENTRY_UUID, FOL_UNIQUE_ID),)
+
+
+QUERIES: tuple[QuerySpec, ...] = (
+    QuerySpec(id=FIND_DOCUMENTS, section="§3.18.4.1.2.3.7.1", params=_FIND_DOCUMENTS_PARAMS),
+    QuerySpec(
+        id=FIND_DOCUMENTS_BY_REFERENCE_ID,
+        section="§3.18.4.1.2.3.7.14",
+        params=(
+            *_FIND_DOCUMENTS_PARAMS,
+            Param(DE_REFERENCE_ID_LIST, Kind.STRING, multiple=True, required=True, and_or=True),
+        ),
+    ),
+    QuerySpec(
+        id=FIND_SUBMISSION_SETS,
+        section="§3.18.4.1.2.3.7.2",
+        params=(
+            _one(SS_PATIENT_ID, Kind.PATIENT, required=True),
+            _many(SS_SOURCE_ID, Kind.STRING),
+            _one(SS_SUBMISSION_TIME_FROM, Kind.DTM),
+            _one(SS_SUBMISSION_TIME_TO, Kind.DTM),
+            _one(SS_AUTHOR_PERSON, Kind.PATTERN),
+            _many(SS_CONTENT_TYPE, Kind.CODE),
+            _many(SS_STATUS, Kind.STRING, required=True),
+        ),
+    ),
+    QuerySpec(
+        id=FIND_FOLDERS,
+        section="§3.18.4.1.2.3.7.3",
+        params=(
+            _one(FOL_PATIENT_ID, Kind.PATIENT, required=True),
+            _one(FOL_LAST_UPDATE_TIME_FROM, Kind.DTM),
+            _one(FOL_LAST_UPDATE_TIME_TO, Kind.DTM),
+            _many(FOL_CODE_LIST, Kind.CODE),
+            _many(FOL_STATUS, Kind.STRING, required=True),
+        ),
+    ),
+    QuerySpec(
+        id=GET_ALL,
+        section="§3.18.4.1.2.3.7.4",
+        params=(
+            _one(PATIENT_ID, Kind.PATIENT, required=True),
+            _many(DE_STATUS, Kind.STRING, required=True),
+            _many(SS_STATUS, Kind.STRING, required=True),
+            _many(FOL_STATUS, Kind.STRING, required=True),
+            *_CONTENT_FILTERS,
+        ),
+    ),
+    QuerySpec(
+        id=GET_DOCUMENTS,
+        section="§3.18.4.1.2.3.7.5",
+        params=(_many(DE_ENTRY_UUID, Kind.UUID), _many(DE_UNIQUE_ID, Kind.STRING)),
+        one_of=_BY_DOCUMENT,
+    ),
+    QuerySpec(
+        id=GET_FOLDERS,
+        section="§3.18.4.1.2.3.7.6",
+        params=(_many(FOL_ENTRY_UUID, Kind.UUID), _many(FOL_UNIQUE_ID, Kind.STRING)),
+        one_of=_BY_FOLDER,
+    ),
+    QuerySpec(
+        id=GET_ASSOCIATIONS,
+        section="§3.18.4.1.2.3.7.7",
+        params=(_many(UUIDS, Kind.UUID, required=True),),
+    ),
+    QuerySpec(
+        id=GET_DOCUMENTS_AND_ASSOCIATIONS,
+        section="§3.18.4.1.2.3.7.8",
+        params=(_many(DE_ENTRY_UUID, Kind.UUID), _many(DE_UNIQUE_ID, Kind.STRING)),
+        one_of=_BY_DOCUMENT,
+    ),
+    QuerySpec(
+        id=GET_SUBMISSION_SETS,
+        section="§3.18.4.1.2.3.7.9",
+        params=(_many(UUIDS, Kind.UUID, required=True),),
+    ),
+    QuerySpec(
+        id=GET_SUBMISSION_SET_AND_CONTENTS,
+        section="§3.18.4.1.2.3.7.10",
+        params=(
+            _one(SS_ENTRY_UUID, Kind.UUID),
+            _one(SS_UNIQUE_ID, Kind.STRING),
+            *_CONTENT_FILTERS,
+        ),
+        one_of=((SS_ENTRY_UUID, SS_UNIQUE_ID),),
+    ),
+    QuerySpec(
+        id=GET_FOLDER_AND_CONTENTS,
+        section="§3.18.4.1.2.3.7.11",
+        params=(
+            _one(FOL_ENTRY_UUID, Kind.UUID),
+            _one(FOL_UNIQUE_ID, Kind.STRING),
+            *_CONTENT_FILTERS,
+        ),
+        one_of=_BY_FOLDER,
+    ),
+    QuerySpec(
+        id=GET_FOLDERS_FOR_DOCUMENT,
+        section="§3.18.4.1.2.3.7.12",
+        params=(_one(DE_ENTRY_UUID, Kind.UUID), _one(DE_UNIQUE_ID, Kind.STRING)),
+        one_of=_BY_DOCUMENT,
+    ),
+    QuerySpec(
+        id=GET_RELATED_DOCUMENTS,
+        section="§3.18.4.1.2.3.7.13",
+        params=(
+            _one(DE_ENTRY_UUID, Kind.UUID),
+            _one(DE_UNIQUE_ID, Kind.STRING),
+            _many(ASSOCIATION_TYPES, Kind.STRING, required=True),
+            _many(DE_TYPE, Kind.STRING),
+        ),
+        one_of=_BY_DOCUMENT,
+    ),
+)
+
+BY_ID: MappingProxyType[str, QuerySpec] = MappingProxyType({str(q.id): q for q in QUERIES})

@@ -1,0 +1,49 @@
+"""ITI-43 Retrieve Document Set at ``/xds/repository``: the thin SOAP handler.
+
+Decode the DocumentRequests, call :meth:`Repository.retrieve`, answer with a
+RetrieveDocumentSetResponse whose documents are MTOM parts streamed from storage in chunks by
+the dispatcher (never the whole set in memory). Status Success, PartialSuccess or Failure; one
+RegistryError per document not returned.
+
+Standard: ITI TF-2 §3.43 (rev. 19.0): §3.43.4.1.2 request, §3.43.4.2.2-3 response and expected
+actions; ITI TF-2 Appendix V §V.3.3.2.2 (MTOM/XOP).
+"""
+
+from __future__ import annotations
+
+from gateway.errors import XDSRepositoryError
+from gateway.repository.actor import Repository
+from gateway.repository.retrieve_codec import build_response, parse_request
+from gateway.soap.dispatch import Context, Handler
+from gateway.soap.message import SoapRequest, SoapResponse
+from gateway.soap.transactions import ITI_43
+
+TRANSACTION = ITI_43
+# Wire constants (one source of truth: the transaction table of gateway.soap.transactions)
+ACTION = ITI_43.action
+RESPONSE_ACTION = ITI_43.response_action
+REQUEST_QNAME = ITI_43.request_qname
+RESPONSE_QNAME = ITI_43.response_qname
+TF = "ITI TF-2 §3.43"
+
+
+def handler(repository: Repository) -> Handler:
+    """The ITI-43 handler bound to ``repository``. Standard: ITI TF-2 §3.43.4.
+
+    Raises: XDSRepositoryError for a request without any DocumentRequest (the schema requires
+    one or more).
+    """
+
+    def handle(request: SoapRequest, ctx: Context) -> SoapResponse:
+        requests = parse_request(request.body)
+        if not requests:
+            raise XDSRepositoryError("RetrieveDocumentSetRequest holds no DocumentRequest")
+        result = repository.retrieve(requests)
+        body = build_response(
+            result.status,
+            result.errors,
+            [(d.request, d.mime_type, d.attachment.content_id) for d in result.documents],
+        )
+        return SoapResponse(body=body, attachments=[d.attachment for d in result.documents])
+
+    return handle

@@ -1,0 +1,220 @@
+"""How the repository reaches *a* registry: one narrow interface, in-process or SOAP.
+
+:class:`RegistryClient` has two calls. ``register`` sends an ITI-42 ``lcm:SubmitObjectsRequest``
+and returns the registry's ``rs:RegistryResponse`` as it came (XDS errors and warnings travel
+inside it; the repository passes it back to its own caller unchanged, ITI TF-2 §3.41.4.2).
+``is_registered`` asks, through an ITI-18 GetDocuments query, whether the registry lists a
+DocumentEntry uniqueId of this repository; the crash-recovery sweep needs the answer.
+
+- :class:`InProcessRegistryClient` wraps two callables that ``gateway/app.py`` binds to the
+  registry actor of the same process (no import of ``gateway.registry`` here).
+- :class:`SoapRegistryClient` calls a remote registry with the gateway's zeep client
+  (``gateway.soap.client``: WS-Addressing headers, TLS when the URL is https).
+
+Failures to get an answer raise :class:`~gateway.errors.XDSRegistryNotAvailable` from ``register``
+(translated where they enter, ARCHITECTURE.md "Errors") and give ``None`` from ``is_registered``.
+
+Standards: ITI TF-2 §3.42 (Register Document Set-b), §3.18.4.1.2.3.7.5 (GetDocuments, query id
+``urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4``; ``$XDSDocumentEntryUniqueId`` a list of quoted
+strings, §3.18.4.1.2.3.5), ebRS 3.0 §6.3 (AdhocQueryRequest, ResponseOption returnType).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import zeep
+from lxml import etree
+
+from gateway.errors import XDSError, XDSErrorList, XDSRegistryNotAvailable
+from gateway.metadata.ebrim import parse_registry_object_list, parse_submit_objects_request
+from gateway.metadata.model import DocumentEntry, Submission
+from gateway.soap import ns, registry_response
+from gateway.soap.client import SoapClientError, call, make_client
+from gateway.soap.transactions import ITI_18, ITI_42, REGISTRY_PATH
+
+log = logging.getLogger("gateway.repository")
+
+GET_DOCUMENTS = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"  # ITI TF-2 §3.18.4.1.2.3.7.5
+LEAF_CLASS = "LeafClass"
+
+RegisterFunc = Callable[[etree._Element], etree._Element]
+QueryFunc = Callable[[etree._Element], etree._Element]
+ModelRegisterFunc = Callable[[Submission], Sequence[XDSError]]
+
+
+class RegistryClient(Protocol):
+    """What the repository needs from a registry."""
+
+    def register(self, request: etree._Element) -> etree._Element:
+        """ITI-42: lcm:SubmitObjectsRequest in, rs:RegistryResponse out.
+
+        Raises:
+            XDSRegistryNotAvailable: no answer (the outcome is unknown).
+        """
+        ...
+
+    def is_registered(self, unique_id: str, repository_unique_id: str) -> bool | None:
+        """Whether the registry lists a DocumentEntry with this uniqueId in this repository;
+        None when the registry cannot be asked."""
+        ...
+
+
+class InProcessRegistryClient:
+    """The registry of this process, reached through plain callables.
+
+    ``register`` takes the SubmitObjectsRequest element and returns the RegistryResponse
+    element; ``query`` (optional) takes a query:AdhocQueryRequest and returns the
+    query:AdhocQueryResponse. An XDSError raised by ``register`` becomes a failure response, as
+    the SOAP boundary would make it; any other exception leaves the outcome unknown.
+    """
+
+    def __init__(self, register: RegisterFunc, query: QueryFunc | None = None) -> None:
+        self._register = register
+        self._query = query
+
+    def register(self, request: etree._Element) -> etree._Element:
+        """Call the registry actor. Standard: ITI TF-2 §3.42.4.1.
+
+        Raises:
+            XDSRegistryNotAvailable: the registry raised something other than an XDSError.
+        """
+        try:
+            return self._register(request)
+        except XDSError as error:
+            return registry_response.failure_body(ITI_42, error)
+        except Exception as exc:
+            log.exception("in-process registry failed on ITI-42")
+            raise XDSRegistryNotAvailable(f"The registry failed: {exc}") from exc
+
+    def is_registered(self, unique_id: str, repository_unique_id: str) -> bool | None:
+        """Ask the registry actor with GetDocuments. Standard: ITI TF-2 §3.18.4.1.2.3.7.5."""
+        if self._query is None:
+            return None
+        try:
+            response = self._query(get_documents_request(unique_id))
+        except Exception:
+            log.exception("in-process registry failed on ITI-18")
+            return None
+        return registered_in(response, unique_id, repository_unique_id)
+
+
+class SoapRegistryClient:
+    """A remote registry's ``/xds/registry`` endpoint over SOAP 1.2 (zeep, WS-Addressing).
+
+    ``url`` is the endpoint address; https URLs use TLS with ``verify`` (True, False or a CA
+    bundle path) and the optional client ``cert`` (certificate file, key file), ITI-19. Each
+    thread builds its own zeep client on first use.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 60,
+        verify: bool | str = True,
+        cert: tuple[str, str] | None = None,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._verify, self._cert = verify, cert
+        self._local = threading.local()
+
+    def _client(self) -> zeep.Client:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = make_client(
+                self.url,
+                transaction_path=REGISTRY_PATH,
+                timeout=self.timeout,
+                verify=self._verify,
+                cert=self._cert,
+            )
+            self._local.client = client
+        return client
+
+    def register(self, request: etree._Element) -> etree._Element:
+        """Send ITI-42; return the RegistryResponse. Standard: ITI TF-2 §3.42.4.1-2.
+
+        Raises:
+            XDSRegistryNotAvailable: refused, timed out, TLS failure, a SOAP fault or no usable
+                SOAP answer.
+        """
+        try:
+            return call(self._client(), ITI_42, request).body
+        except SoapClientError as exc:
+            raise XDSRegistryNotAvailable(f"Registry {self.url} did not answer: {exc}") from exc
+
+    def is_registered(self, unique_id: str, repository_unique_id: str) -> bool | None:
+        """GetDocuments over ITI-18. Standard: ITI TF-2 §3.18.4.1.2.3.7.5."""
+        try:
+            answer = call(self._client(), ITI_18, get_documents_request(unique_id))
+        except SoapClientError as exc:
+            log.warning("registry %s cannot be asked about %s: %s", self.url, unique_id, exc)
+            return None
+        return registered_in(answer.body, unique_id, repository_unique_id)
+
+
+def model_register(register: ModelRegisterFunc) -> RegisterFunc:
+    """Adapt a registry entry point that takes the model (Submission in, warnings returned, XDS
+    errors raised, e.g. ``gateway.registry.iti42.Registry.register_document_set``) to the
+    element form :class:`InProcessRegistryClient` takes. Raised errors become a Failure
+    response in :meth:`InProcessRegistryClient.register`. Standard: ITI TF-2 §3.42.4.2.
+    """
+
+    def register_element(request: etree._Element) -> etree._Element:
+        warnings = list(register(parse_submit_objects_request(request)))
+        return registry_response.registry_response(registry_response.status_for(warnings), warnings)
+
+    return register_element
+
+
+def get_documents_request(unique_id: str) -> etree._Element:
+    """A GetDocuments AdhocQueryRequest (LeafClass) for one DocumentEntry uniqueId.
+
+    Standard: ITI TF-2 §3.18.4.1.2.3.7.5; value syntax ``('value')`` with ``'`` doubled inside,
+    §3.18.4.1.2.3.5.
+    """
+    request = etree.Element(
+        ns.qname(ns.QUERY, "AdhocQueryRequest"), nsmap={"query": ns.QUERY, "rim": ns.RIM}
+    )
+    option = etree.SubElement(request, ns.qname(ns.QUERY, "ResponseOption"))
+    option.set("returnType", LEAF_CLASS)
+    option.set("returnComposedObjects", "true")
+    query = etree.SubElement(request, ns.qname(ns.RIM, "AdhocQuery"), id=GET_DOCUMENTS)
+    slot = etree.SubElement(query, ns.qname(ns.RIM, "Slot"), name="$XDSDocumentEntryUniqueId")
+    values = etree.SubElement(slot, ns.qname(ns.RIM, "ValueList"))
+    quoted = unique_id.replace("'", "''")
+    etree.SubElement(values, ns.qname(ns.RIM, "Value")).text = f"('{quoted}')"
+    return request
+
+
+def registered_in(
+    response: etree._Element, unique_id: str, repository_unique_id: str
+) -> bool | None:
+    """Read a GetDocuments AdhocQueryResponse: True when it lists a DocumentEntry with this
+    uniqueId whose repositoryUniqueId is ours (or absent), False when it lists none, None when
+    the query failed. Standard: ITI TF-2 §3.18.4.1.3."""
+    if response.tag != ITI_18.response_qname:
+        return None
+    if response.get("status", "").rsplit(":", 1)[-1] != "Success":
+        return None
+    try:
+        objects = parse_registry_object_list(response)
+    except XDSErrorList:
+        return None
+    return any(
+        isinstance(obj, DocumentEntry)
+        and obj.unique_id == unique_id
+        and obj.repository_unique_id in (None, repository_unique_id)
+        for obj in objects
+    )
+
+
+def response_status(response: etree._Element) -> str:
+    """The short status of an rs:RegistryResponse: ``Success``, ``Failure``, ``PartialSuccess``
+    or what else it says ("" when absent). Standard: ebRS 3.0 §2.1.3, ITI TF-2 §3.42.4.2."""
+    return response.get("status", "").rsplit(":", 1)[-1]

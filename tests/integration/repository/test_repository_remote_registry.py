@@ -1,0 +1,180 @@
+"""The repository against a registry reached over SOAP (SoapRegistryClient): ITI-42 with
+WS-Addressing over HTTP and over HTTPS with client certificates, rejection leaving no file,
+GetDocuments for the recovery sweep, and an unreachable registry."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from lxml import etree
+
+from gateway.errors import XDSPatientIdDoesNotMatch, XDSRegistryNotAvailable
+from gateway.repository.actor import Repository
+from gateway.repository.registry_client import SoapRegistryClient
+from gateway.soap import ns
+from gateway.soap.dispatch import Context, Limits, SoapApplication
+from gateway.soap.message import SoapRequest, SoapResponse
+from gateway.soap.server import HttpServer, TlsFiles
+from gateway.soap.transactions import ENDPOINTS, ITI_18, ITI_42, REGISTRY_PATH
+from tests.integration.repository.repo_support import (
+    REPOSITORY_UID,
+    FakeRegistry,
+    failure,
+    provided_documents,
+    status_of,
+    stored_files,
+    submission_with,
+)
+
+DOC = b"remote registry test\n"
+
+
+@dataclass
+class RemoteRegistry:
+    fake: FakeRegistry
+    url: str
+    headers: list[list[etree._Element]]
+
+
+def _serve(
+    tmp: Path, fake: FakeRegistry, tls: TlsFiles | None
+) -> tuple[HttpServer, RemoteRegistry]:
+    app = SoapApplication(Limits(spool_dir=tmp / "spool"))
+    seen: list[list[etree._Element]] = []
+
+    def register(request: SoapRequest, ctx: Context) -> SoapResponse:
+        seen.append(request.headers)
+        return SoapResponse(body=fake.register(request.body))
+
+    def query(request: SoapRequest, ctx: Context) -> SoapResponse:
+        return SoapResponse(body=fake.query(request.body))
+
+    endpoint = app.endpoint(REGISTRY_PATH, ENDPOINTS[REGISTRY_PATH])
+    endpoint.bind(ITI_42, register)
+    endpoint.bind(ITI_18, query)
+    server = HttpServer(app, host="127.0.0.1", port=0, threads=4, tls=tls)
+    host, port = server.start()
+    scheme = "https" if tls else "http"
+    return server, RemoteRegistry(fake, f"{scheme}://{host}:{port}{REGISTRY_PATH}", seen)
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Iterator[RemoteRegistry]:
+    server, registry = _serve(tmp_path, FakeRegistry(), None)
+    try:
+        yield registry
+    finally:
+        server.stop()
+
+
+def _repository(root: Path, client: SoapRegistryClient) -> Repository:
+    repo = Repository.open(root, unique_id=REPOSITORY_UID, registry=client, retry_seconds=3600)
+    repo.start()
+    return repo
+
+
+def test_provide_registers_over_soap_with_ws_addressing(
+    tmp_path: Path, remote: RemoteRegistry
+) -> None:
+    repo = _repository(tmp_path / "repo", SoapRegistryClient(remote.url, timeout=10))
+    try:
+        response = repo.provide(submission_with([DOC]), provided_documents([DOC]))
+        assert status_of(response) == "Success"
+        [headers] = remote.headers
+        actions = [h.text for h in headers if h.tag == ns.qname(ns.WSA, "Action")]
+        assert actions == [ITI_42.action]
+        assert repo.registry.is_registered(submission_uid(), REPOSITORY_UID) is True
+        assert repo.registry.is_registered("1.2.3.404", REPOSITORY_UID) is False
+    finally:
+        repo.stop()
+
+
+def submission_uid() -> str:
+    return submission_with([DOC]).document_entries[0].unique_id or ""
+
+
+def test_registry_rejection_leaves_no_file(tmp_path: Path, remote: RemoteRegistry) -> None:
+    remote.fake.answer = failure(XDSPatientIdDoesNotMatch("not the same patient"))
+    repo = _repository(tmp_path / "repo", SoapRegistryClient(remote.url, timeout=10))
+    try:
+        response = repo.provide(submission_with([DOC]), provided_documents([DOC]))
+        assert status_of(response) == "Failure"
+        codes = [e.get("errorCode") for e in response.iter(ns.qname(ns.RS, "RegistryError"))]
+        assert codes == ["XDSPatientIdDoesNotMatch"]
+        assert stored_files(tmp_path / "repo") == []
+    finally:
+        repo.stop()
+
+
+def test_unreachable_registry(tmp_path: Path) -> None:
+    client = SoapRegistryClient("http://127.0.0.1:9/xds/registry", timeout=5)
+    repo = _repository(tmp_path / "repo", client)
+    try:
+        with pytest.raises(XDSRegistryNotAvailable, match="did not answer"):
+            repo.provide(submission_with([DOC]), provided_documents([DOC]))
+        assert repo.index.counts()["unresolved"] == 1  # kept, unserved, until the registry answers
+    finally:
+        repo.stop()
+
+
+def _cert(folder: Path, name: str, issuer: tuple | None = None) -> tuple:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_name, issuer_key = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
+    )
+    if issuer is not None:
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(issuer_key, hashes.SHA256())
+    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, key, str(cert_path), str(key_path)
+
+
+def test_https_with_client_certificate(tmp_path: Path) -> None:
+    ca = _cert(tmp_path, "ca")
+    server_cert = _cert(tmp_path, "server", issuer=(ca[0], ca[1]))
+    client_cert = _cert(tmp_path, "client", issuer=(ca[0], ca[1]))
+    tls = TlsFiles(certificate=server_cert[2], private_key=server_cert[3], ca_file=ca[2])
+    server, remote = _serve(tmp_path, FakeRegistry(), tls)
+    try:
+        client = SoapRegistryClient(
+            remote.url, timeout=10, verify=ca[2], cert=(client_cert[2], client_cert[3])
+        )
+        repo = _repository(tmp_path / "repo", client)
+        try:
+            response = repo.provide(submission_with([DOC]), provided_documents([DOC]))
+            assert status_of(response) == "Success"
+        finally:
+            repo.stop()
+        untrusted = SoapRegistryClient(remote.url, timeout=10, verify=ca[2])  # no client cert
+        with pytest.raises(XDSRegistryNotAvailable):
+            untrusted.register(etree.Element(ITI_42.request_qname))
+    finally:
+        server.stop()
