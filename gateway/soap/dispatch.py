@@ -42,6 +42,10 @@ class Context:
     transaction: Transaction
     request_id: str
     remote_addr: str | None = None
+    peer_subject: str | None = None  # TLS client certificate subject DN, when authenticated
+    # Facts a handler records for the audit trail (ITI-20): patient ids, document uniqueIds,
+    # submission set uniqueId, query id and parameters. Read by TransactionCompleted observers.
+    audit: dict[str, Any] = field(default_factory=dict)
 
 
 Handler = Callable[[SoapRequest, Context], SoapResponse]
@@ -62,6 +66,8 @@ class TransactionCompleted:
     remote_addr: str | None
     error_codes: tuple[str, ...] = ()
     bytes_sent: int = 0
+    peer_subject: str | None = None
+    audit: dict[str, Any] = field(default_factory=dict)  # Context.audit of the handler
 
 
 Observer = Callable[[TransactionCompleted], None]
@@ -191,12 +197,21 @@ class SoapApplication:
         started = time.perf_counter()
         request_id = uuid.uuid4().hex[:12]
         remote = environ.get("REMOTE_ADDR")
+        peer = environ.get("SSL_CLIENT_S_DN") or None  # set by the TLS adapter (cheroot)
         state: dict[str, Any] = {"transaction": None, "message_id": None, "action": None}
+        audit: dict[str, Any] = {}
         request: SoapRequest | None = None
         try:
             request = self._read_request(environ, endpoint, state)
             transaction = endpoint.known[request.action or ""]
-            result = self._invoke(endpoint, transaction, request, request_id, remote)
+            ctx = Context(
+                transaction=transaction,
+                request_id=request_id,
+                remote_addr=remote,
+                peer_subject=peer,
+                audit=audit,
+            )
+            result = self._invoke(endpoint, transaction, request, ctx)
         except faults.SoapFault as fault:
             result = _fault_outcome(fault, state["message_id"])
             if request is not None:
@@ -223,6 +238,8 @@ class SoapApplication:
                 message_id=state["message_id"],
                 remote_addr=remote,
                 error_codes=result.error_codes,
+                peer_subject=peer,
+                audit=audit,
             ),
             started,
         )
@@ -365,15 +382,10 @@ class SoapApplication:
 
     # -- handler ------------------------------------------------------------------------------
     def _invoke(
-        self,
-        endpoint: Endpoint,
-        transaction: Transaction,
-        request: SoapRequest,
-        request_id: str,
-        remote: str | None,
+        self, endpoint: Endpoint, transaction: Transaction, request: SoapRequest, ctx: Context
     ) -> _Outcome:
         handler = endpoint.handlers[transaction.action]
-        ctx = Context(transaction=transaction, request_id=request_id, remote_addr=remote)
+        request_id = ctx.request_id
         relates = request.addressing.message_id
         try:
             response = handler(request, ctx)
