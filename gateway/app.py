@@ -96,7 +96,9 @@ class Gateway:
         s = self.settings
         self.registry = iti42.Registry.from_settings(s)  # upgrades the schema (idempotent)
         self.stored_queries = StoredQueries(
-            self.registry.db, max_leafclass_results=s.registry.max_leafclass_results
+            self.registry.db,
+            max_leafclass_results=s.registry.max_leafclass_results,
+            home_community_id=s.registry.home_community_id or None,
         )
         endpoint = self.soap.endpoint(tx.REGISTRY_PATH, tx.ENDPOINTS[tx.REGISTRY_PATH])
         iti42.bind(endpoint, self.registry)

@@ -59,6 +59,7 @@ class RegistrySettings:
     patient_id_domain: str = "1.3.6.1.4.1.21367.13.20.1000"
     codes_file: str = ""  # affinity-domain code set; empty = no strict code validation
     max_leafclass_results: int = 1000  # ITI-18 LeafClass answers above this: XDSTooManyResults
+    home_community_id: str = ""  # urn:oid:... of this community; empty = no community checks
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +114,13 @@ class Settings:
     def database_url(self) -> str:
         """The registry's SQLAlchemy URL, with the embedded SQLite default filled in."""
         return self.registry.database_url or f"sqlite:///{self.data_dir / 'registry.sqlite'}"
+
+
+def _is_oid(value: str) -> bool:
+    parts = value.split(".")
+    return len(parts) >= 2 and all(
+        p.isdigit() and (p == "0" or not p.startswith("0")) for p in parts
+    )
 
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
@@ -179,6 +187,9 @@ def _check_values(settings: Settings) -> None:
         )
     if settings.log.format not in {"text", "json"}:
         raise ConfigError(f"log.format: expected 'text' or 'json', got {settings.log.format!r}")
+    home = settings.registry.home_community_id
+    if home and not (home.startswith("urn:oid:") and _is_oid(home[8:])):
+        raise ConfigError(f"registry.home_community_id: expected urn:oid:<OID>, got {home!r}")
     ae = settings.imaging_source.ae_title
     if not 0 < len(ae) <= 16 or "\\" in ae:
         raise ConfigError(f"imaging_source.ae_title: 1 to 16 characters without '\\', got {ae!r}")

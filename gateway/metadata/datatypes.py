@@ -62,10 +62,14 @@ class Code:
 def parse_code_param(value: str) -> Code:
     """Parse the ``code^^codingScheme`` form stored queries use for coded parameters.
 
-    Standard: ITI TF-2 §3.18.4.1.2.3 (stored query parameter values; codes as ``code^^scheme``).
+    Standard: ITI TF-2 §3.18.4.1.2.3 (stored query parameter values; codes as HL7 CE
+    ``code^^scheme``). Read leniently, written strictly: ``code^^^scheme`` (the scheme one
+    component further, as some consumers send it) is read as the same code.
     Raises: DataTypeError.
     """
     parts = value.split(COMPONENT)
+    if len(parts) == 4 and not parts[1] and not parts[2]:
+        parts = [parts[0], "", parts[3]]
     if len(parts) != 3 or parts[1] or not parts[0] or not parts[2]:
         raise DataTypeError(f"coded value {value!r} is not of the form code^^codingScheme")
     return Code(parts[0], parts[2])

@@ -60,20 +60,25 @@ def registry_response(status: str, errors: Iterable[XDSError] = ()) -> etree._El
 def failure_body(transaction: Transaction, errors: Iterable[XDSError]) -> etree._Element:
     """The response body a transaction returns when it fails with XDS errors.
 
-    ITI-41/42: rs:RegistryResponse. ITI-18: query:AdhocQueryResponse (an rs:RegistryResponseType,
-    no RegistryObjectList on failure, ITI TF-2 §3.18.4.1.3). ITI-43/RAD-69:
-    xdsb:RetrieveDocumentSetResponse holding an rs:RegistryResponse (ITI TF-2 §3.43.4.2.2).
+    ITI-41/42: rs:RegistryResponse. ITI-18: query:AdhocQueryResponse (an rs:RegistryResponseType
+    with an empty rim:RegistryObjectList, which query.xsd requires; ITI TF-2 §3.18.4.1.3).
+    ITI-43/RAD-69: xdsb:RetrieveDocumentSetResponse holding an rs:RegistryResponse
+    (ITI TF-2 §3.43.4.2.2).
     """
     errors = list(errors)
     status = status_for(errors)
     if transaction.response_qname == ns.qname(ns.RS, "RegistryResponse"):
         return registry_response(status, errors)
     if transaction.response_qname == ns.qname(ns.QUERY, "AdhocQueryResponse"):
-        element = etree.Element(transaction.response_qname, nsmap={"query": ns.QUERY, "rs": ns.RS})
+        element = etree.Element(
+            transaction.response_qname, nsmap={"query": ns.QUERY, "rs": ns.RS, "rim": ns.RIM}
+        )
         element.set("status", status)
         errors_el = error_list(errors)
         if errors_el is not None:
             element.append(errors_el)
+        # query.xsd requires the (here empty) RegistryObjectList after the error list.
+        etree.SubElement(element, ns.qname(ns.RIM, "RegistryObjectList"))
         return element
     element = etree.Element(transaction.response_qname, nsmap={"xdsb": ns.XDSB, "rs": ns.RS})
     element.append(registry_response(status, errors))

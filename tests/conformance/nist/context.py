@@ -85,6 +85,7 @@ class Context:
         self.session_patients: dict[str, str] = {}
         self.outcomes: dict[str, bool] = {}
         self._alt_patient_id = ""
+        self.last_write = 0.0  # time.time() of the last submission of this run
 
     # -- identifiers --------------------------------------------------------------------------
 

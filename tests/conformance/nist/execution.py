@@ -204,9 +204,17 @@ class StepExecution:
 
     # -- linkage ------------------------------------------------------------------------------
 
-    def linkage(self) -> dict[str, str]:
-        """Standard linkage, the session ``$patientid$`` and every UseReport of the step."""
-        now = datetime.datetime.now()
+    def linkage(self, *, uses_now: bool = False) -> dict[str, str]:
+        """Standard linkage, the session ``$patientid$`` and every UseReport of the step.
+
+        ``$now$`` is UTC (XDS times are UTC, ITI TF-3 Table 4.2.3.1.7-2 DTM) at second precision.
+        A tester's query follows a submission by more than a second; a script may follow it within
+        the same second, where "To = now" (exclusive) would rightly exclude what was just
+        registered, so the runner waits for the next second in that case (``uses_now``).
+        """
+        if uses_now and int(time.time()) == int(self.ctx.last_write):
+            time.sleep(1.0 - time.time() % 1.0)
+        now = datetime.datetime.now(datetime.UTC)
         mapping = {
             "$now$": now.strftime("%Y%m%d%H%M%S"),
             "$lastyear$": now.replace(year=now.year - 1).strftime("%Y%m%d%H%M%S"),

@@ -8,6 +8,8 @@ substituted into the assertion text.
 
 from __future__ import annotations
 
+from lxml import etree
+
 from tests.conformance.nist import checks, metadata, ns, soap
 from tests.conformance.nist.contents import ContentsChecker
 from tests.conformance.nist.execution import StepExecution
@@ -21,7 +23,7 @@ def run_stored_query(ex: StepExecution) -> None:
     if ex.opts.metadata_file is None:
         raise PlanError(f"step {ex.step.id} has no MetadataFile")
     query = parse_xml(ex.opts.metadata_file)
-    substitute(query, ex.linkage())
+    substitute(query, ex.linkage(uses_now=b"$now$" in etree.tostring(query)))
     substitute(query, ex.use_ids())
     request = soap.SoapRequest(url=ex.config.endpoints.registry, action=ns.ACTION_ITI18, body=query)
     reply = ex.call(request)

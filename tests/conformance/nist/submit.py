@@ -9,6 +9,7 @@ by default — ITI TF-2 Appendix V §V.3.3.2.2 —, inline base64 with ``<NoMTOM
 from __future__ import annotations
 
 import base64
+import time
 
 from lxml import etree
 
@@ -57,6 +58,7 @@ def run_register(ex: StepExecution) -> None:
     root, _ = prepare_submission(ex)
     request = soap.SoapRequest(url=ex.config.endpoints.registry, action=ns.ACTION_ITI42, body=root)
     reply = ex.call(request)
+    ex.ctx.last_write = time.time()
     ex.evaluate(
         reply,
         request_id=request.message_id,

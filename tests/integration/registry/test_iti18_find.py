@@ -113,6 +113,8 @@ def test_class_code_matches_code_and_scheme(sq: StoredQueries) -> None:
     assert docs(sq, code(t.DE_CLASS_CODE, "A^^1.2.3.1"), status=BOTH) == {"D1", "D4", "D6"}
     # Same code in another scheme: only D3 (a scheme-blind match would add D1, D4, D6).
     assert docs(sq, code(t.DE_CLASS_CODE, "A^^1.2.3.2"), status=BOTH) == {"D3"}
+    # The code^^^scheme spelling some consumers send is read as the same code.
+    assert docs(sq, code(t.DE_CLASS_CODE, "A^^^1.2.3.2"), status=BOTH) == {"D3"}
 
 
 def test_class_code_or_within_a_slot(sq: StoredQueries) -> None:

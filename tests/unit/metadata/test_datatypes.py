@@ -267,8 +267,9 @@ def test_code_value_and_query_form() -> None:
     assert not code.matches(Code("34108-1", "LOINC"))
     assert format_code_param(code) == "34108-1^^2.16.840.1.113883.6.1"
     assert parse_code_param("34108-1^^2.16.840.1.113883.6.1").matches(code)
+    assert parse_code_param("34108-1^^^2.16.840.1.113883.6.1").matches(code)  # read leniently
     assert hash(code) == hash(Code("34108-1", "2.16.840.1.113883.6.1", "Outpatient Note"))
-    for bad in ("34108-1", "34108-1^^", "^^LOINC", "a^b^c", "a^^b^c"):
+    for bad in ("34108-1", "34108-1^^", "^^LOINC", "a^b^c", "a^^b^c", "a^^^", "a^x^^b"):
         with pytest.raises(DataTypeError):
             parse_code_param(bad)
 

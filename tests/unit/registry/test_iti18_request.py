@@ -186,7 +186,7 @@ def test_single_valued_parameter_as_one_item_list() -> None:
         (t.DE_PATIENT_ID, "'PAT-1'"),  # not a CX
         (t.DE_CLASS_CODE, "('Dialysis')"),  # NIST 11897/old_scheme
         (t.DE_CLASS_CODE, "('DEMO^^1.3.6', 'a^^')"),  # NIST classcode_scheme_mismatch
-        (t.DE_CLASS_CODE, "('A^^^1.3.6')"),
+        (t.DE_CLASS_CODE, "('A^x^^1.3.6')"),  # four components, the text one filled
         (t.DE_CREATION_TIME_FROM, "'20041332'"),
         (t.DE_CREATION_TIME_FROM, "2004.5"),
         (t.DE_CREATION_TIME_TO, "20041224120000+0100"),
