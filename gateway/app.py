@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
@@ -23,6 +24,7 @@ from gateway.soap.server import HttpServer
 
 if TYPE_CHECKING:
     from gateway.hl7.mllp import MLLPServer
+    from gateway.imaging.source import ImagingSource
     from gateway.registry.iti18 import StoredQueries
     from gateway.registry.iti42 import Registry
     from gateway.repository.actor import Repository
@@ -45,6 +47,7 @@ class Gateway:
         self.stored_queries: StoredQueries | None = None
         self.mllp: MLLPServer | None = None
         self.repository: Repository | None = None
+        self.imaging: ImagingSource | None = None
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         spool = data_dir / "tmp" / "soap"
@@ -83,8 +86,7 @@ class Gateway:
         if s.repository.enabled:
             self._bind_repository()
         if s.imaging_source.enabled:
-            self.soap.endpoint(tx.IMAGING_SOURCE_PATH, tx.ENDPOINTS[tx.IMAGING_SOURCE_PATH])
-            self._ready["imaging_source"] = False
+            self._bind_imaging_source()
 
     def _bind_registry(self) -> None:
         """Document Registry: ITI-42 and ITI-18 at /xds/registry, ITI-8 over MLLP."""
@@ -151,6 +153,28 @@ class Gateway:
         endpoint.bind(tx.ITI_43, iti43.handler(self.repository))
         self._ready["repository"] = False
 
+    def _bind_imaging_source(self) -> None:
+        """Imaging Document Source: DICOM listener, RAD-68 publishing, RAD-69 at /xdsi/source."""
+        from gateway.imaging.source import ImagingSource, repository_client
+        from gateway.repository.iti41 import provide_and_register
+
+        s = self.settings
+        in_process = None
+        if self.repository is not None:
+            repository = self.repository
+            in_process = partial(provide_and_register, repository)
+        self.imaging = ImagingSource.from_settings(
+            s,
+            repository=repository_client(s, in_process),
+            domain_id_for_local=(
+                self.registry.patients.domain_id_for_local if self.registry is not None else None
+            ),
+            engine=self.registry.db.engine if self.registry is not None else None,
+        )
+        endpoint = self.soap.endpoint(tx.IMAGING_SOURCE_PATH, tx.ENDPOINTS[tx.IMAGING_SOURCE_PATH])
+        endpoint.bind(tx.RAD_69, self.imaging.rad69_handler())
+        self._ready["imaging_source"] = False
+
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Readiness for ``/health``: ready when every enabled actor has started."""
         with self._lock:
@@ -164,11 +188,12 @@ class Gateway:
     def start(self) -> tuple[str, int]:
         """Start every listener; return the HTTP (host, port) actually bound."""
         if self.mllp is not None:
-            host, port = self.mllp.start()
-            log.info("ITI-8 MLLP listening on %s:%d", host, port)
+            self.mllp.start()
             self._mark_ready("hl7")
         if self.repository is not None:
             self.repository.start()  # the start-up sweep ends before any request is served
+        if self.imaging is not None:
+            self.imaging.start()
         address = self.http.start()
         for name in list(self._ready):
             self._mark_ready(name)
@@ -183,6 +208,8 @@ class Gateway:
     def stop(self) -> None:
         """Stop listeners, finishing what is in flight, then close the databases."""
         self.http.stop()
+        if self.imaging is not None:
+            self.imaging.stop()
         if self.mllp is not None:
             self.mllp.stop()
         if self.repository is not None:

@@ -84,6 +84,21 @@ def _parser() -> argparse.ArgumentParser:
     repository_cli.add_retrieve_arguments(retrieve)
     retrieve.set_defaults(func=_cmd_retrieve)
 
+    publish = sub.add_parser(
+        "publish",
+        help="publish studies now: a KOS manifest per study by RAD-68 (ITI-41)",
+        description="Publish each study now instead of after imaging_source.study_idle_seconds: "
+        "build its KOS manifest and provide it to the repository (RAD-68). A folder is first "
+        "loaded (DICOM Part 10 files, recursively) into the imaging source. Run it on the "
+        "machine (and configuration) of the imaging source.",
+    )
+    publish.add_argument("targets", nargs="+", metavar="STUDY_UID|DIR")
+    publish.add_argument(
+        "--force", action="store_true", help="publish again (replacing) even if nothing changed"
+    )
+    publish.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    publish.set_defaults(func=_cmd_publish)
+
     db = sub.add_parser(
         "db",
         help="registry database maintenance",
@@ -132,6 +147,23 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
     from gateway.repository import cli as repository_cli
 
     return repository_cli.run_retrieve(args, _settings(args))
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from gateway.app import Gateway
+    from gateway.imaging.commands import publish
+    from gateway.logsetup import configure_logging
+
+    settings = _settings(args)
+    if not settings.imaging_source.enabled:
+        raise ConfigError("imaging_source.enabled: publishing needs the imaging source")
+    configure_logging(settings.log.level, settings.log.format)
+    gateway = Gateway(settings)  # the actors of this configuration, no listener started
+    try:
+        assert gateway.imaging is not None
+        return publish(args.targets, gateway.imaging, out=sys.stdout, force=args.force)
+    finally:
+        gateway.stop()
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:

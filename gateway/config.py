@@ -77,6 +77,21 @@ class ImagingSourceSettings:
     dicom_port: int = 11112
     repository_url: str = ""  # empty = the repository of this process
     study_idle_seconds: int = 30
+    host: str = "127.0.0.1"  # DICOM listener address
+    retrieve_ae_title: str = ""  # Retrieve AE Title written in manifests; empty = ae_title
+    source_id: str = ""  # SubmissionSet.sourceId (OID); empty = unique_id
+    max_pdu: int = 1024 * 1024  # maximum PDU size received on DICOM associations
+    # Codes of the manifest's DocumentEntry/SubmissionSet, as code^display name^coding scheme
+    class_code: str = "IMAGES^Images^1.3.6.1.4.1.19376.1.2.6.1"
+    type_code: str = "18748-4^Diagnostic imaging study^2.16.840.1.113883.6.1"
+    confidentiality_code: str = "N^normal^2.16.840.1.113883.5.25"
+    healthcare_facility_type_code: str = "22232009^Hospital^2.16.840.1.113883.6.96"
+    practice_setting_code: str = (
+        "309964003^Radiology department (environment)^2.16.840.1.113883.6.96"
+    )
+    content_type_code: str = "22232009^Hospital^2.16.840.1.113883.6.96"
+    language_code: str = "en-US"
+    accession_issuer: str = ""  # OID of accession numbers whose instances name no issuer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +137,15 @@ def _is_oid(value: str) -> bool:
         p.isdigit() and (p == "0" or not p.startswith("0")) for p in parts
     )
 
+
+_CODE_KEYS = (
+    "class_code",
+    "type_code",
+    "confidentiality_code",
+    "healthcare_facility_type_code",
+    "practice_setting_code",
+    "content_type_code",
+)
 
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
@@ -177,6 +201,7 @@ def _check_values(settings: Settings) -> None:
         "hl7.idle_timeout": settings.hl7.idle_timeout,
         "registry.max_leafclass_results": settings.registry.max_leafclass_results,
         "imaging_source.study_idle_seconds": settings.imaging_source.study_idle_seconds,
+        "imaging_source.max_pdu": settings.imaging_source.max_pdu,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -187,6 +212,13 @@ def _check_values(settings: Settings) -> None:
         )
     if settings.log.format not in {"text", "json"}:
         raise ConfigError(f"log.format: expected 'text' or 'json', got {settings.log.format!r}")
+    for key in _CODE_KEYS:
+        value = getattr(settings.imaging_source, key)
+        parts = value.split("^")
+        if len(parts) != 3 or not parts[0] or not parts[2]:
+            raise ConfigError(
+                f"imaging_source.{key}: expected code^display name^coding scheme, got {value!r}"
+            )
     home = settings.registry.home_community_id
     if home and not (home.startswith("urn:oid:") and _is_oid(home[8:])):
         raise ConfigError(f"registry.home_community_id: expected urn:oid:<OID>, got {home!r}")

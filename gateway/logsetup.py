@@ -56,7 +56,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Third-party chatter (zeep's WSDL loading, cheroot's per-connection errors) stays quiet.
-    for noisy in ("zeep", "urllib3", "cheroot"):
+    for noisy in ("zeep", "urllib3", "cheroot", "alembic", "pynetdicom"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

@@ -10,18 +10,19 @@ Standard: ITI TF-2 §3.41 (rev. 19.0): §3.41.4.1.2 request, §3.41.4.1.3 expect
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from lxml import etree
 
-from gateway.errors import XDSRepositoryMetadataError
+from gateway.errors import XDSError, XDSRepositoryMetadataError
 from gateway.metadata.ebrim import build_submit_objects_request, parse_submit_objects_request
 from gateway.metadata.model import Submission
 from gateway.repository.actor import Repository
 from gateway.repository.model import ProvidedDocument
 from gateway.soap import ns
 from gateway.soap.dispatch import Context, Handler
-from gateway.soap.message import SoapRequest, SoapResponse, xop_include
+from gateway.soap.message import Addressing, Attachment, SoapRequest, SoapResponse, xop_include
+from gateway.soap.registry_response import failure_body
 from gateway.soap.transactions import ITI_41
 
 TRANSACTION = ITI_41
@@ -64,6 +65,26 @@ def build_request(submission: Submission, documents: Iterable[tuple[str, str]]) 
     for entry_id, content_id in documents:
         etree.SubElement(body, DOCUMENT, id=entry_id).append(xop_include(content_id))
     return body
+
+
+def provide_and_register(
+    repository: Repository, request: etree._Element, attachments: Sequence[Attachment]
+) -> etree._Element:
+    """ITI-41 in-process: ProvideAndRegisterDocumentSetRequest and its parts in, RegistryResponse
+    out (XDS errors as a Failure response, as a remote repository would answer them).
+
+    The narrow interface other actors of this process (the imaging source, RAD-68) use instead of
+    SOAP. Standard: ITI TF-2 §3.41.4.
+    """
+    by_cid = {attachment.content_id: attachment for attachment in attachments}
+    soap_request = SoapRequest(
+        path=ITI_41.path, addressing=Addressing(action=ACTION), body=request, attachments=by_cid
+    )
+    try:
+        submission = parse_submit_objects_request(request, repository=True)
+        return repository.provide(submission, provided_documents(soap_request))
+    except XDSError as error:
+        return failure_body(ITI_41, error)
 
 
 def handler(repository: Repository) -> Handler:

@@ -1,0 +1,378 @@
+"""The instance and study index of the imaging document source (tables of ``schema.py``).
+
+Several threads write at once (one per DICOM association, the idle worker, RAD-69 readers) and
+several gateway processes may share one PostgreSQL database, so every decision that must be taken
+once is a single conditional ``UPDATE`` (a claim) rather than an in-process lock, and every write
+transaction starts with its write statement (SQLite then takes the write lock first and waits for
+it with ``busy_timeout`` instead of failing on a read-to-write upgrade).
+
+Study state machine (``schema.STATES``)::
+
+    receiving --claim--> publishing --ok--> published --new instance--> receiving
+        ^                    |  \\--patient unknown--> held --mapping known--> publishing
+        +----error (retry)---+
+
+An instance that arrives while its study is ``publishing`` puts the study back to ``receiving``,
+so the manifest being sent is followed by a replacement that includes it (RAD TF-3 §4.68.4.1.1).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, case, create_engine, event, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+
+from gateway.imaging.schema import (
+    HELD,
+    PUBLISHED,
+    PUBLISHING,
+    RECEIVING,
+    imaging_instance,
+    imaging_study,
+    metadata,
+)
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceRecord:
+    """One stored SOP Instance (a row of ``imaging_instance``)."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    transfer_syntax_uid: str
+    path: str
+    size: int
+    received_at: float = 0.0
+    patient_id: str | None = None
+    modality: str | None = None
+    series_number: int | None = None
+    instance_number: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StudyRecord:
+    """The publication state of one study (a row of ``imaging_study``)."""
+
+    study_instance_uid: str
+    state: str
+    first_received: float
+    last_received: float
+    publish_count: int = 0
+    claimed_at: float | None = None
+    retry_after: float | None = None
+    published_at: float | None = None
+    manifest_sop_instance_uid: str | None = None
+    manifest_series_instance_uid: str | None = None
+    manifest_entry_uuid: str | None = None
+    patient_id: str | None = None
+    held_reason: str | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Manifest:
+    """What a successful publication leaves behind for the next replacement (RPLC)."""
+
+    sop_instance_uid: str
+    series_instance_uid: str
+    entry_uuid: str
+    patient_id: str
+
+
+class _Statements:
+    """The statements of the C-STORE path, built once (SQLAlchemy construction is not free and
+    an instance is indexed in a few milliseconds)."""
+
+    def __init__(self, insert: Callable[..., Any]) -> None:
+        study, instance = imaging_study.c, imaging_instance.c
+        touch = insert(imaging_study).values(
+            study_instance_uid=bindparam("uid"),
+            state=RECEIVING,
+            first_received=bindparam("now"),
+            last_received=bindparam("now"),
+            publish_count=0,
+        )
+        self.touch = touch.on_conflict_do_update(
+            index_elements=[study.study_instance_uid],
+            set_={
+                "last_received": touch.excluded.last_received,
+                "state": case((study.state == HELD, HELD), else_=RECEIVING),
+                "retry_after": None,
+            },
+        )
+        self.extend = (
+            update(imaging_study)
+            .where(study.study_instance_uid == bindparam("uid"))
+            .where(study.state == RECEIVING)
+            .values(last_received=bindparam("now"))
+        )
+        upsert = insert(imaging_instance)
+        self.upsert_instance = upsert.on_conflict_do_update(
+            index_elements=[instance.sop_instance_uid],
+            set_={
+                column.name: upsert.excluded[column.name]
+                for column in imaging_instance.columns
+                if column.name != "sop_instance_uid"
+            },
+        )
+        self.instance = select(imaging_instance).where(
+            instance.sop_instance_uid == bindparam("uid")
+        )
+
+
+def _record(cls: type, row: Any) -> Any:
+    mapping = row._mapping
+    return cls(**{f.name: mapping[f.name] for f in fields(cls) if f.name in mapping})
+
+
+def create_index_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and cross-thread connections.
+
+    Standard: SQLite "Write-Ahead Logging" §2.2 (readers do not block the writer).
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg2")  # the driver the gateway ships
+        return create_engine(parsed, pool_pre_ping=True)
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        parsed, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+class ImagingIndex:
+    """Reads and writes the imaging source's tables; safe to share between threads."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = time.time) -> None:
+        if engine.dialect.name not in {"sqlite", "postgresql"}:
+            raise ValueError(f"unsupported database {engine.dialect.name}: SQLite or PostgreSQL")
+        self.engine = engine
+        self.clock = clock
+        self._insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
+        self._statements = _Statements(self._insert)
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Clock = time.time) -> ImagingIndex:
+        """An index on its own engine for ``url`` (tables created if missing)."""
+        index = cls(create_index_engine(url), clock=clock)
+        index.create_all()
+        return index
+
+    def create_all(self) -> None:
+        """Create the tables that do not exist yet (idempotent)."""
+        metadata.create_all(self.engine, checkfirst=True)
+
+    # -- instances ------------------------------------------------------------------------------
+    def record_instance(self, record: InstanceRecord) -> InstanceRecord | None:
+        """Index a stored instance (replacing an earlier copy); return the earlier row, if any.
+
+        The study becomes ``receiving`` (``held`` stays held) when the instance is new or moved;
+        an identical duplicate only extends a study that is still receiving, so re-sending a
+        published study does not produce a new manifest.
+        """
+        now = self.clock()
+        values = {f.name: getattr(record, f.name) for f in fields(InstanceRecord)}
+        values["received_at"] = now
+        old = self.instance(record.sop_instance_uid)
+        changed = old is None or _identity(old) != _identity(record)
+        statements = self._statements
+        with self.engine.begin() as conn:
+            if changed:
+                conn.execute(statements.touch, {"uid": record.study_instance_uid, "now": now})
+                if old is not None and old.study_instance_uid != record.study_instance_uid:
+                    # the old study lost an instance: its manifest must be replaced too
+                    conn.execute(statements.touch, {"uid": old.study_instance_uid, "now": now})
+            else:
+                conn.execute(statements.extend, {"uid": record.study_instance_uid, "now": now})
+            conn.execute(statements.upsert_instance, values)
+        return old
+
+    def instance(self, sop_instance_uid: str) -> InstanceRecord | None:
+        """The stored instance with this SOP Instance UID, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(self._statements.instance, {"uid": sop_instance_uid}).first()
+        return None if row is None else _record(InstanceRecord, row)
+
+    def instances(self, sop_instance_uids: Sequence[str]) -> dict[str, InstanceRecord]:
+        """The stored instances among ``sop_instance_uids``, by SOP Instance UID (one query per
+        500 UIDs: a RAD-69 request for a whole study asks for hundreds at once)."""
+        found: dict[str, InstanceRecord] = {}
+        unique = list(dict.fromkeys(sop_instance_uids))
+        with self.engine.connect() as conn:
+            for start in range(0, len(unique), 500):
+                query = select(imaging_instance).where(
+                    imaging_instance.c.sop_instance_uid.in_(unique[start : start + 500])
+                )
+                for row in conn.execute(query):
+                    record = _record(InstanceRecord, row)
+                    found[record.sop_instance_uid] = record
+        return found
+
+    def instances_of_study(self, study_uid: str) -> list[InstanceRecord]:
+        """Every instance of a study, by series then instance number."""
+        c = imaging_instance.c
+        query = (
+            select(imaging_instance)
+            .where(c.study_instance_uid == study_uid)
+            .order_by(c.series_number, c.series_instance_uid, c.instance_number, c.sop_instance_uid)
+        )
+        with self.engine.connect() as conn:
+            return [_record(InstanceRecord, row) for row in conn.execute(query)]
+
+    # -- studies --------------------------------------------------------------------------------
+    def study(self, study_uid: str) -> StudyRecord | None:
+        """The state of one study, or None when nothing of it was received."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(imaging_study).where(imaging_study.c.study_instance_uid == study_uid)
+            ).first()
+        return None if row is None else _record(StudyRecord, row)
+
+    def due_studies(self, state: str, idle_seconds: float, *, limit: int = 100) -> list[str]:
+        """Studies in ``state`` quiet for ``idle_seconds`` and not waiting for a retry."""
+        now = self.clock()
+        c = imaging_study.c
+        query = (
+            select(c.study_instance_uid)
+            .where(c.state == state)
+            .where(c.last_received <= now - idle_seconds)
+            .where((c.retry_after.is_(None)) | (c.retry_after <= now))
+            .order_by(c.last_received)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def claim(
+        self, study_uid: str, states: Iterable[str], *, idle_seconds: float | None = None
+    ) -> StudyRecord | None:
+        """Take a study for publication (state -> publishing) if it is in one of ``states``
+        (and quiet for ``idle_seconds`` when given); None when another worker has it."""
+        now = self.clock()
+        c = imaging_study.c
+        statement = (
+            update(imaging_study)
+            .where(c.study_instance_uid == study_uid)
+            .where(c.state.in_(list(states)))
+            .values(state=PUBLISHING, claimed_at=now)
+        )
+        if idle_seconds is not None:
+            statement = statement.where(c.last_received <= now - idle_seconds)
+        with self.engine.begin() as conn:
+            if conn.execute(statement).rowcount != 1:
+                return None
+            row = conn.execute(select(imaging_study).where(c.study_instance_uid == study_uid)).one()
+        return _record(StudyRecord, row)
+
+    def mark_published(self, study_uid: str, manifest: Manifest) -> None:
+        """Record a published manifest; the study stays ``receiving`` if instances came in."""
+        now = self.clock()
+        c = imaging_study.c
+        values = {
+            "state": case((c.state == PUBLISHING, PUBLISHED), else_=c.state),
+            "published_at": now,
+            "publish_count": c.publish_count + 1,
+            "manifest_sop_instance_uid": manifest.sop_instance_uid,
+            "manifest_series_instance_uid": manifest.series_instance_uid,
+            "manifest_entry_uuid": manifest.entry_uuid,
+            "patient_id": manifest.patient_id,
+            "held_reason": None,
+            "last_error": None,
+            "retry_after": None,
+            "claimed_at": None,
+        }
+        self._update(study_uid, values)
+
+    def mark_held(self, study_uid: str, reason: str, *, retry_seconds: float) -> None:
+        """Hold a study whose patient cannot be mapped yet (retried after ``retry_seconds``)."""
+        c = imaging_study.c
+        values = {
+            "state": case((c.state == PUBLISHING, HELD), else_=c.state),
+            "held_reason": reason,
+            "retry_after": self.clock() + retry_seconds,
+            "claimed_at": None,
+        }
+        self._update(study_uid, values)
+
+    def mark_failed(self, study_uid: str, error: str, *, retry_seconds: float) -> None:
+        """Give a study back after a failed publication; retried after ``retry_seconds``."""
+        c = imaging_study.c
+        values = {
+            "state": case((c.state == PUBLISHING, RECEIVING), else_=c.state),
+            "last_error": error,
+            "retry_after": self.clock() + retry_seconds,
+            "claimed_at": None,
+        }
+        self._update(study_uid, values)
+
+    def release_stale_claims(self, older_than_seconds: float) -> int:
+        """Give back studies a crashed worker left in ``publishing``; return how many."""
+        c = imaging_study.c
+        statement = (
+            update(imaging_study)
+            .where(c.state == PUBLISHING)
+            .where(c.claimed_at < self.clock() - older_than_seconds)
+            .values(state=RECEIVING, claimed_at=None)
+        )
+        with self.engine.begin() as conn:
+            return int(conn.execute(statement).rowcount)
+
+    def _update(self, study_uid: str, values: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(imaging_study)
+                .where(imaging_study.c.study_instance_uid == study_uid)
+                .values(**values)
+            )
+
+    def states(self, study_uids: Sequence[str]) -> dict[str, str]:
+        """``{study_uid: state}`` for the studies that exist."""
+        c = imaging_study.c
+        query = select(c.study_instance_uid, c.state).where(c.study_instance_uid.in_(study_uids))
+        with self.engine.connect() as conn:
+            return {uid: state for uid, state in conn.execute(query)}
+
+
+def _identity(record: InstanceRecord) -> tuple[str, str, str]:
+    """What a manifest lists about an instance: a change here needs a new manifest."""
+    return (record.study_instance_uid, record.series_instance_uid, record.sop_class_uid)
+
+
+__all__ = [
+    "HELD",
+    "PUBLISHED",
+    "PUBLISHING",
+    "RECEIVING",
+    "ImagingIndex",
+    "InstanceRecord",
+    "Manifest",
+    "StudyRecord",
+    "create_index_engine",
+]

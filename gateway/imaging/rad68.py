@@ -1,0 +1,153 @@
+"""RAD-68 Provide and Register Imaging Document Set - MTOM/XOP: the request and the repository.
+
+RAD-68 is ITI-41 with imaging content (RAD TF-3 §4.68.4.1.2: the KOS manifest as a DICOM Part 10
+file of MIME type application/dicom, in an MTOM/XOP package): an
+``xdsb:ProvideAndRegisterDocumentSetRequest`` holding the ``lcm:SubmitObjectsRequest`` and one
+``xdsb:Document`` whose ``id`` is the DocumentEntry's entryUUID and whose content is an
+``xop:Include`` of the attachment (ITI TF-2 §3.41.4.1.2, Appendix V §V.3.3.2.2).
+
+The imaging source talks to *a* repository through :class:`RepositoryClient`: in-process (a
+callable the application wires to its own repository) or SOAP (``gateway.soap.client``) when
+``imaging_source.repository_url`` names a remote one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lxml import etree
+
+from gateway.metadata.ebrim import build_submit_objects_request
+from gateway.metadata.model import Submission
+from gateway.soap import ns
+from gateway.soap.client import SoapClientError, call, make_client
+from gateway.soap.message import Attachment, xop_include
+from gateway.soap.registry_response import SUCCESS
+from gateway.soap.transactions import ITI_41, REPOSITORY_PATH
+
+ACTION = ITI_41.action
+RESPONSE_ACTION = ITI_41.response_action
+REQUEST_QNAME = ITI_41.request_qname
+TF = "RAD TF-3 §4.68 (ITI TF-2 §3.41)"
+
+_DOCUMENT = ns.qname(ns.XDSB, "Document")
+_RESPONSE = ns.qname(ns.RS, "RegistryResponse")
+_ERROR = ns.qname(ns.RS, "RegistryError")
+
+
+class RepositoryClient(Protocol):
+    """Sends one ITI-41 request (body element and attachments); returns rs:RegistryResponse."""
+
+    def provide_and_register(
+        self, request: etree._Element, attachments: Sequence[Attachment]
+    ) -> etree._Element: ...
+
+
+class PublishError(Exception):
+    """The repository could not be reached or refused the submission."""
+
+    def __init__(self, message: str, *, codes: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.codes = tuple(codes)
+
+
+@dataclass(slots=True)
+class InProcessRepositoryClient:
+    """A repository in this process: ``handler(request, attachments) -> rs:RegistryResponse``."""
+
+    handler: Callable[[etree._Element, Sequence[Attachment]], etree._Element]
+
+    def provide_and_register(
+        self, request: etree._Element, attachments: Sequence[Attachment]
+    ) -> etree._Element:
+        """Hand the request to the repository of this process."""
+        return self.handler(request, attachments)
+
+
+@dataclass(slots=True)
+class SoapRepositoryClient:
+    """A remote repository at ``url`` (its ITI-41 endpoint), reached with SOAP 1.2 + MTOM."""
+
+    url: str
+    timeout: float = 60.0
+    verify: bool | str = True
+    cert: tuple[str, str] | None = None
+    _client: object | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def provide_and_register(
+        self, request: etree._Element, attachments: Sequence[Attachment]
+    ) -> etree._Element:
+        """Send ITI-41. Raises PublishError when no RegistryResponse comes back."""
+        with self._lock:  # one zeep client, one call at a time
+            if self._client is None:
+                self._client = make_client(
+                    self.url,
+                    transaction_path=REPOSITORY_PATH,
+                    timeout=self.timeout,
+                    verify=self.verify,
+                    cert=self.cert,
+                )
+            try:
+                response = call(self._client, ITI_41, request, attachments)  # type: ignore[arg-type]
+            except SoapClientError as exc:
+                raise PublishError(f"repository {self.url}: {exc}") from exc
+        return response.body
+
+
+def build_request(
+    submission: Submission, document_id: str, attachment: Attachment
+) -> etree._Element:
+    """The ITI-41 request body: SubmitObjectsRequest + one xdsb:Document (xop:Include).
+
+    Standard: ITI TF-2 §3.41.4.1.2; XOP 1.0 §2.1.
+    """
+    request = etree.Element(REQUEST_QNAME, nsmap={"xdsb": ns.XDSB})
+    request.append(build_submit_objects_request(submission))
+    document = etree.SubElement(request, _DOCUMENT)
+    document.set("id", document_id)
+    document.append(xop_include(attachment.content_id))
+    return request
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseStatus:
+    """The status of an rs:RegistryResponse and its errors as (code, context) pairs."""
+
+    status: str
+    errors: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status == SUCCESS
+
+
+def read_response(element: etree._Element) -> ResponseStatus:
+    """Read an rs:RegistryResponse (ebRS 3.0 §2.1.3, ITI TF-3 §4.2.4)."""
+    if element.tag != _RESPONSE:
+        raise PublishError(f"the repository answered {element.tag}, not rs:RegistryResponse")
+    errors = tuple(
+        (error.get("errorCode", ""), error.get("codeContext", "")) for error in element.iter(_ERROR)
+    )
+    return ResponseStatus(status=element.get("status", ""), errors=errors)
+
+
+def send(client: RepositoryClient, request: etree._Element, attachment: Attachment) -> None:
+    """Send one RAD-68 request. Raises PublishError unless the repository answers Success."""
+    try:
+        response = client.provide_and_register(request, [attachment])
+    except PublishError:
+        raise
+    except OSError as exc:
+        raise PublishError(f"repository unreachable: {exc}") from exc
+    status = read_response(response)
+    if not status.ok:
+        detail = "; ".join(f"{code}: {context}" for code, context in status.errors)
+        raise PublishError(
+            f"repository answered {status.status.rsplit(':', 1)[-1]}"
+            + (f" ({detail})" if detail else ""),
+            codes=[code for code, _ in status.errors],
+        )

@@ -1,0 +1,147 @@
+"""What the imaging document source does for a RAD-69 request (the actor side, no XML).
+
+For each requested instance (RAD TF-3 §4.69.4.2.3):
+
+- a RepositoryUniqueId other than this source's: XDSUnknownRepositoryId;
+- a SOP Instance UID this source does not hold, or holds in another study or series:
+  XDSDocumentUniqueIdError (NIST ids_2018-4811 cases 2-4);
+- an instance that cannot be given in any requested transfer syntax: XDSRepositoryError;
+- otherwise the stored file, streamed from disk (converted first when it is stored in a native
+  transfer syntax the request does not list, see ``gateway.imaging.transfer``).
+
+Status (ITI TF-2 §3.43.4.2.3): Success when every instance is returned, PartialSuccess when some
+are, Failure when none is. A request listing no transfer syntax this source knows at all fails as
+a whole with XDSRepositoryError (NIST ids_2018-4811 case 9).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gateway.errors import (
+    XDSDocumentUniqueIdError,
+    XDSError,
+    XDSRepositoryError,
+    XDSUnknownRepositoryId,
+)
+from gateway.imaging import transfer
+from gateway.imaging.index import ImagingIndex, InstanceRecord
+from gateway.imaging.rad69_codec import (
+    DocumentRequest,
+    DocumentResponse,
+    ImagingRetrieveRequest,
+    RetrieveResponse,
+    requested_documents,
+)
+from gateway.imaging.storage import InstanceStore
+from gateway.soap.message import Attachment
+from gateway.soap.registry_response import FAILURE, PARTIAL_SUCCESS, SUCCESS
+
+log = logging.getLogger("gateway.imaging")
+
+MIME_TYPE = "application/dicom"
+
+
+class ImagingRetriever:
+    """Answers RAD-69 requests from the instance index and store."""
+
+    def __init__(self, *, index: ImagingIndex, store: InstanceStore, unique_id: str) -> None:
+        self.index, self.store, self.unique_id = index, store, unique_id
+
+    def retrieve(self, request: ImagingRetrieveRequest) -> RetrieveResponse:
+        """Collect every requested instance that can be returned, and an error for the others.
+
+        Standard: RAD TF-3 §4.69.4.2.3. Raises: XDSRepositoryError when no requested transfer
+        syntax is a DICOM transfer syntax at all.
+        """
+        if not any(transfer.is_known_transfer_syntax(ts) for ts in request.transfer_syntaxes):
+            raise XDSRepositoryError(
+                "none of the requested transfer syntaxes "
+                f"({', '.join(request.transfer_syntaxes)}) is supported"
+            )
+        errors: list[XDSError] = []
+        documents: list[DocumentResponse] = []
+        wanted = requested_documents(request)
+        records = self.index.instances([document.document_unique_id for _, _, document in wanted])
+        try:
+            for study_uid, series_uid, document in wanted:
+                try:
+                    record = records.get(document.document_unique_id)
+                    documents.append(
+                        self._one(
+                            study_uid, series_uid, document, record, request.transfer_syntaxes
+                        )
+                    )
+                except XDSError as error:
+                    errors.append(error)
+        except BaseException:
+            for item in documents:
+                item.attachment.discard()
+            raise
+        status = SUCCESS if not errors else PARTIAL_SUCCESS if documents else FAILURE
+        return RetrieveResponse(status=status, errors=errors, documents=documents)
+
+    def _one(
+        self,
+        study_uid: str,
+        series_uid: str,
+        document: DocumentRequest,
+        record: InstanceRecord | None,
+        syntaxes: tuple[str, ...],
+    ) -> DocumentResponse:
+        uid = document.document_unique_id
+        if document.repository_unique_id != self.unique_id:
+            raise XDSUnknownRepositoryId(
+                f"Unknown Repository UID [{document.repository_unique_id}]. "
+                f"Expected [{self.unique_id}]",
+                location=uid,
+            )
+        record = self._check(study_uid, series_uid, uid, record)
+        choice = transfer.choose(record.transfer_syntax_uid, syntaxes)
+        if choice is None:
+            raise XDSRepositoryError(
+                f"instance {uid} is stored in transfer syntax {record.transfer_syntax_uid} and "
+                f"cannot be provided in any requested one ({', '.join(syntaxes)})",
+                location=uid,
+            )
+        syntax, needs_conversion = choice
+        attachment = (
+            self._converted(record, syntax)
+            if needs_conversion
+            else Attachment.from_file(self.store.path(record.path), content_type=MIME_TYPE)
+        )
+        return DocumentResponse(
+            repository_unique_id=self.unique_id,
+            document_unique_id=uid,
+            attachment=attachment,
+            mime_type=MIME_TYPE,
+            home_community_id=document.home_community_id,
+        )
+
+    def _check(
+        self, study_uid: str, series_uid: str, uid: str, record: InstanceRecord | None
+    ) -> InstanceRecord:
+        if record is None or not self.store.path(record.path).is_file():
+            raise XDSDocumentUniqueIdError(
+                f"No DICOM instance with SOP Instance UID {uid} is available", location=uid
+            )
+        if record.study_instance_uid != study_uid or record.series_instance_uid != series_uid:
+            raise XDSDocumentUniqueIdError(
+                f"Instance {uid} is not in study {study_uid} / series {series_uid} "
+                "as the request says",
+                location=uid,
+            )
+        return record
+
+    def _converted(self, record: InstanceRecord, syntax: str) -> Attachment:
+        target = self.store.temporary_file()
+        try:
+            transfer.convert(self.store.path(record.path), target, syntax)
+        except Exception as exc:
+            target.unlink(missing_ok=True)
+            log.exception("cannot convert %s to %s", record.sop_instance_uid, syntax)
+            raise XDSRepositoryError(
+                f"instance {record.sop_instance_uid} could not be converted to {syntax}",
+                location=record.sop_instance_uid,
+            ) from exc
+        return Attachment.from_file(target, content_type=MIME_TYPE, owned=True)

@@ -1,0 +1,253 @@
+"""The Imaging Document Source actor: DICOM listener, study tracking, RAD-68 publish, RAD-69.
+
+:class:`ImagingSource` assembles the pieces of this package around one storage folder and one
+index: the C-STORE SCP (``storescp``) that keeps instances as received, the idle worker that
+publishes quiet studies (``publisher``), on-demand publication and folder import (the
+``xdsi-gateway publish`` command), and the RAD-69 retriever the SOAP endpoint uses (``rad69``).
+
+Standards: RAD TF-1 §18 (XDS-I.b), RAD TF-3 §4.68 (RAD-68), §4.69 (RAD-69); DICOM PS3.4 Annex B.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from gateway.config import ImagingSourceSettings, Settings
+from gateway.imaging import rad69
+from gateway.imaging.codes import ManifestCodes
+from gateway.imaging.index import ImagingIndex, InstanceRecord, create_index_engine
+from gateway.imaging.ingest import Ingest, InstanceRejected, dicom_files
+from gateway.imaging.patient import DomainLookup
+from gateway.imaging.publisher import Publisher, PublisherConfig, PublishResult
+from gateway.imaging.rad68 import (
+    InProcessRepositoryClient,
+    RepositoryClient,
+    SoapRepositoryClient,
+)
+from gateway.imaging.retrieve import ImagingRetriever
+from gateway.imaging.storage import InstanceStore
+from gateway.imaging.storescp import DEFAULT_MAX_PDU, StoreSCP
+from gateway.metadata.datatypes import Code
+from gateway.soap.dispatch import Handler
+
+log = logging.getLogger("gateway.imaging")
+
+
+@dataclass(slots=True, kw_only=True)
+class LoadReport:
+    """The outcome of a folder import."""
+
+    stored: list[InstanceRecord] = field(default_factory=list)
+    rejected: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def studies(self) -> list[str]:
+        """Study Instance UIDs of the stored instances, in first-seen order."""
+        return list(dict.fromkeys(record.study_instance_uid for record in self.stored))
+
+
+class ImagingSource:
+    """One imaging document source: start it to listen for DICOM and publish quiet studies."""
+
+    def __init__(
+        self,
+        *,
+        unique_id: str,
+        ae_title: str,
+        storage_dir: str | os.PathLike[str],
+        index: ImagingIndex,
+        repository: RepositoryClient,
+        domain_oid: str,
+        domain_id_for_local: DomainLookup | None = None,
+        host: str = "127.0.0.1",
+        port: int = 11112,
+        study_idle_seconds: float = 30.0,
+        codes: ManifestCodes | None = None,
+        source_id: str | None = None,
+        retrieve_ae_title: str | None = None,
+        poll_seconds: float | None = None,
+        retry_seconds: float = 60.0,
+        held_retry_seconds: float = 10.0,
+        maximum_pdu_size: int = DEFAULT_MAX_PDU,
+        require_called_aet: bool = True,
+        fsync: bool = True,
+        observers: Sequence[Callable[[PublishResult], None]] = (),
+    ) -> None:
+        self.unique_id = unique_id
+        self.study_idle_seconds = study_idle_seconds
+        self.poll_seconds = poll_seconds or min(1.0, max(0.05, study_idle_seconds / 4))
+        self.index = index
+        self.store = InstanceStore(storage_dir, fsync=fsync)
+        self.ingest = Ingest(self.store, index)
+        config = PublisherConfig(
+            unique_id=unique_id,
+            retrieve_ae_title=retrieve_ae_title or ae_title,
+            domain_oid=domain_oid,
+            source_id=source_id or unique_id,
+            codes=codes or ManifestCodes(),
+            retry_seconds=retry_seconds,
+            held_retry_seconds=held_retry_seconds,
+        )
+        self.publisher = Publisher(
+            index=index,
+            store=self.store,
+            repository=repository,
+            config=config,
+            domain_lookup=domain_id_for_local,
+            observers=observers,
+        )
+        self.retriever = ImagingRetriever(index=index, store=self.store, unique_id=unique_id)
+        self.scp = StoreSCP(
+            self.ingest,
+            ae_title=ae_title,
+            host=host,
+            port=port,
+            maximum_pdu_size=maximum_pdu_size,
+            require_called_aet=require_called_aet,
+        )
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> tuple[str, int]:
+        """Start the DICOM listener and the idle worker; return the listener's (host, port)."""
+        address = self.scp.start()
+        if self._worker is None:
+            self._stop.clear()
+            self._worker = threading.Thread(
+                target=self._work, name="imaging-source-idle-worker", daemon=True
+            )
+            self._worker.start()
+        return address
+
+    def stop(self) -> None:
+        """Stop the worker (after the publication in progress) and the listener."""
+        self._stop.set()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.join()
+        self.scp.stop()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The DICOM listener's bound (host, port)."""
+        return self.scp.address
+
+    def _work(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.publisher.publish_due(self.study_idle_seconds)
+            except Exception:  # a database outage must not end the worker
+                log.exception("idle worker cycle failed")
+
+    # -- operations -----------------------------------------------------------------------------
+    def publish_study(self, study_uid: str, *, force: bool = False) -> PublishResult:
+        """Publish a study now, without waiting for it to be quiet (RAD-68)."""
+        return self.publisher.publish(study_uid, force=force)
+
+    def publish_due(self) -> list[PublishResult]:
+        """Run one idle-worker cycle now (what the worker does every ``poll_seconds``)."""
+        return self.publisher.publish_due(self.study_idle_seconds)
+
+    def load_directory(self, path: str | os.PathLike[str]) -> LoadReport:
+        """Import every DICOM Part 10 file below ``path`` byte for byte; others are reported."""
+        report = LoadReport()
+        for file in dicom_files(path):
+            try:
+                report.stored.append(self.ingest.store_file(file))
+            except InstanceRejected as exc:
+                report.rejected.append((file, str(exc)))
+        log.info(
+            "imported %d instance(s) of %d study(ies) from %s; %d file(s) skipped",
+            len(report.stored),
+            len(report.studies),
+            path,
+            len(report.rejected),
+        )
+        return report
+
+    def rad69_handler(self) -> Handler:
+        """The SOAP handler for RAD-69 at ``/xdsi/source``."""
+        return rad69.make_handler(self.retriever)
+
+    # -- assembly -------------------------------------------------------------------------------
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        repository: RepositoryClient,
+        domain_id_for_local: DomainLookup | None = None,
+        engine: Engine | None = None,
+        **options: Any,
+    ) -> ImagingSource:
+        """Build the source from ``[imaging_source]`` settings (tables created if missing).
+
+        ``engine`` defaults to one on ``registry.database_url`` (the imaging tables share the
+        registry's database); ``options`` are further constructor arguments (codes, host ...).
+        """
+        section = settings.imaging_source
+        index = ImagingIndex(engine or create_index_engine(settings.database_url))
+        index.create_all()
+        configured: dict[str, Any] = {
+            "host": section.host,
+            "codes": manifest_codes(section),
+            "source_id": section.source_id or None,
+            "retrieve_ae_title": section.retrieve_ae_title or None,
+            "maximum_pdu_size": section.max_pdu,
+        }
+        return cls(
+            unique_id=section.unique_id,
+            ae_title=section.ae_title,
+            port=section.dicom_port,
+            storage_dir=settings.data_dir / "imaging",
+            index=index,
+            repository=repository,
+            domain_oid=settings.registry.patient_id_domain,
+            domain_id_for_local=domain_id_for_local,
+            study_idle_seconds=section.study_idle_seconds,
+            **{**configured, **options},
+        )
+
+
+def manifest_codes(section: ImagingSourceSettings) -> ManifestCodes:
+    """The manifest codes of ``[imaging_source]`` (each ``code^display name^coding scheme``)."""
+
+    def code(value: str) -> Code:
+        value_code, display, scheme = value.split("^")
+        return Code(value_code, scheme, display or None)
+
+    return ManifestCodes(
+        class_code=code(section.class_code),
+        type_code=code(section.type_code),
+        confidentiality_codes=(code(section.confidentiality_code),),
+        healthcare_facility_type_code=code(section.healthcare_facility_type_code),
+        practice_setting_code=code(section.practice_setting_code),
+        content_type_code=code(section.content_type_code),
+        language_code=section.language_code,
+        accession_issuer=section.accession_issuer,
+    )
+
+
+def repository_client(
+    settings: Settings, in_process: Callable[..., Any] | None = None
+) -> RepositoryClient:
+    """The repository the source publishes to: SOAP when ``imaging_source.repository_url`` is
+    set, else ``in_process`` (the repository of this process: ``(request, attachments) ->
+    rs:RegistryResponse``)."""
+    url = settings.imaging_source.repository_url
+    if url:
+        return SoapRepositoryClient(url)
+    if in_process is None:
+        raise ValueError(
+            "imaging_source.repository_url is empty and this process has no repository"
+        )
+    return InProcessRepositoryClient(in_process)

@@ -1,0 +1,203 @@
+"""The DICOM listener of the imaging document source (pynetdicom): C-ECHO and C-STORE SCP.
+
+Every storage SOP class is accepted with the uncompressed transfer syntaxes and the usual
+compressed ones, and data are stored in the transfer syntax they arrive in (no coercion,
+PS3.4 §B.4.1). pynetdicom accepts, per presentation context, the first syntax of *our* list that
+the peer proposes (PS3.8 §9.3.3.2 leaves the choice to the acceptor): Explicit VR Little Endian
+first, compressed syntaxes after the uncompressed ones. A peer that proposes its compressed
+syntax in a context of its own (dcmtk's default: one context per transfer syntax) gets it
+accepted, so its compressed data arrive unchanged.
+
+TCP_NODELAY: pynetdicom leaves Nagle's algorithm on, so each small C-STORE-RSP waits for the
+peer's delayed ACK (about 40 ms on Linux loopback) and a sender that waits for every response
+stalls at a few instances per second. The least invasive hook is a notification handler for
+``EVT_CONN_OPEN`` (fired for each accepted connection before the association starts) that sets
+the option on ``event.assoc.dul.socket.socket``.
+
+Standards: DICOM PS3.4 Annex A (Verification), Annex B (Storage; statuses Table B.2-1), PS3.7
+§9.1.1 (C-STORE), §9.1.5 (C-ECHO), PS3.8 §9.3 (association negotiation).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
+
+from gateway.imaging.index import InstanceRecord
+from gateway.imaging.ingest import STATUS_SUCCESS, Ingest, InstanceRejected
+
+log = logging.getLogger("gateway.imaging")
+
+UNCOMPRESSED_TRANSFER_SYNTAXES: tuple[str, ...] = (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+)
+# PS3.5 Annex A / PS3.6 Annex A: JPEG, JPEG-LS, JPEG 2000, HTJ2K, RLE and the video syntaxes.
+COMPRESSED_TRANSFER_SYNTAXES: tuple[str, ...] = (
+    "1.2.840.10008.1.2.4.50",  # JPEG Baseline (Process 1)
+    "1.2.840.10008.1.2.4.51",  # JPEG Extended (Process 2 & 4)
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless, Non-Hierarchical (Process 14)
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless, First-Order Prediction (Process 14, SV1)
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 (Lossless Only)
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.4.201",  # HTJ2K (Lossless Only)
+    "1.2.840.10008.1.2.4.202",  # HTJ2K with RPCL Options (Lossless Only)
+    "1.2.840.10008.1.2.4.203",  # HTJ2K
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.4.100",  # MPEG2 Main Profile / Main Level
+    "1.2.840.10008.1.2.4.101",  # MPEG2 Main Profile / High Level
+    "1.2.840.10008.1.2.4.102",  # MPEG-4 AVC/H.264 High Profile / Level 4.1
+    "1.2.840.10008.1.2.4.103",  # MPEG-4 AVC/H.264 BD-compatible High Profile / Level 4.1
+    "1.2.840.10008.1.2.4.104",  # MPEG-4 AVC/H.264 High Profile / Level 4.2 For 2D Video
+    "1.2.840.10008.1.2.4.105",  # MPEG-4 AVC/H.264 High Profile / Level 4.2 For 3D Video
+    "1.2.840.10008.1.2.4.106",  # MPEG-4 AVC/H.264 Stereo High Profile / Level 4.2
+    "1.2.840.10008.1.2.4.107",  # HEVC/H.265 Main Profile / Level 5.1
+    "1.2.840.10008.1.2.4.108",  # HEVC/H.265 Main 10 Profile / Level 5.1
+)
+ACCEPTED_TRANSFER_SYNTAXES: tuple[str, ...] = (
+    UNCOMPRESSED_TRANSFER_SYNTAXES + COMPRESSED_TRANSFER_SYNTAXES
+)
+
+DEFAULT_MAX_PDU = 1024 * 1024  # what peers may send us in one P-DATA PDU (PS3.8 §D.1)
+
+
+def set_nodelay(event: evt.Event) -> None:
+    """EVT_CONN_OPEN handler: switch Nagle's algorithm off on the association's socket."""
+    sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+    if isinstance(sock, socket.socket):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:  # e.g. the peer is already gone
+            log.debug("TCP_NODELAY not set: %s", exc)
+
+
+def handle_echo(event: evt.Event) -> int:
+    """C-ECHO: always Success (PS3.4 §A.4, PS3.7 §9.1.5)."""
+    return STATUS_SUCCESS
+
+
+def handle_store(
+    event: evt.Event, ingest: Ingest, notify: Callable[[InstanceRecord], None] | None = None
+) -> int:
+    """C-STORE: keep the data set as received, index it, answer with a PS3.4 Table B.2-1 status.
+
+    Refused data sets (not parseable: 0xC000, a missing UID: 0xC001, not the request's SOP
+    Instance: 0xC002, not the request's SOP Class: 0xA900) are not stored; storage or database
+    trouble answers 0xA700/0xA701 (Refused: Out of Resources).
+    """
+    request = event.request
+    calling = event.assoc.requestor.ae_title if event.assoc else "?"
+    try:
+        record = ingest.store_encoded(
+            event.encoded_dataset(include_meta=True),
+            sop_class_uid=str(request.AffectedSOPClassUID or "") or None,
+            sop_instance_uid=str(request.AffectedSOPInstanceUID or "") or None,
+        )
+    except InstanceRejected as exc:
+        log.warning(
+            "C-STORE from %s of %s refused (0x%04X): %s",
+            calling,
+            request.AffectedSOPInstanceUID,
+            exc.status,
+            exc,
+        )
+        return exc.status
+    log.debug("C-STORE from %s: stored %s", calling, record.sop_instance_uid)
+    if notify is not None:
+        notify(record)
+    return STATUS_SUCCESS
+
+
+class StoreSCP:
+    """A running (or startable) DICOM listener bound to an :class:`Ingest`."""
+
+    def __init__(
+        self,
+        ingest: Ingest,
+        *,
+        ae_title: str,
+        host: str = "127.0.0.1",
+        port: int = 11112,
+        maximum_pdu_size: int = DEFAULT_MAX_PDU,
+        require_called_aet: bool = True,
+        notify: Callable[[InstanceRecord], None] | None = None,
+    ) -> None:
+        self.ingest = ingest
+        self.ae_title = ae_title
+        self.host, self.port = host, port
+        self.notify = notify
+        self.ae = AE(ae_title=ae_title)
+        self.ae.maximum_pdu_size = maximum_pdu_size
+        self.ae.require_called_aet = require_called_aet
+        self.ae.add_supported_context(Verification, list(UNCOMPRESSED_TRANSFER_SYNTAXES[:2]))
+        for context in AllStoragePresentationContexts:
+            self.ae.add_supported_context(
+                context.abstract_syntax, [UID(ts) for ts in ACCEPTED_TRANSFER_SYNTAXES]
+            )
+        self._server: ThreadedAssociationServer | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> tuple[str, int]:
+        """Listen (port 0 = ephemeral); return the bound (host, port)."""
+        with self._lock:
+            if self._server is None:
+                handlers: list[Any] = [
+                    (evt.EVT_CONN_OPEN, set_nodelay),
+                    (evt.EVT_C_ECHO, handle_echo),
+                    (evt.EVT_C_STORE, handle_store, [self.ingest, self.notify]),
+                ]
+                server = self.ae.start_server(
+                    (self.host, self.port), block=False, evt_handlers=handlers
+                )
+                assert server is not None
+                self._server = server
+                log.info(
+                    "DICOM listener %s on %s:%d", self.ae_title, *self._server.server_address[:2]
+                )
+        return self.address
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port). Raises RuntimeError before :meth:`start`."""
+        if self._server is None:
+            raise RuntimeError("the DICOM listener is not started")
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def server(self) -> ThreadedAssociationServer | None:
+        """The pynetdicom server while running (tests inspect its associations)."""
+        return self._server
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Stop accepting, let associations in flight finish (up to ``timeout``), then abort."""
+        with self._lock:
+            server, self._server = self._server, None
+        if server is None:
+            return
+        remaining = list(server.active_associations)
+        server.shutdown()
+        deadline = time.monotonic() + timeout
+        for assoc in remaining:
+            assoc.join(max(0.0, deadline - time.monotonic()))
+            if assoc.is_alive():
+                assoc.abort()

@@ -1,0 +1,21 @@
+"""Fixtures of the imaging unit tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.imaging.source import ImagingSource
+from tests.unit.imaging.support import RecordingRepository, make_source
+
+
+@pytest.fixture
+def repository() -> RecordingRepository:
+    return RecordingRepository()
+
+
+@pytest.fixture
+def source(tmp_path: Path, repository: RecordingRepository) -> ImagingSource:
+    """A source that is never started (no sockets): ingest, publish and retrieve directly."""
+    return make_source(tmp_path, repository)

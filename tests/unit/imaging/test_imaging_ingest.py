@@ -1,0 +1,247 @@
+"""Taking in instances (gateway.imaging.ingest, storage, storescp.handle_store): bytes kept as
+received, refusals with the PS3.4 statuses, idempotent duplicates, atomic durable files."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pydicom
+import pytest
+from pydicom import config
+from pydicom.dataelem import DataElement
+
+from gateway.imaging import synthetic
+from gateway.imaging.ingest import (
+    STATUS_CANNOT_UNDERSTAND,
+    STATUS_INSTANCE_MISMATCH,
+    STATUS_MISSING_UID,
+    STATUS_OUT_OF_RESOURCES,
+    STATUS_SOP_CLASS_MISMATCH,
+    InstanceRejected,
+)
+from gateway.imaging.source import ImagingSource
+from gateway.imaging.storage import InstanceStore, is_uid
+from gateway.imaging.storescp import handle_echo, handle_store
+from tests.unit.imaging.support import study_spec
+
+
+def one_instance(**overrides: Any) -> pydicom.Dataset:
+    return synthetic.make_study(study_spec(**overrides))[0]
+
+
+def test_instance_is_stored_byte_for_byte_and_indexed(source: ImagingSource) -> None:
+    ds = one_instance()
+    data = synthetic.encode(ds)
+    record = source.ingest.store_encoded(
+        data, sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID
+    )
+    assert source.store.path(record.path).read_bytes() == data
+    assert record.path == f"{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm"
+    assert record.size == len(data)
+    indexed = source.index.instance(str(ds.SOPInstanceUID))
+    assert indexed is not None
+    assert (indexed.modality, indexed.patient_id, indexed.transfer_syntax_uid) == (
+        "CT",
+        "PAT-0042",
+        "1.2.840.10008.1.2.1",
+    )
+
+
+@pytest.mark.parametrize(
+    "syntax",
+    [
+        synthetic.ImplicitVRLittleEndian,
+        synthetic.DeflatedExplicitVRLittleEndian,
+        synthetic.JPEGBaseline8Bit,
+    ],
+)
+def test_every_transfer_syntax_is_kept_as_sent(source: ImagingSource, syntax: str) -> None:
+    spec = study_spec(
+        series=(synthetic.SeriesSpec(modality="CT", count=1, transfer_syntax=syntax),)
+    )
+    data = synthetic.encode(synthetic.make_study(spec)[0])
+    record = source.ingest.store_encoded(data)
+    assert source.store.path(record.path).read_bytes() == data
+    assert record.transfer_syntax_uid == syntax
+
+
+def test_duplicate_replaces_the_file_idempotently(source: ImagingSource) -> None:
+    ds = one_instance()
+    source.ingest.store_encoded(synthetic.encode(ds))
+    ds.PatientName = "Changed^Name"
+    data = synthetic.encode(ds)
+    record = source.ingest.store_encoded(data)
+    assert source.store.path(record.path).read_bytes() == data
+    assert len(source.index.instances_of_study(str(ds.StudyInstanceUID))) == 1
+    files = [p for p in source.store.root.rglob("*.dcm")]
+    assert len(files) == 1
+
+
+def test_instance_moved_to_another_series_leaves_no_orphan_file(source: ImagingSource) -> None:
+    ds = one_instance()
+    first = source.ingest.store_encoded(synthetic.encode(ds))
+    ds.SeriesInstanceUID = "2.25.999"
+    second = source.ingest.store_encoded(synthetic.encode(ds))
+    assert first.path != second.path
+    assert not source.store.path(first.path).exists()
+    assert source.store.path(second.path).exists()
+
+
+@pytest.mark.parametrize(
+    "keyword", ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"]
+)
+def test_missing_uid_is_refused_and_not_stored(source: ImagingSource, keyword: str) -> None:
+    ds = one_instance()
+    del ds[keyword]
+    with pytest.raises(InstanceRejected) as caught:
+        source.ingest.store_encoded(synthetic.encode(ds))
+    assert caught.value.status == STATUS_MISSING_UID
+    assert keyword in str(caught.value)
+    assert list(source.store.root.rglob("*.dcm")) == []
+
+
+def test_malformed_uid_is_refused(source: ImagingSource) -> None:
+    ds = one_instance()
+    tag = 0x0020000D  # Study Instance UID, set as a broken peer would (no write validation)
+    ds[tag] = DataElement(tag, "UI", "1.2.3/../../etc", validation_mode=config.IGNORE)
+    data = synthetic.encode(ds)
+    with pytest.raises(InstanceRejected) as caught, pytest.warns(UserWarning, match="UI"):
+        source.ingest.store_encoded(data)
+    assert caught.value.status == STATUS_MISSING_UID
+    assert list(source.store.root.rglob("*.dcm")) == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not dicom at all", b"\0" * 128 + b"DICM" + b"\xff" * 40],
+    ids=["empty", "text", "garbage-after-prefix"],
+)
+def test_not_dicom_is_refused(source: ImagingSource, data: bytes) -> None:
+    with pytest.raises(InstanceRejected) as caught:
+        source.ingest.store_encoded(data)
+    assert caught.value.status == STATUS_CANNOT_UNDERSTAND
+    assert list(source.store.root.rglob("*.dcm")) == []
+
+
+def test_data_set_must_match_the_store_request(source: ImagingSource) -> None:
+    ds = one_instance()
+    data = synthetic.encode(ds)
+    with pytest.raises(InstanceRejected) as caught:
+        source.ingest.store_encoded(data, sop_class_uid="1.2.840.10008.5.1.4.1.1.4")
+    assert caught.value.status == STATUS_SOP_CLASS_MISMATCH
+    with pytest.raises(InstanceRejected) as caught:
+        source.ingest.store_encoded(data, sop_instance_uid="2.25.1")
+    assert caught.value.status == STATUS_INSTANCE_MISMATCH
+
+
+def test_store_failure_answers_out_of_resources(
+    source: ImagingSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(source.store, "write", broken)
+    with pytest.raises(InstanceRejected) as caught:
+        source.ingest.store_encoded(synthetic.encode(one_instance()))
+    assert caught.value.status == STATUS_OUT_OF_RESOURCES
+
+
+def test_folder_import_is_byte_for_byte_and_reports_other_files(
+    source: ImagingSource, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    paths = synthetic.write_study(synthetic.make_study(study_spec()), folder)
+    (folder / "README.txt").write_text("not an image")
+    report = source.load_directory(folder)
+    assert len(report.stored) == len(paths) == 5
+    assert [str(p) for p, _ in report.rejected] == [str(folder / "README.txt")]
+    for path, record in zip(paths, report.stored, strict=True):
+        assert source.store.path(record.path).read_bytes() == path.read_bytes()
+    assert len(report.studies) == 1
+
+
+# -- the C-STORE handler -----------------------------------------------------------------------
+
+
+def store_event(data: bytes, ds: pydicom.Dataset | None = None) -> Any:
+    request = SimpleNamespace(
+        AffectedSOPClassUID=ds.SOPClassUID if ds is not None else None,
+        AffectedSOPInstanceUID=ds.SOPInstanceUID if ds is not None else None,
+    )
+    assoc = SimpleNamespace(requestor=SimpleNamespace(ae_title="MODALITY"))
+    return SimpleNamespace(
+        request=request, assoc=assoc, encoded_dataset=lambda include_meta=True: data
+    )
+
+
+def test_store_handler_answers_success_and_notifies(source: ImagingSource) -> None:
+    ds = one_instance()
+    seen: list[str] = []
+    status = handle_store(
+        store_event(synthetic.encode(ds), ds),
+        source.ingest,
+        lambda record: seen.append(record.sop_instance_uid),
+    )
+    assert status == 0x0000
+    assert seen == [ds.SOPInstanceUID]
+
+
+def test_store_handler_answers_the_refusal_status(source: ImagingSource) -> None:
+    ds = one_instance()
+    del ds.StudyInstanceUID
+    assert handle_store(store_event(synthetic.encode(ds), ds), source.ingest) == 0xC001
+    assert handle_store(store_event(b"junk"), source.ingest) == 0xC000
+
+
+def test_echo_handler_answers_success() -> None:
+    assert handle_echo(SimpleNamespace()) == 0x0000  # type: ignore[arg-type]
+
+
+# -- storage -----------------------------------------------------------------------------------
+
+
+def test_uid_syntax() -> None:
+    assert is_uid("1.2.840.10008.1.2")
+    assert is_uid("0.1")
+    for bad in ("", "1..2", "01.2", "1.2.", "1.2a", "../1", "1." * 40 + "1"):
+        assert not is_uid(bad), bad
+
+
+def test_store_refuses_paths_from_bad_uids(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+    with pytest.raises(ValueError):
+        store.relative_path("1.2", "..", "1.3")
+
+
+def test_write_is_atomic_and_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = InstanceStore(tmp_path / "store", fsync=True)
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    relative = store.relative_path("1.2", "1.2.3", "1.2.3.4")
+    store.write_bytes(relative, b"first")
+    assert len(synced) >= 2  # the file and its folder (plus the new parent folders)
+    synced.clear()
+
+    def failing() -> Any:
+        yield b"partial"
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError):
+        store.write(relative, failing())
+    assert store.path(relative).read_bytes() == b"first"  # the old copy is untouched
+    leftovers = [p.name for p in store.path(relative).parent.iterdir()]
+    assert leftovers == ["1.2.3.4.dcm"]
+
+
+def test_dataset_bytes_skips_the_file_meta() -> None:
+    data = synthetic.encode(one_instance())
+    body = synthetic.dataset_bytes(data)
+    assert data.endswith(body)
+    assert pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID
+    with pytest.raises(ValueError):
+        synthetic.dataset_bytes(b"x" * 200)
