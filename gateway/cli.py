@@ -84,6 +84,35 @@ def _parser() -> argparse.ArgumentParser:
     repository_cli.add_retrieve_arguments(retrieve)
     retrieve.set_defaults(func=_cmd_retrieve)
 
+    from gateway.consumer import cli as consumer_cli
+
+    fetch = sub.add_parser(
+        "fetch-study",
+        help="fetch a patient's imaging studies (ITI-18, ITI-43, RAD-69) into a folder or a PACS",
+        description="Find the patient's KOS manifests (ITI-18), retrieve them (ITI-43), then the "
+        "instances they list (RAD-69, in parallel batches), into --out DIR or by C-STORE to "
+        "--store-to AET@host:port. Re-running skips what is already there; exit 1 lists what "
+        "is missing.",
+    )
+    consumer_cli.add_fetch_arguments(fetch)
+    fetch.set_defaults(func=lambda a: consumer_cli.run_fetch(a, _settings(a)))
+    query = sub.add_parser(
+        "query",
+        help="run a stored query (ITI-18) and print the result as a table or JSON",
+        description="Run any ITI-18 stored query with friendly options and print the result.",
+    )
+    consumer_cli.add_query_arguments(query)
+    query.set_defaults(func=lambda a: consumer_cli.run_query(a, _settings(a)))
+    demo = sub.add_parser(
+        "demo",
+        help="show the whole XDS-I.b exchange on a temporary data folder",
+        description="Start a gateway with every actor in a temporary folder, feed a patient, send "
+        "a generated study over DICOM, wait for its manifest, query, fetch it back, verify every "
+        "instance byte for byte, print each step with timings, and clean up.",
+    )
+    consumer_cli.add_demo_arguments(demo)
+    demo.set_defaults(func=consumer_cli.run_demo)
+
     publish = sub.add_parser(
         "publish",
         help="publish studies now: a KOS manifest per study by RAD-68 (ITI-41)",

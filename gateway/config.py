@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -104,6 +103,19 @@ class Hl7Settings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConsumerSettings:
+    registry_url: str = ""  # ITI-18 endpoint; empty = this gateway's own registry
+    parallel_requests: int = 4  # RAD-69 requests in flight at once
+    batch_size: int = 50  # instances per RAD-69 request
+    timeout: int = 120  # seconds per request
+    retries: int = 3  # per missing or corrupt instance
+    # repositoryUniqueId -> ITI-43 URL, Retrieve Location UID -> RAD-69 URL (this gateway's own
+    # actors are known without configuration). Environment form: "uid=url,uid=url".
+    repositories: dict[str, str] = field(default_factory=dict)
+    imaging_sources: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """All settings of one gateway process."""
 
@@ -115,6 +127,7 @@ class Settings:
     repository: RepositorySettings = field(default_factory=RepositorySettings)
     imaging_source: ImagingSourceSettings = field(default_factory=ImagingSourceSettings)
     hl7: Hl7Settings = field(default_factory=Hl7Settings)
+    consumer: ConsumerSettings = field(default_factory=ConsumerSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -155,32 +168,59 @@ def _section_types() -> dict[str, type]:
     return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
 
 
+def _convert_bool(key: str, raw: Any, *, from_env: bool) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if from_env and isinstance(raw, str) and raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if from_env and isinstance(raw, str) and raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{key}: expected true or false, got {raw!r}")
+
+
+def _convert_int(key: str, raw: Any, *, from_env: bool) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if from_env and isinstance(raw, str):
+        try:
+            return int(raw.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"{key}: expected an integer, got {raw!r}")
+
+
+def _convert_str(key: str, raw: Any, *, from_env: bool) -> str:
+    if isinstance(raw, str):
+        return raw
+    raise ConfigError(f"{key}: expected a string, got {raw!r}")
+
+
 def _convert(key: str, raw: Any, target: Any, *, from_env: bool) -> Any:
     """Check (TOML) or parse (environment string) one value against the key's declared type."""
-    if target is bool:
-        if isinstance(raw, bool):
-            return raw
-        if from_env and isinstance(raw, str) and raw.lower() in {"1", "true", "yes", "on"}:
-            return True
-        if from_env and isinstance(raw, str) and raw.lower() in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(f"{key}: expected true or false, got {raw!r}")
-    if target is int:
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        if from_env and isinstance(raw, str):
-            try:
-                return int(raw.strip())
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected an integer, got {raw!r}")
-    if target is str:
-        if isinstance(raw, str):
-            return raw
-        raise ConfigError(f"{key}: expected a string, got {raw!r}")
-    if isinstance(target, types.GenericAlias) or typing.get_origin(target) is not None:
-        raise ConfigError(f"{key}: unsupported setting type")  # pragma: no cover - table is ours
+    converters = {bool: _convert_bool, int: _convert_int, str: _convert_str}
+    if target in converters:
+        return converters[target](key, raw, from_env=from_env)
+    if typing.get_origin(target) is dict:
+        return _convert_table(key, raw, from_env=from_env)
     raise ConfigError(f"{key}: unsupported setting type {target!r}")  # pragma: no cover
+
+
+def _convert_table(key: str, raw: Any, *, from_env: bool) -> dict[str, str]:
+    """A table of strings: a TOML table, or ``id=value,id=value`` from the environment."""
+    if from_env and isinstance(raw, str):
+        table: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in raw.split(","))):
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip() or not value.strip():
+                raise ConfigError(f"{key}: expected id=value[,id=value...], got {raw!r}")
+            table[name.strip()] = value.strip()
+        return table
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{key}: expected a table of id = "value" entries, got {raw!r}')
+    for name, value in raw.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}.{name}: expected a string, got {value!r}")
+    return dict(raw)
 
 
 def _check_values(settings: Settings) -> None:
@@ -200,6 +240,9 @@ def _check_values(settings: Settings) -> None:
         "hl7.max_message_bytes": settings.hl7.max_message_bytes,
         "hl7.idle_timeout": settings.hl7.idle_timeout,
         "registry.max_leafclass_results": settings.registry.max_leafclass_results,
+        "consumer.parallel_requests": settings.consumer.parallel_requests,
+        "consumer.batch_size": settings.consumer.batch_size,
+        "consumer.timeout": settings.consumer.timeout,
         "imaging_source.study_idle_seconds": settings.imaging_source.study_idle_seconds,
         "imaging_source.max_pdu": settings.imaging_source.max_pdu,
     }

@@ -106,3 +106,32 @@ def test_cli_env_override_bad_value_exits_2(tmp_path: Path) -> None:
         proc.stderr.strip()
         == "xdsi-gateway: configuration error: http.port: expected an integer, got 'abc'"
     )
+
+
+def test_consumer_tables_from_toml_and_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "g.toml"
+    cfg.write_text('[consumer.repositories]\n"1.2.3" = "http://127.0.0.1:9/xds/repository"\n')
+    s = load_settings(
+        cfg, environ={"XDSI_CONSUMER_IMAGING_SOURCES": "1.2.4=http://a/x, 1.2.5=http://b/y"}
+    )
+    assert s.consumer.repositories == {"1.2.3": "http://127.0.0.1:9/xds/repository"}
+    assert s.consumer.imaging_sources == {"1.2.4": "http://a/x", "1.2.5": "http://b/y"}
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "message"),
+    [
+        ('[consumer]\nrepositories = "x"\n', {}, "consumer.repositories: expected a table"),
+        (
+            '[consumer.repositories]\n"1.2" = 3\n',
+            {},
+            "consumer.repositories.1.2: expected a string",
+        ),
+        ("", {"XDSI_CONSUMER_REPOSITORIES": "1.2.3"}, "consumer.repositories: expected id=value"),
+    ],
+)
+def test_bad_consumer_tables(tmp_path: Path, toml: str, env: dict[str, str], message: str) -> None:
+    cfg = tmp_path / "g.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        load_settings(cfg, environ=env)

@@ -1,0 +1,422 @@
+"""``xdsi-gateway fetch-study`` and ``xdsi-gateway query``: the consumer's command line.
+
+``gateway/cli.py`` wires them::
+
+    fetch = sub.add_parser("fetch-study", help=..., description=...)
+    consumer_cli.add_fetch_arguments(fetch)
+    fetch.set_defaults(func=lambda args: consumer_cli.run_fetch(args, _settings(args)))
+
+and likewise ``add_query_arguments``/``run_query`` and ``add_demo_arguments``/``run_demo``.
+
+Exit status: 0 done (every instance present); 1 something is missing or a peer failed (the
+summary says what); 2 bad options; 130 interrupted (re-running continues where it stopped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from gateway.config import Settings
+from gateway.consumer.clients import RegistryQueryClient
+from gateway.consumer.errors import ConsumerError
+from gateway.consumer.fetch import FetchReport, FetchRequest, StudyFetcher
+from gateway.consumer.pacs import PacsDestination, parse_store_target
+from gateway.consumer.progress import MB
+from gateway.consumer.queries import (
+    KOS_FORMAT_CODE,
+    QUERY_IDS,
+    QueryOptions,
+    QueryUsageError,
+    build_slots,
+    modality_code,
+    parse_code,
+)
+from gateway.consumer.settings import ConsumerSettings, consumer_settings
+from gateway.consumer.store import Destination, DicomdirDestination, FolderDestination
+from gateway.consumer.syntaxes import parse_transfer_syntaxes
+from gateway.consumer.table import render_json, render_table, study_uids
+from gateway.consumer.wire import RETURN_LEAF_CLASS, RETURN_OBJECT_REF
+from gateway.metadata.model import DocumentEntry
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_LISTED = 20  # missing instances listed one per line in the summary
+
+
+def _mapping(text: str) -> tuple[str, str]:
+    unique_id, sep, url = text.partition("=")
+    if not sep or not unique_id.strip() or not url.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not UID=URL")
+    return unique_id.strip(), url.strip()
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _add_peer_arguments(parser: argparse.ArgumentParser) -> None:
+    peers = parser.add_argument_group("peers (default: this gateway's own actors, then [consumer])")
+    peers.add_argument("--registry", metavar="URL", help="ITI-18 endpoint of the registry")
+    peers.add_argument(
+        "--repository",
+        action="append",
+        type=_mapping,
+        default=[],
+        metavar="UID=URL",
+        help="ITI-43 endpoint of a repositoryUniqueId (repeatable)",
+    )
+    peers.add_argument(
+        "--imaging-source",
+        action="append",
+        type=_mapping,
+        default=[],
+        metavar="UID=URL",
+        help="RAD-69 endpoint of a Retrieve Location UID (repeatable)",
+    )
+    peers.add_argument("--timeout", type=float, help="seconds per request (default 120)")
+    peers.add_argument("--ca-file", help="CA bundle to verify https peers")
+    peers.add_argument("--insecure", action="store_true", help="do not verify https peers")
+    peers.add_argument("--cert", help="client certificate (PEM) for mutual TLS")
+    peers.add_argument("--key", help="private key (PEM) of --cert")
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
+
+
+def settings_from_args(args: argparse.Namespace, settings: Settings) -> ConsumerSettings:
+    """The consumer's settings: this gateway, the configuration, then the command's options."""
+    verify: bool | str | None = False if args.insecure else (args.ca_file or None)
+    return consumer_settings(
+        settings,
+        registry_url=args.registry,
+        repositories=dict(args.repository) or None,
+        imaging_sources=dict(args.imaging_source) or None,
+        timeout=args.timeout,
+        verify=verify,
+        cert=(args.cert, args.key or args.cert) if args.cert else None,
+        parallel_requests=getattr(args, "parallel", None),
+        batch_size=getattr(args, "batch_size", None),
+        retries=getattr(args, "retries", None),
+    )
+
+
+# -- fetch-study ----------------------------------------------------------------------------------
+
+
+def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``xdsi-gateway fetch-study``."""
+    parser.add_argument("--patient", required=True, metavar="CX", help="patient id, ID^^^&OID&ISO")
+    parser.add_argument("--study", metavar="UID", help="only this Study Instance UID")
+    parser.add_argument("--accession", metavar="NUMBER", help="only this accession number")
+    parser.add_argument("--modality", metavar="CODE", help="only studies with this modality (CT)")
+    parser.add_argument("--since", metavar="DATE", help="only studies performed since DATE")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, metavar="DIR", help="write Part 10 files below DIR")
+    target.add_argument(
+        "--store-to", metavar="AET@HOST:PORT", help="C-STORE the instances to a DICOM peer"
+    )
+    parser.add_argument("--dicomdir", action="store_true", help="with --out: a DICOMDIR File-set")
+    parser.add_argument("--calling-aet", default="XDSI_CONSUMER", help="our AE title (--store-to)")
+    parser.add_argument(
+        "--transfer-syntax",
+        action="append",
+        default=[],
+        metavar="TS",
+        help="requested transfer syntaxes: UIDs, pydicom keywords or all/native/compressed "
+        "(repeatable or comma-separated; default all)",
+    )
+    parser.add_argument("--parallel", type=_positive, help="RAD-69 requests at once (default 4)")
+    parser.add_argument("--batch-size", type=_positive, help="instances per RAD-69 request (50)")
+    parser.add_argument("--retries", type=int, help="attempts after the first (default 3)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _add_peer_arguments(parser)
+
+
+def _destination(args: argparse.Namespace, timeout: float) -> Destination:
+    if args.store_to:
+        return PacsDestination(
+            parse_store_target(args.store_to), calling_ae_title=args.calling_aet, timeout=timeout
+        )
+    if args.dicomdir:
+        return DicomdirDestination(args.out)
+    return FolderDestination(args.out)
+
+
+def run_fetch(
+    args: argparse.Namespace,
+    settings: Settings,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run ``xdsi-gateway fetch-study`` from parsed arguments; return the exit status."""
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        consumer = settings_from_args(args, settings)
+        syntaxes = parse_transfer_syntaxes(args.transfer_syntax or ["all"])
+        if args.dicomdir and not args.out:
+            raise ValueError("--dicomdir needs --out")
+        destination = _destination(args, consumer.timeout)
+    except (ValueError, OSError) as exc:
+        print(f"xdsi-gateway fetch-study: {exc}", file=err)
+        return EXIT_USAGE
+    request = FetchRequest(
+        patient_id=args.patient,
+        study_uid=args.study,
+        accession=args.accession,
+        modality=args.modality,
+        since=args.since,
+        transfer_syntaxes=syntaxes,
+    )
+    fetcher = StudyFetcher(consumer, destination, progress=_Silent() if args.no_progress else err)
+    try:
+        report = fetcher.run(request)
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to continue", file=err)
+        return EXIT_INTERRUPTED
+    print_summary(report, destination.describe(), out)
+    return EXIT_OK if report.complete else EXIT_FAILURE
+
+
+class _Silent:
+    """A text stream that drops everything (``--no-progress``)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return False
+
+
+def print_summary(report: FetchReport, where: str, out: TextIO) -> None:
+    """Print what was fetched, skipped and is missing, study by study."""
+    for study in report.studies:
+        print(
+            f"study {study.study_instance_uid}: {study.total} instance(s): "
+            f"{study.present} already present, {study.fetched} fetched "
+            f"({study.bytes / MB:.1f} MB) in {study.requests} RAD-69 request(s), "
+            f"{len(study.missing)} missing, {study.seconds:.1f} s",
+            file=out,
+        )
+        for uid, reason in list(study.missing.items())[:MAX_LISTED]:
+            print(f"  missing {uid}: {reason}", file=out)
+        if len(study.missing) > MAX_LISTED:
+            print(f"  ... and {len(study.missing) - MAX_LISTED} more", file=out)
+    for problem in report.problems:
+        print(f"problem: {problem}", file=out)
+    for note in report.notes:
+        print(note, file=out)
+    missing = sum(len(study.missing) for study in report.studies)
+    if report.complete:
+        print(
+            f"complete: {report.instances} instance(s) of {len(report.studies)} study(ies) "
+            f"in {where}",
+            file=out,
+        )
+    else:
+        print(
+            f"INCOMPLETE: {missing} instance(s) missing, {len(report.problems)} problem(s); "
+            "run the same command again to retry",
+            file=out,
+        )
+
+
+# -- query ----------------------------------------------------------------------------------------
+
+_CODE_OPTIONS = (
+    ("class_code", "classCode"),
+    ("type_code", "typeCode"),
+    ("format_code", "formatCode"),
+    ("event_code", "eventCodeList"),
+    ("practice_setting_code", "practiceSettingCode"),
+    ("facility_type_code", "healthcareFacilityTypeCode"),
+    ("confidentiality_code", "confidentialityCode"),
+)
+
+
+def add_query_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``xdsi-gateway query``."""
+    parser.add_argument(
+        "--query",
+        "--type",
+        dest="query",
+        default="FindDocuments",
+        metavar="NAME",
+        help=f"stored query: {', '.join(QUERY_IDS)} (or its urn:uuid; default FindDocuments)",
+    )
+    parser.add_argument("--patient", metavar="CX", help="patient id, ID^^^&OID&ISO")
+    parser.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        help="approved (default), deprecated, submitted or all (repeatable)",
+    )
+    for name, attribute in _CODE_OPTIONS:
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            action="append",
+            default=[],
+            type=parse_code,
+            metavar="CODE^^SCHEME",
+            help=f"{attribute} (repeatable: any of them)",
+        )
+    parser.add_argument("--modality", action="append", default=[], help="eventCodeList modality")
+    parser.add_argument("--kos", action="store_true", help="only imaging manifests (formatCode)")
+    parser.add_argument("--from", dest="time_from", metavar="DATE", help="service start from")
+    parser.add_argument("--to", dest="time_to", metavar="DATE", help="service start until")
+    parser.add_argument("--created-from", metavar="DATE", help="creationTime from")
+    parser.add_argument("--created-to", metavar="DATE", help="creationTime until")
+    parser.add_argument("--uuid", action="append", default=[], help="entryUUID (Get queries)")
+    parser.add_argument("--unique-id", action="append", default=[], help="uniqueId (Get queries)")
+    parser.add_argument("--reference-id", action="append", default=[], help="referenceIdList CXi")
+    parser.add_argument("--association-type", action="append", default=[], help="e.g. RPLC")
+    parser.add_argument("--study", metavar="UID", help="show only documents of this study")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any parameter, value coded as ITI TF-2 §3.18.4.1.2.3.5 says ('x', ('a','b'), 2024)",
+    )
+    parser.add_argument("--object-ref", action="store_true", help="returnType ObjectRef")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_peer_arguments(parser)
+
+
+def query_options(args: argparse.Namespace) -> QueryOptions:
+    """QueryOptions from parsed ``query`` arguments. Raises: QueryUsageError."""
+    raw = []
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("$"):
+            raise QueryUsageError(f"--param {item!r} is not $Name=Value")
+        raw.append((name, value))
+    return QueryOptions(
+        query=args.query,
+        patient_id=args.patient,
+        statuses=args.status or ["approved"],
+        class_codes=args.class_code,
+        type_codes=args.type_code,
+        format_codes=args.format_code + ([KOS_FORMAT_CODE] if args.kos else []),
+        event_codes=args.event_code + [modality_code(m) for m in args.modality],
+        practice_setting_codes=args.practice_setting_code,
+        facility_type_codes=args.facility_type_code,
+        confidentiality_codes=args.confidentiality_code,
+        time_from=args.time_from,
+        time_to=args.time_to,
+        created_from=args.created_from,
+        created_to=args.created_to,
+        entry_uuids=args.uuid,
+        unique_ids=args.unique_id,
+        reference_ids=args.reference_id,
+        association_types=args.association_type,
+        raw=raw,
+    )
+
+
+def run_query(
+    args: argparse.Namespace,
+    settings: Settings,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run ``xdsi-gateway query`` from parsed arguments; return the exit status."""
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        consumer = settings_from_args(args, settings)
+        query_id, slots = build_slots(query_options(args))
+    except (QueryUsageError, ValueError) as exc:
+        print(f"xdsi-gateway query: {exc}", file=err)
+        return EXIT_USAGE
+    try:
+        client = RegistryQueryClient(
+            consumer.require_registry(),
+            timeout=consumer.timeout,
+            verify=consumer.verify,
+            cert=consumer.cert,
+        )
+        result = client.query(
+            query_id, slots, return_type=RETURN_OBJECT_REF if args.object_ref else RETURN_LEAF_CLASS
+        )
+    except ConsumerError as exc:
+        print(f"xdsi-gateway query: {exc}", file=err)
+        return EXIT_FAILURE
+    objects: Sequence[Any] = result.objects
+    if args.study:
+        objects = [
+            o for o in objects if not isinstance(o, DocumentEntry) or args.study in study_uids(o)
+        ]
+    if args.json:
+        print(
+            render_json(objects, status=result.status, errors=[str(e) for e in result.errors]),
+            file=out,
+        )
+    else:
+        for error in result.errors:
+            print(f"{result.status}: {error}", file=err)
+        print(render_table(objects), file=out)
+    return EXIT_OK
+
+
+# -- demo -----------------------------------------------------------------------------------------
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``xdsi-gateway demo``."""
+    from gateway.consumer.demo import add_arguments
+
+    add_arguments(parser)
+
+
+def run_demo(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    """Run ``xdsi-gateway demo``; ``settings`` are not used (the demo has its own)."""
+    from gateway.consumer.demo import run
+
+    return run(args)
+
+
+# -- standalone entry point ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The three consumer commands on their own (``python -m gateway.consumer.cli``), the same
+    options as under ``xdsi-gateway``."""
+    parser = argparse.ArgumentParser(prog="xdsi-consumer", description="Imaging Document Consumer")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fetch = sub.add_parser("fetch-study", help="fetch a patient's studies (ITI-18, ITI-43, RAD-69)")
+    add_fetch_arguments(fetch)
+    fetch.set_defaults(run=run_fetch)
+    query = sub.add_parser("query", help="run a stored query (ITI-18) and print the result")
+    add_query_arguments(query)
+    query.set_defaults(run=run_query)
+    demo = sub.add_parser("demo", help="show the whole exchange on a temporary data folder")
+    add_demo_arguments(demo)
+    demo.set_defaults(run=run_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command (configuration errors exit 2)."""
+    from gateway.config import load_settings
+    from gateway.errors import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(getattr(args, "config", None))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return int(args.run(args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

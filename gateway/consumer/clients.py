@@ -1,0 +1,159 @@
+"""The consumer's three clients: ITI-18 to a registry, ITI-43 to a repository, RAD-69 to an
+imaging document source, each on the gateway's SOAP client (``gateway.soap.client``).
+
+Foreign failures are translated where they enter (``SoapClientError``, a malformed body, metadata
+that cannot be read) into :class:`~gateway.consumer.errors.PeerError`; a registry answering
+Failure to a query is :class:`~gateway.consumer.errors.RequestFailed`. Retrieve answers are
+returned whole, Failure included, because the caller decides per document what is missing.
+
+MTOM parts of retrieve answers arrive as temporary files in ``spool_dir`` (parts above
+``memory_threshold``; smaller ones stay in memory); the caller owns them: ``save_to`` each one
+it keeps, :meth:`RetrieveResult.discard` the rest. A spool folder on the same file system as the
+destination makes saving a rename.
+
+Each client keeps one zeep client per thread (a ``requests`` session is not meant to be shared
+between threads), so one instance can serve a thread pool.
+
+Standards: ITI TF-2 §3.18 (Registry Stored Query), §3.43 (Retrieve Document Set); RAD TF-3 §4.69
+(Retrieve Imaging Document Set); ITI TF-2 Appendix V (SOAP 1.2, WS-Addressing, MTOM/XOP).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import zeep
+
+from gateway.consumer.errors import PeerError, RequestFailed
+from gateway.consumer.wire import (
+    RETURN_LEAF_CLASS,
+    DocumentRef,
+    ImagingRef,
+    QueryResponse,
+    QuerySlot,
+    ResponseFormatError,
+    RetrieveResult,
+    build_imaging_request,
+    build_query_request,
+    build_retrieve_request,
+    parse_query_response,
+    parse_retrieve_response,
+)
+from gateway.errors import XDSError
+from gateway.soap.client import ClientResponse, SoapClientError, call, make_client
+from gateway.soap.transactions import ITI_18, ITI_43, RAD_69, Transaction
+
+DEFAULT_MEMORY_THRESHOLD = 1024 * 1024
+
+
+class _Client:
+    """One endpoint: zeep clients per thread, built on first use."""
+
+    transaction: Transaction
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 120.0,
+        verify: bool | str = True,
+        cert: tuple[str, str] | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        memory_threshold: int = DEFAULT_MEMORY_THRESHOLD,
+    ) -> None:
+        self.url = url
+        self._options = {
+            "timeout": timeout,
+            "verify": verify,
+            "cert": cert,
+            "spool_dir": Path(spool_dir) if spool_dir is not None else None,
+            "memory_threshold": memory_threshold,
+        }
+        self._local = threading.local()
+
+    def _zeep(self) -> zeep.Client:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = make_client(self.url, transaction_path=self.transaction.path, **self._options)
+            self._local.client = client
+        return client
+
+    def _call(self, body: object) -> ClientResponse:
+        try:
+            return call(self._zeep(), self.transaction, body)  # type: ignore[arg-type]
+        except SoapClientError as exc:
+            raise PeerError(f"{self.transaction.name} to {self.url}: {exc}") from exc
+
+
+class RegistryQueryClient(_Client):
+    """ITI-18 Registry Stored Query against one registry endpoint."""
+
+    transaction = ITI_18
+
+    def query(
+        self,
+        query_id: str,
+        slots: Sequence[QuerySlot],
+        *,
+        return_type: str = RETURN_LEAF_CLASS,
+        home: str | None = None,
+    ) -> QueryResponse:
+        """Run a stored query; return status, errors (warnings, PartialSuccess) and objects.
+
+        Standard: ITI TF-2 §3.18.4.1 (request), §3.18.4.1.3 (response).
+        Raises: RequestFailed (status Failure), PeerError (no usable answer).
+        """
+        body = build_query_request(query_id, slots, return_type=return_type, home=home)
+        answer = self._call(body)
+        try:
+            result = parse_query_response(answer.body)
+        except (ResponseFormatError, XDSError) as exc:
+            raise PeerError(f"ITI-18 answer from {self.url} is not usable: {exc}") from exc
+        if result.status == "Failure":
+            raise RequestFailed(f"ITI-18 to {self.url} failed", result.errors)
+        return result
+
+
+class _RetrieveClient(_Client):
+    def _retrieve(self, body: object) -> RetrieveResult:
+        answer = self._call(body)
+        try:
+            return parse_retrieve_response(answer.body, answer.attachments)
+        except ResponseFormatError as exc:
+            answer.discard_attachments()
+            raise PeerError(
+                f"{self.transaction.name} answer from {self.url} is not usable: {exc}"
+            ) from exc
+
+
+class RepositoryRetrieveClient(_RetrieveClient):
+    """ITI-43 Retrieve Document Set against one repository endpoint."""
+
+    transaction = ITI_43
+
+    def retrieve(self, refs: Sequence[DocumentRef]) -> RetrieveResult:
+        """Retrieve documents; the result holds what came back and the errors for the rest.
+
+        Standard: ITI TF-2 §3.43.4.1, §3.43.4.2. Raises: PeerError (no usable answer).
+        """
+        return self._retrieve(build_retrieve_request(refs))
+
+
+class ImagingSourceClient(_RetrieveClient):
+    """RAD-69 Retrieve Imaging Document Set against one imaging document source endpoint."""
+
+    transaction = RAD_69
+
+    def retrieve(
+        self, refs: Sequence[ImagingRef], transfer_syntaxes: Sequence[str]
+    ) -> RetrieveResult:
+        """Retrieve instances in one of ``transfer_syntaxes``; the result holds the instances
+        returned (MTOM parts) and the errors for the others.
+
+        Standard: RAD TF-3 §4.69.4.1.2 (request), §4.69.4.2.2-§4.69.4.2.3 (response).
+        Raises: PeerError (no usable answer).
+        """
+        return self._retrieve(build_imaging_request(refs, transfer_syntaxes))

@@ -1,0 +1,308 @@
+"""Fetch a patient's imaging studies: ITI-18 for the manifests, ITI-43 for them, RAD-69 for the
+instances they list (the Imaging Document Consumer of XDS-I.b, RAD TF-1 §18.1, RAD TF-2/3).
+
+1. ITI-18 FindDocuments for the patient, Approved, formatCode = KOS (1.2.840.10008.5.1.4.1.1.88.59,
+   scheme 1.2.840.10008.2.6.1, RAD TF-3 §4.68.4.1.2.3.2); ``--modality`` adds an eventCodeList
+   code, ``--since`` serviceStartTimeFrom. ``--study``/``--accession`` are matched on the
+   entries' referenceIdList (ITI TF-3 §4.2.3.2.28) and again on the manifests themselves.
+2. ITI-43 for the manifests, one request per repository (ITI TF-2 §3.43).
+3. Per study: instances already at the destination are skipped; the others are grouped by
+   Retrieve Location UID and requested by RAD-69 in batches, several requests in flight at once
+   (bounded by ``parallel_requests``). An instance that does not come back, or comes back
+   unreadable, is asked for again up to ``retries`` times, then reported missing.
+
+Workers only talk to the network; checking, storing and counting happen in the calling thread,
+so destinations need no locking and the progress bar is drawn from one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Protocol, TextIO
+
+from gateway.consumer.clients import (
+    ImagingSourceClient,
+    RegistryQueryClient,
+    RepositoryRetrieveClient,
+)
+from gateway.consumer.errors import ConsumerError, ManifestError, PeerError
+from gateway.consumer.manifest import (
+    InstanceRef,
+    Manifest,
+    merge_instances,
+    plan_batches,
+    read_manifest,
+)
+from gateway.consumer.progress import StudyProgress
+from gateway.consumer.queries import KOS_FORMAT_CODE, QueryOptions, build_slots, modality_code
+from gateway.consumer.report import (
+    FetchReport,
+    FetchRequest,
+    StudyOutcome,
+    by_study,
+    entry_matches,
+    manifest_matches,
+    match_documents,
+    nothing_found,
+)
+from gateway.consumer.settings import ConsumerSettings
+from gateway.consumer.store import Destination
+from gateway.consumer.wire import DocumentRef, ImagingRef, RetrieveResult
+from gateway.metadata.model import DocumentEntry
+
+log = logging.getLogger("gateway.consumer")
+
+
+class ImagingSource(Protocol):
+    """What the fetch needs of an imaging document source (:class:`ImagingSourceClient`)."""
+
+    def retrieve(
+        self, refs: Sequence[ImagingRef], transfer_syntaxes: Sequence[str]
+    ) -> RetrieveResult: ...
+
+
+class StudyFetcher:
+    """Runs fetches against the peers ``settings`` names, into one destination."""
+
+    def __init__(
+        self,
+        settings: ConsumerSettings,
+        destination: Destination,
+        *,
+        progress: TextIO | None = None,
+        live: bool | None = None,
+        retry_delay: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        source_factory: Callable[[str], ImagingSource] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.destination = destination
+        self.progress_stream = progress
+        self.live = live
+        self.retry_delay = retry_delay
+        self.sleep = sleep
+        self._sources: dict[str, ImagingSource] = {}
+        self._source_factory = source_factory or self._soap_source
+
+    def _options(self) -> dict[str, object]:
+        s = self.settings
+        return {"timeout": s.timeout, "verify": s.verify, "cert": s.cert}
+
+    # -- manifests ------------------------------------------------------------------------------
+    def find_manifests(self, request: FetchRequest) -> list[DocumentEntry]:
+        """ITI-18 FindDocuments for the patient's approved KOS manifests.
+
+        Standard: ITI TF-2 §3.18.4.1.2.3.7.1; RAD TF-3 §4.68.4.1.2.3.2 (formatCode, eventCodeList).
+        Raises: RequestFailed, PeerError, UnknownEndpoint.
+        """
+        options = QueryOptions(
+            query="FindDocuments",
+            patient_id=request.patient_id,
+            format_codes=[KOS_FORMAT_CODE],
+            event_codes=[modality_code(request.modality)] if request.modality else [],
+            time_from=request.since,
+        )
+        query_id, slots = build_slots(options)
+        client = RegistryQueryClient(self.settings.require_registry(), **self._options())
+        result = client.query(query_id, slots)
+        for error in result.errors:
+            log.warning("ITI-18 %s", error)
+        entries = [obj for obj in result.objects if isinstance(obj, DocumentEntry)]
+        return [entry for entry in entries if entry_matches(entry, request)]
+
+    def retrieve_manifests(
+        self, entries: Sequence[DocumentEntry], problems: list[str]
+    ) -> list[Manifest]:
+        """ITI-43 for the manifests, one request per repository; unreadable or unavailable
+        manifests are added to ``problems``. Standard: ITI TF-2 §3.43.4."""
+        by_repository: dict[str, list[DocumentEntry]] = {}
+        for entry in entries:
+            by_repository.setdefault(entry.repository_unique_id or "", []).append(entry)
+        manifests: list[Manifest] = []
+        for repository_id, members in by_repository.items():
+            try:
+                url = self.settings.repository_url(repository_id)
+                client = RepositoryRetrieveClient(
+                    url, spool_dir=self.destination.spool_dir, **self._options()
+                )
+                refs = [_document_ref(entry, repository_id) for entry in members]
+                result = client.retrieve(refs)
+            except ConsumerError as exc:
+                problems.append(f"manifests of repository {repository_id or '?'}: {exc}")
+                continue
+            manifests.extend(self._read_manifests(members, result, problems))
+        return manifests
+
+    @staticmethod
+    def _read_manifests(
+        entries: Sequence[DocumentEntry], result: RetrieveResult, problems: list[str]
+    ) -> list[Manifest]:
+        by_uid = {document.document_unique_id: document for document in result.documents}
+        manifests = []
+        try:
+            for entry in entries:
+                document = by_uid.get(entry.unique_id or "")
+                if document is None:
+                    errors = "; ".join(str(e) for e in result.errors) or result.status
+                    problems.append(f"manifest {entry.unique_id} not retrieved ({errors})")
+                    continue
+                try:
+                    manifests.append(read_manifest(document.attachment.read_bytes()))
+                except ManifestError as exc:
+                    problems.append(f"manifest {entry.unique_id}: {exc}")
+        finally:
+            result.discard()
+        return manifests
+
+    # -- the whole command ----------------------------------------------------------------------
+    def run(self, request: FetchRequest) -> FetchReport:
+        """Find, retrieve and fetch every matching study; never raises for a peer's failure
+        (it is in the report), only KeyboardInterrupt passes (with the report marked)."""
+        report = FetchReport()
+        try:
+            entries = self.find_manifests(request)
+            manifests = [
+                m
+                for m in self.retrieve_manifests(entries, report.problems)
+                if manifest_matches(m, request)
+            ]
+            if not manifests and not report.problems:
+                report.problems.append(nothing_found(request))
+            for study_uid, members in by_study(manifests).items():
+                report.studies.append(self.fetch_study(request, study_uid, members))
+        except KeyboardInterrupt:
+            report.interrupted = True
+            raise
+        except ConsumerError as exc:
+            report.problems.append(str(exc))
+        finally:
+            report.notes.extend(self.destination.finish())
+        return report
+
+    # -- one study ------------------------------------------------------------------------------
+    def fetch_study(
+        self, request: FetchRequest, study_uid: str, manifests: Sequence[Manifest]
+    ) -> StudyOutcome:
+        """Fetch every instance the study's manifests list that the destination lacks."""
+        started = time.monotonic()
+        refs = merge_instances(manifests)
+        outcome = StudyOutcome(
+            study_instance_uid=study_uid,
+            manifests=[m.sop_instance_uid for m in manifests],
+            total=len(refs),
+        )
+        progress = StudyProgress(study_uid, len(refs), stream=self.progress_stream, live=self.live)
+        present = self.destination.existing(request.patient_id, refs)
+        outcome.present = len(present)
+        progress.advance(len(present))
+        unreachable: dict[str, str] = {}
+        todo = self._reachable([r for r in refs if r.sop_instance_uid not in present], unreachable)
+        failures: dict[str, str] = {}
+        try:
+            for attempt in range(self.settings.retries + 1):
+                if not todo:
+                    break
+                if attempt:
+                    self.sleep(min(self.retry_delay * 2 ** (attempt - 1), 5.0))
+                failures = self._round(request, todo, outcome, progress)
+                todo = [ref for ref in todo if ref.sop_instance_uid in failures]
+        finally:
+            outcome.missing = {**unreachable, **failures}
+            progress.advance(len(outcome.missing))
+            progress.close()
+            outcome.seconds = time.monotonic() - started
+        return outcome
+
+    def _reachable(self, refs: list[InstanceRef], unreachable: dict[str, str]) -> list[InstanceRef]:
+        """Instances that can be requested; the others go to ``unreachable`` with the reason."""
+        reachable = []
+        for ref in refs:
+            location = ref.retrieve_location_uid
+            if not location:
+                unreachable[ref.sop_instance_uid] = "the manifest names no Retrieve Location UID"
+                continue
+            try:
+                self._source(location)
+            except ConsumerError as exc:
+                unreachable[ref.sop_instance_uid] = str(exc)
+                continue
+            reachable.append(ref)
+        return reachable
+
+    def _soap_source(self, url: str) -> ImagingSource:
+        return ImagingSourceClient(url, spool_dir=self.destination.spool_dir, **self._options())
+
+    def _source(self, location: str) -> ImagingSource:
+        client = self._sources.get(location)
+        if client is None:
+            client = self._source_factory(self.settings.imaging_source_url(location))
+            self._sources[location] = client
+        return client
+
+    def _round(
+        self,
+        request: FetchRequest,
+        todo: Sequence[InstanceRef],
+        outcome: StudyOutcome,
+        progress: StudyProgress,
+    ) -> dict[str, str]:
+        """One pass of RAD-69 requests over ``todo``; return the reason per instance not kept."""
+        failures: dict[str, str] = {}
+        batches = plan_batches(todo, self.settings.batch_size)
+        pool = ThreadPoolExecutor(max_workers=self.settings.parallel_requests)
+        pending: dict[Future[RetrieveResult], list[InstanceRef]] = {}
+        try:
+            for location, batch in batches:
+                client = self._source(location)
+                syntaxes = request.transfer_syntaxes
+                future = pool.submit(
+                    client.retrieve, [ref.imaging_ref() for ref in batch], syntaxes
+                )
+                pending[future] = batch
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    batch = pending.pop(future)
+                    outcome.requests += 1
+                    failures.update(self._settle(request, batch, future, outcome, progress))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future in pending:
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    future.result().discard()
+        return failures
+
+    def _settle(
+        self,
+        request: FetchRequest,
+        batch: Sequence[InstanceRef],
+        future: Future[RetrieveResult],
+        outcome: StudyOutcome,
+        progress: StudyProgress,
+    ) -> dict[str, str]:
+        """Store what a RAD-69 answer brought; return the reason per instance of the batch
+        that is not stored."""
+        try:
+            result = future.result()
+        except PeerError as exc:
+            return {ref.sop_instance_uid: str(exc) for ref in batch}
+        items, reasons = match_documents(batch, result)
+        problems = self.destination.store(request.patient_id, items)
+        reasons.update(problems)
+        stored = [(ref, a.size) for ref, a in items if ref.sop_instance_uid not in problems]
+        size = sum(s for _, s in stored)
+        outcome.fetched += len(stored)
+        outcome.bytes += size
+        progress.advance(len(stored), size)
+        return reasons
+
+
+def _document_ref(entry: DocumentEntry, repository_id: str) -> DocumentRef:
+    return DocumentRef(
+        repository_unique_id=repository_id,
+        document_unique_id=entry.unique_id or "",
+        home_community_id=entry.home_community_id,
+    )

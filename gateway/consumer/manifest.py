@@ -1,0 +1,188 @@
+"""Reading an XDS-I.b manifest (DICOM KOS) on the consumer side, and planning its retrieval.
+
+The instances to fetch are those of the Current Requested Procedure Evidence Sequence
+(0040,A375) (Hierarchical SOP Instance Reference Macro, PS3.3 Table C.17-3): study > Referenced
+Series Sequence (0008,1115) > Referenced SOP Sequence (0008,1199). Each series names the imaging
+document source that holds it by Retrieve Location UID (0040,E011) and a Retrieve AE Title
+(0008,0054) (RAD TF-3 §4.68.4.1.2.2). The UID is read at the instance level first, then the series,
+then the study, so a manifest that puts it at another level of the macro still works.
+
+RAD-69 requests are planned per Retrieve Location UID (one source per request, RAD TF-3
+§4.69.4.1.2) in batches of at most ``batch_size`` instances, series kept together in order.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from gateway.consumer.errors import ManifestError
+from gateway.consumer.wire import ImagingRef
+
+KOS_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.88.59"  # Key Object Selection Document Storage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceRef:
+    """One instance a manifest lists, with where to retrieve it."""
+
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    retrieve_location_uid: str | None
+    retrieve_ae_title: str | None = None
+
+    def imaging_ref(self, home_community_id: str | None = None) -> ImagingRef:
+        """The RAD-69 DocumentRequest of this instance."""
+        if not self.retrieve_location_uid:
+            raise ValueError(f"instance {self.sop_instance_uid} has no Retrieve Location UID")
+        return ImagingRef(
+            study_instance_uid=self.study_instance_uid,
+            series_instance_uid=self.series_instance_uid,
+            sop_instance_uid=self.sop_instance_uid,
+            retrieve_location_uid=self.retrieve_location_uid,
+            home_community_id=home_community_id,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Manifest:
+    """What a consumer needs from a KOS manifest."""
+
+    sop_instance_uid: str
+    study_instance_uid: str
+    patient_id: str
+    patient_name: str
+    accession_numbers: tuple[str, ...]
+    instances: tuple[InstanceRef, ...]
+
+    @property
+    def study_uids(self) -> tuple[str, ...]:
+        """The studies the evidence lists, in order (usually one: the manifest's own)."""
+        return tuple(dict.fromkeys(ref.study_instance_uid for ref in self.instances))
+
+
+def _text(item: Dataset, keyword: str) -> str:
+    return str(item.get(keyword, "") or "").strip()
+
+
+def read_manifest(source: bytes | str | os.PathLike[str] | BinaryIO) -> Manifest:
+    """Read a KOS manifest (Part 10 bytes, a path or a binary file) into a :class:`Manifest`.
+
+    Standard: PS3.3 §C.17.6.2.1 (Current Requested Procedure Evidence Sequence), Table C.17-3;
+    RAD TF-3 §4.68.4.1.2.2. Raises: ManifestError (not DICOM, not a KOS, no evidence).
+    """
+    handle: BinaryIO | str | os.PathLike[str]
+    handle = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        ds = dcmread(handle)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
+        raise ManifestError(f"the manifest is not a readable DICOM file: {exc}") from exc
+    sop_class = _text(ds, "SOPClassUID")
+    if sop_class != KOS_SOP_CLASS_UID:
+        raise ManifestError(f"the manifest is SOP Class {sop_class or '?'}, not a KOS")
+    instances = tuple(_evidence(ds))
+    if not instances:
+        raise ManifestError(
+            f"manifest {_text(ds, 'SOPInstanceUID')} lists no instance in its Current "
+            "Requested Procedure Evidence Sequence"
+        )
+    accessions = [_text(ds, "AccessionNumber")]
+    accessions += [
+        _text(item, "AccessionNumber") for item in ds.get("ReferencedRequestSequence") or []
+    ]
+    return Manifest(
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        study_instance_uid=_text(ds, "StudyInstanceUID"),
+        patient_id=_text(ds, "PatientID"),
+        patient_name=str(ds.get("PatientName", "") or ""),
+        accession_numbers=tuple(dict.fromkeys(a for a in accessions if a)),
+        instances=instances,
+    )
+
+
+def _evidence(ds: Dataset) -> Iterable[InstanceRef]:
+    for study in ds.get("CurrentRequestedProcedureEvidenceSequence") or []:
+        study_uid = _text(study, "StudyInstanceUID")
+        for series in study.get("ReferencedSeriesSequence") or []:
+            series_uid = _text(series, "SeriesInstanceUID")
+            for sop in series.get("ReferencedSOPSequence") or []:
+                location = (
+                    _text(sop, "RetrieveLocationUID")
+                    or _text(series, "RetrieveLocationUID")
+                    or _text(study, "RetrieveLocationUID")
+                )
+                title = _text(sop, "RetrieveAETitle") or _text(series, "RetrieveAETitle")
+                yield InstanceRef(
+                    study_instance_uid=study_uid,
+                    series_instance_uid=series_uid,
+                    sop_instance_uid=_text(sop, "ReferencedSOPInstanceUID"),
+                    sop_class_uid=_text(sop, "ReferencedSOPClassUID"),
+                    retrieve_location_uid=location or None,
+                    retrieve_ae_title=title or None,
+                )
+
+
+def merge_instances(manifests: Iterable[Manifest]) -> list[InstanceRef]:
+    """Every instance of several manifests once (first listing wins), in manifest order."""
+    seen: dict[str, InstanceRef] = {}
+    for manifest in manifests:
+        for ref in manifest.instances:
+            seen.setdefault(ref.sop_instance_uid, ref)
+    return list(seen.values())
+
+
+def group_by_location(instances: Iterable[InstanceRef]) -> dict[str | None, list[InstanceRef]]:
+    """Instances by Retrieve Location UID (None: the manifest names none), order kept."""
+    groups: dict[str | None, list[InstanceRef]] = {}
+    for ref in instances:
+        groups.setdefault(ref.retrieve_location_uid, []).append(ref)
+    return groups
+
+
+def plan_batches(
+    instances: Sequence[InstanceRef], batch_size: int
+) -> list[tuple[str, list[InstanceRef]]]:
+    """RAD-69 requests: ``(Retrieve Location UID, instances)`` of at most ``batch_size``
+    instances, one location per request, series kept together and in manifest order.
+
+    Instances without a Retrieve Location UID cannot be requested and are left out.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    planned: list[tuple[str, list[InstanceRef]]] = []
+    for location, members in group_by_location(instances).items():
+        if location is None:
+            continue
+        ordered = sorted(members, key=_series_order(members))
+        for start in range(0, len(ordered), batch_size):
+            planned.append((location, ordered[start : start + batch_size]))
+    return planned
+
+
+def _series_order(members: Sequence[InstanceRef]):  # type: ignore[no-untyped-def]
+    first: dict[tuple[str, str], int] = {}
+    for index, ref in enumerate(members):
+        first.setdefault((ref.study_instance_uid, ref.series_instance_uid), index)
+    position = {ref.sop_instance_uid: i for i, ref in enumerate(members)}
+
+    def key(ref: InstanceRef) -> tuple[int, int]:
+        return first[(ref.study_instance_uid, ref.series_instance_uid)], position[
+            ref.sop_instance_uid
+        ]
+
+    return key
+
+
+def manifest_path_name(manifest: Manifest) -> Path:
+    """A file name for keeping a manifest beside the study it describes."""
+    return Path(f"{manifest.sop_instance_uid}.kos.dcm")

@@ -1,0 +1,169 @@
+"""Fetched instances into a local PACS: C-STORE (and C-FIND to skip what it already holds).
+
+Each batch of instances is sent over one association whose presentation contexts are the
+(SOP Class, Transfer Syntax) pairs of the batch's files, so every data set goes unchanged in the
+syntax the imaging document source returned (no coercion, PS3.4 §B.4.1). Success and the warning
+statuses of PS3.4 Table B.2-1 (0xB000, 0xB006, 0xB007) count as stored.
+
+Before a study is fetched, a Study Root C-FIND at IMAGE level (PS3.4 §C.6.2, Table C.6-5..C.6-7)
+asks for the SOP Instance UIDs the PACS already has for it; a PACS that does not answer it simply
+gets everything again (a C-STORE of an instance it holds is harmless).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pydicom.filereader import read_file_meta_info
+from pynetdicom import AE
+
+from gateway.consumer.manifest import InstanceRef
+from gateway.consumer.store import check_instance
+from gateway.soap.message import Attachment
+
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Q/R Information Model - FIND
+STORED_STATUSES = frozenset({0x0000, 0xB000, 0xB006, 0xB007})  # PS3.4 Table B.2-1
+MAX_CONTEXTS = 128  # PS3.8 §9.3.2.2: presentation context ids are odd numbers 1..255
+_TARGET = re.compile(r"^([^@]{1,16})@(.+):(\d{1,5})$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreTarget:
+    """A DICOM peer: Called AE Title, host and port."""
+
+    ae_title: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+def parse_store_target(text: str) -> StoreTarget:
+    """Read ``AET@host:port`` (``[::1]`` allowed for IPv6). Raises: ValueError."""
+    found = _TARGET.match(text.strip())
+    if not found or not 0 < int(found[3]) < 65536:
+        raise ValueError(f"{text!r} is not AET@host:port")
+    return StoreTarget(found[1].strip(), found[2].strip("[]"), int(found[3]))
+
+
+class PacsDestination:
+    """C-STORE every fetched instance to ``target``."""
+
+    def __init__(
+        self,
+        target: StoreTarget,
+        *,
+        calling_ae_title: str = "XDSI_CONSUMER",
+        timeout: float = 60.0,
+        spool_dir: str | Path | None = None,
+    ) -> None:
+        self.target = target
+        self.calling_ae_title = calling_ae_title
+        self.timeout = timeout
+        self.spool_dir = Path(spool_dir or tempfile.mkdtemp(prefix="xdsi-consumer-"))
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+
+    def describe(self) -> str:
+        return f"PACS {self.target}"
+
+    def _ae(self) -> AE:
+        ae = AE(ae_title=self.calling_ae_title)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
+        return ae
+
+    def existing(self, patient_id: str, refs: Sequence[InstanceRef]) -> set[str]:
+        """The instances of ``refs`` the PACS reports by C-FIND (empty when it cannot say)."""
+        wanted = {ref.sop_instance_uid for ref in refs}
+        found: set[str] = set()
+        for study_uid in dict.fromkeys(ref.study_instance_uid for ref in refs):
+            found |= self._find_instances(study_uid)
+        return found & wanted
+
+    def _find_instances(self, study_uid: str) -> set[str]:
+        ae = self._ae()
+        ae.add_requested_context(STUDY_ROOT_FIND)
+        assoc = ae.associate(self.target.host, self.target.port, ae_title=self.target.ae_title)
+        if not assoc.is_established:
+            return set()
+        query = Dataset()
+        query.QueryRetrieveLevel = "IMAGE"
+        query.StudyInstanceUID = study_uid
+        query.SeriesInstanceUID = ""
+        query.SOPInstanceUID = ""
+        found: set[str] = set()
+        try:
+            for status, identifier in assoc.send_c_find(query, STUDY_ROOT_FIND):
+                pending = status is not None and status.get("Status") in (0xFF00, 0xFF01)
+                if pending and identifier is not None:
+                    found.add(str(identifier.get("SOPInstanceUID", "") or ""))
+        finally:
+            assoc.release()
+        return found - {""}
+
+    def store(
+        self, patient_id: str, items: Sequence[tuple[InstanceRef, Attachment]]
+    ) -> dict[str, str]:
+        """Send a batch over one association; return the reason per instance not stored."""
+        problems: dict[str, str] = {}
+        files: list[tuple[InstanceRef, Path, str, str]] = []
+        try:
+            for ref, attachment in items:
+                path = self.spool_dir / f"{uuid.uuid4().hex}.dcm"
+                attachment.save_to(path)
+                attachment.discard()
+                reason = check_instance(path.read_bytes(), ref.sop_instance_uid)
+                if reason is not None:
+                    problems[ref.sop_instance_uid] = reason
+                    path.unlink(missing_ok=True)
+                    continue
+                meta = read_file_meta_info(path)
+                files.append(
+                    (ref, path, str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID))
+                )
+            problems.update(self._send(files))
+        finally:
+            for _, path, _, _ in files:
+                path.unlink(missing_ok=True)
+        return problems
+
+    def _send(self, files: Sequence[tuple[InstanceRef, Path, str, str]]) -> dict[str, str]:
+        if not files:
+            return {}
+        contexts = list(dict.fromkeys((sop_class, syntax) for _, _, sop_class, syntax in files))
+        if len(contexts) > MAX_CONTEXTS:
+            half = len(files) // 2
+            return {**self._send(files[:half]), **self._send(files[half:])}
+        ae = self._ae()
+        for sop_class, syntax in contexts:
+            ae.add_requested_context(sop_class, [syntax])
+        assoc = ae.associate(self.target.host, self.target.port, ae_title=self.target.ae_title)
+        if not assoc.is_established:
+            reason = f"association with {self.target} not established"
+            return {ref.sop_instance_uid: reason for ref, _, _, _ in files}
+        problems: dict[str, str] = {}
+        try:
+            for ref, path, _, _ in files:
+                try:
+                    status = assoc.send_c_store(path)
+                except (ValueError, RuntimeError) as exc:  # no accepted context for the file
+                    problems[ref.sop_instance_uid] = f"C-STORE not sent: {exc}"
+                    continue
+                code = status.get("Status") if status is not None else None
+                if code not in STORED_STATUSES:
+                    shown = f"0x{code:04X}" if isinstance(code, int) else "no response"
+                    problems[ref.sop_instance_uid] = f"C-STORE status {shown}"
+        finally:
+            assoc.release()
+        return problems
+
+    def finish(self) -> list[str]:
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
+        return []
