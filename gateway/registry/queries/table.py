@@ -19,7 +19,23 @@ from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 
-from gateway.metadata.vocabulary import UUID
+from gateway.metadata.vocabulary import (
+    FIND_DOCUMENTS,
+    FIND_DOCUMENTS_BY_REFERENCE_ID,
+    FIND_FOLDERS,
+    FIND_SUBMISSION_SETS,
+    GET_ALL,
+    GET_ASSOCIATIONS,
+    GET_DOCUMENTS,
+    GET_DOCUMENTS_AND_ASSOCIATIONS,
+    GET_FOLDER_AND_CONTENTS,
+    GET_FOLDERS,
+    GET_FOLDERS_FOR_DOCUMENT,
+    GET_RELATED_DOCUMENTS,
+    GET_SUBMISSION_SET_AND_CONTENTS,
+    GET_SUBMISSION_SETS,
+    UUID,
+)
 
 
 class Kind(Enum):
@@ -77,38 +93,6 @@ def _many(name: str, kind: Kind, *, required: bool = False) -> Param:
     # single-valued ones AND of two lists is simply their intersection, so one rule fits all.
     return Param(name, kind, multiple=True, required=required, and_or=kind is Kind.CODE)
 
-
-# --- query ids (ITI TF-2 §3.18.4.1.2.4, Table 3.18.4.1.2.4-1) ------------------------------------
-FIND_DOCUMENTS = UUID("urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d", name="FindDocuments")
-FIND_DOCUMENTS_BY_REFERENCE_ID = UUID(
-    "urn:uuid:12941a89-e02e-4be5-967c-ce4bfc8fe492", name="FindDocumentsByReferenceId"
-)
-FIND_SUBMISSION_SETS = UUID(
-    "urn:uuid:f26abbcb-ac74-4422-8a30-edb644bbc1a9", name="FindSubmissionSets"
-)
-FIND_FOLDERS = UUID("urn:uuid:958f3006-baad-4929-a4de-ff1114824431", name="FindFolders")
-GET_ALL = UUID("urn:uuid:10b545ea-725c-446d-9b95-8aeb444eddf3", name="GetAll")
-GET_DOCUMENTS = UUID("urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4", name="GetDocuments")
-GET_FOLDERS = UUID("urn:uuid:5737b14c-8a1a-4539-b659-e03a34a5e1e4", name="GetFolders")
-GET_ASSOCIATIONS = UUID("urn:uuid:a7ae438b-4bc2-4642-93e9-be891f7bb155", name="GetAssociations")
-GET_DOCUMENTS_AND_ASSOCIATIONS = UUID(
-    "urn:uuid:bab9529a-4a10-40b3-a01f-f68a615d247a", name="GetDocumentsAndAssociations"
-)
-GET_SUBMISSION_SETS = UUID(
-    "urn:uuid:51224314-5390-4169-9b91-b1980040715a", name="GetSubmissionSets"
-)
-GET_SUBMISSION_SET_AND_CONTENTS = UUID(
-    "urn:uuid:e8e3cb2c-e39c-46b9-99e4-c12f57260b83", name="GetSubmissionSetAndContents"
-)
-GET_FOLDER_AND_CONTENTS = UUID(
-    "urn:uuid:b909a503-523d-4517-8acf-8e5834dfc4c7", name="GetFolderAndContents"
-)
-GET_FOLDERS_FOR_DOCUMENT = UUID(
-    "urn:uuid:10cae35a-c7f9-4cf5-b61e-fc3278ffb578", name="GetFoldersForDocument"
-)
-GET_RELATED_DOCUMENTS = UUID(
-    "urn:uuid:d90e5407-b356-4d91-a89f-873917b4b0e6", name="GetRelatedDocuments"
-)
 
 # --- parameter names -----------------------------------------------------------------------------
 DE = "$XDSDocumentEntry"
