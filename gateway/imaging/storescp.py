@@ -40,6 +40,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from gateway.imaging.index import InstanceRecord
 from gateway.imaging.ingest import STATUS_SUCCESS, Ingest, InstanceRejected
+from gateway.metadata import transfer_syntaxes
 
 log = logging.getLogger("gateway.imaging")
 
@@ -50,29 +51,7 @@ UNCOMPRESSED_TRANSFER_SYNTAXES: tuple[str, ...] = (
     ExplicitVRBigEndian,
 )
 # PS3.5 Annex A / PS3.6 Annex A: JPEG, JPEG-LS, JPEG 2000, HTJ2K, RLE and the video syntaxes.
-COMPRESSED_TRANSFER_SYNTAXES: tuple[str, ...] = (
-    "1.2.840.10008.1.2.4.50",  # JPEG Baseline (Process 1)
-    "1.2.840.10008.1.2.4.51",  # JPEG Extended (Process 2 & 4)
-    "1.2.840.10008.1.2.4.57",  # JPEG Lossless, Non-Hierarchical (Process 14)
-    "1.2.840.10008.1.2.4.70",  # JPEG Lossless, First-Order Prediction (Process 14, SV1)
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
-    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 (Lossless Only)
-    "1.2.840.10008.1.2.4.91",  # JPEG 2000
-    "1.2.840.10008.1.2.4.201",  # HTJ2K (Lossless Only)
-    "1.2.840.10008.1.2.4.202",  # HTJ2K with RPCL Options (Lossless Only)
-    "1.2.840.10008.1.2.4.203",  # HTJ2K
-    "1.2.840.10008.1.2.5",  # RLE Lossless
-    "1.2.840.10008.1.2.4.100",  # MPEG2 Main Profile / Main Level
-    "1.2.840.10008.1.2.4.101",  # MPEG2 Main Profile / High Level
-    "1.2.840.10008.1.2.4.102",  # MPEG-4 AVC/H.264 High Profile / Level 4.1
-    "1.2.840.10008.1.2.4.103",  # MPEG-4 AVC/H.264 BD-compatible High Profile / Level 4.1
-    "1.2.840.10008.1.2.4.104",  # MPEG-4 AVC/H.264 High Profile / Level 4.2 For 2D Video
-    "1.2.840.10008.1.2.4.105",  # MPEG-4 AVC/H.264 High Profile / Level 4.2 For 3D Video
-    "1.2.840.10008.1.2.4.106",  # MPEG-4 AVC/H.264 Stereo High Profile / Level 4.2
-    "1.2.840.10008.1.2.4.107",  # HEVC/H.265 Main Profile / Level 5.1
-    "1.2.840.10008.1.2.4.108",  # HEVC/H.265 Main 10 Profile / Level 5.1
-)
+COMPRESSED_TRANSFER_SYNTAXES: tuple[str, ...] = transfer_syntaxes.COMPRESSED
 ACCEPTED_TRANSFER_SYNTAXES: tuple[str, ...] = (
     UNCOMPRESSED_TRANSFER_SYNTAXES + COMPRESSED_TRANSFER_SYNTAXES
 )
