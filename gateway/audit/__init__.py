@@ -1,0 +1,1 @@
+"""Audit trail (ITI-20): DICOM audit messages and their delivery (syslog over TLS/UDP, file)."""

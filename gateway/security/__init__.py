@@ -1,0 +1,1 @@
+"""Security: TLS contexts (ITI-19), peer identities, demo certificates and access rules."""
