@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from gateway import __version__
+from gateway import __version__, secure_node
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.logsetup import access_log_observer
@@ -43,11 +43,19 @@ class Gateway:
         self.settings = settings
         self._ready: dict[str, bool] = {}
         self._lock = threading.Lock()
+        self._started = False
         self.registry: Registry | None = None
         self.stored_queries: StoredQueries | None = None
         self.mllp: MLLPServer | None = None
         self.repository: Repository | None = None
         self.imaging: ImagingSource | None = None
+        # The secure node (ITI-19/ITI-20): TLS material, access rules, audit trail; all None /
+        # a do-nothing trail unless [tls], [access] or [audit] switch them on.
+        self.tls = secure_node.tls_files(settings)
+        secured = self.tls is not None or bool(settings.access.rules_file)
+        self.access = secure_node.access_rules(settings) if secured else None
+        self.audit = secure_node.audit_trail(settings, self.tls)
+        self._session_factory = self._make_session_factory()
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         spool = data_dir / "tmp" / "soap"
@@ -60,11 +68,17 @@ class Gateway:
             max_xml_depth=settings.soap.max_xml_depth,
             memory_threshold=settings.soap.memory_threshold,
         )
+        observers = [access_log_observer]
+        if settings.audit.enabled:
+            observers.append(
+                self.audit.soap_observer(lambda: settings.http.public_url or self.base_url)
+            )
         self.soap = SoapApplication(
             limits,
             public_url=settings.http.public_url,
             health=self.health,
-            observers=[access_log_observer],
+            observers=observers,
+            authorize=self._authorize_soap if self.access is not None else None,
         )
         self._bind_actors()
         if configure is not None:
@@ -76,6 +90,107 @@ class Gateway:
             threads=settings.http.threads,
             request_timeout=settings.http.request_timeout,
             shutdown_timeout=settings.http.shutdown_timeout,
+            ssl_adapter=self._https_adapter(),
+        )
+
+    # -- secure node ----------------------------------------------------------------------------
+    def _make_session_factory(self) -> Callable[[], Any] | None:
+        """Outbound SOAP sessions on the node's client context (ITI-19), or None without TLS."""
+        if self.tls is None:
+            return None
+        from gateway.security.tls import requests_session
+
+        context = self.tls.client(check_hostname=self.settings.tls.verify_hostname)
+        return lambda: requests_session(context)
+
+    def _https_adapter(self) -> Any:
+        if self.tls is None:
+            return None
+        from gateway.security.https import GatewaySSLAdapter
+
+        return GatewaySSLAdapter(self.tls, on_handshake_failure=self._handshake_failed("https"))
+
+    def _handshake_failed(self, listener: str) -> Callable[[str | None, str], None]:
+        """A callback recording a node-authentication-failure (ITI TF-2 §3.20.4.1.1.1)."""
+
+        def report(peer: str | None, reason: str) -> None:
+            log.warning("%s: TLS authentication of %s failed: %s", listener, peer, reason)
+            if self.settings.audit.enabled:
+                from gateway.audit import events
+
+                self.audit.record(
+                    events.node_authentication_failure(
+                        remote_host=peer,
+                        reason=reason,
+                        local=self.audit.local_participant(listener),
+                        listener=listener,
+                    )
+                )
+
+        return report
+
+    def refused(self, transaction: str, peer: Any, remote: str | None, where: str) -> None:
+        """Log and audit (Security Alert, ITI TF-1 §9.4) a call the access rules refuse."""
+        assert self.access is not None
+        reason = self.access.explain(peer, transaction)
+        log.warning("%s from %s refused: %s", transaction, remote, reason)
+        if self.settings.audit.enabled:
+            from gateway.audit import events
+
+            self.audit.record(
+                events.access_refused(
+                    transaction=transaction,
+                    remote_host=remote,
+                    peer_subject=peer.subject if peer is not None else None,
+                    local=self.audit.local_participant(where),
+                    reason=reason,
+                )
+            )
+
+    def _authorize_soap(self, environ: dict[str, Any], transaction: str) -> bool:
+        """The SOAP boundary's access check: the client certificate against the rules."""
+        from gateway.security.peer import peer_from_wsgi_environ
+
+        assert self.access is not None
+        peer = peer_from_wsgi_environ(environ)
+        if self.access.allowed(peer, transaction):
+            return True
+        path = environ.get("PATH_INFO", "")
+        self.refused(transaction, peer, environ.get("REMOTE_ADDR"), f"{self.base_url}{path}")
+        return False
+
+    def _authorize_mllp(self, ssl_object: Any, remote: str | None) -> bool:
+        from gateway.security.peer import peer_from_ssl
+
+        assert self.access is not None
+        peer = peer_from_ssl(ssl_object)
+        if self.access.allowed(peer, "ITI-8"):
+            return True
+        self.refused("ITI-8", peer, remote, "mllp")
+        return False
+
+    def _mllp_handshake_failed(self, remote: str | None, exc: BaseException) -> None:
+        from gateway.security.tls import authentication_failure
+
+        reason = authentication_failure(exc)
+        if reason:
+            self._handshake_failed("mllp")(remote, reason)
+
+    def _dicom_security(self) -> Any:
+        """TLS, access check and transfer audit of the DICOM listener, or None when all off."""
+        if self.tls is None and self.access is None and not self.settings.audit.enabled:
+            return None
+        from gateway.imaging.dicom_security import DicomSecurity
+
+        ae = self.settings.imaging_source.ae_title
+        context = None
+        if self.tls is not None:
+            context = self.tls.dicom_server(on_handshake_failure=self._handshake_failed("dicom"))
+        return DicomSecurity(
+            ssl_context=context,
+            rules=self.access,
+            trail=self.audit if self.settings.audit.enabled else None,
+            ae_title=ae,
         )
 
     def _bind_actors(self) -> None:
@@ -114,6 +229,9 @@ class Gateway:
                 port=s.hl7.mllp_port,
                 max_message_bytes=s.hl7.max_message_bytes,
                 idle_timeout=float(s.hl7.idle_timeout),
+                ssl_context=self.tls.server() if self.tls is not None else None,
+                authorize=self._authorize_mllp if self.access is not None else None,
+                on_handshake_failure=self._mllp_handshake_failed if self.tls else None,
             )
             self._ready["hl7"] = False
 
@@ -131,7 +249,12 @@ class Gateway:
         s = self.settings
         client: RegistryClient
         if s.repository.registry_url:
-            client = SoapRegistryClient(s.repository.registry_url, timeout=REGISTRY_TIMEOUT)
+            client = SoapRegistryClient(
+                s.repository.registry_url,
+                timeout=REGISTRY_TIMEOUT,
+                session_factory=self._session_factory,
+                trail=self.audit if s.audit.enabled else None,
+            )
             settle = 2.0 * REGISTRY_TIMEOUT  # an unanswered ITI-42 may still land until then
         elif self.registry is not None and self.stored_queries is not None:
             client = InProcessRegistryClient(
@@ -165,11 +288,17 @@ class Gateway:
             in_process = partial(provide_and_register, repository)
         self.imaging = ImagingSource.from_settings(
             s,
-            repository=repository_client(s, in_process),
+            repository=repository_client(
+                s,
+                in_process,
+                session_factory=self._session_factory,
+                trail=self.audit if s.audit.enabled else None,
+            ),
             domain_id_for_local=(
                 self.registry.patients.domain_id_for_local if self.registry is not None else None
             ),
             engine=self.registry.db.engine if self.registry is not None else None,
+            dicom_security=self._dicom_security(),
         )
         endpoint = self.soap.endpoint(tx.IMAGING_SOURCE_PATH, tx.ENDPOINTS[tx.IMAGING_SOURCE_PATH])
         endpoint.bind(tx.RAD_69, self.imaging.rad69_handler())
@@ -187,6 +316,7 @@ class Gateway:
 
     def start(self) -> tuple[str, int]:
         """Start every listener; return the HTTP (host, port) actually bound."""
+        self.audit.start()
         if self.mllp is not None:
             self.mllp.start()
             self._mark_ready("hl7")
@@ -197,6 +327,7 @@ class Gateway:
         address = self.http.start()
         for name in list(self._ready):
             self._mark_ready(name)
+        self._record_activity(start=True)
         log.info(
             "xdsi-gateway %s ready: actors %s, data in %s",
             __version__,
@@ -216,6 +347,23 @@ class Gateway:
             self.repository.stop()
         if self.registry is not None:
             self.registry.close()
+        if self._started:
+            self._record_activity(start=False)
+        self.audit.stop()
+
+    def _record_activity(self, *, start: bool) -> None:
+        """Application Start/Stop (DICOM PS3.15 A.5.3.1; ITI TF-2 §3.20.4.1.1.1)."""
+        self._started = start
+        if not self.settings.audit.enabled:
+            return
+        from gateway.audit import events
+
+        ae = [self.settings.imaging_source.ae_title] if self.imaging is not None else []
+        self.audit.record(
+            events.application_activity(
+                start=start, app_name=self.settings.audit.app_name, dicom_ae_titles=ae
+            )
+        )
 
     @property
     def mllp_address(self) -> tuple[str, int] | None:

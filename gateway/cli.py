@@ -143,6 +143,16 @@ def _parser() -> argparse.ArgumentParser:
     upgrade.add_argument("--config", metavar="FILE", help="TOML configuration file")
     upgrade.set_defaults(func=_cmd_db_upgrade)
 
+    from gateway.security import certs as certs_cli
+
+    certs = sub.add_parser(
+        "certs",
+        help="demo certificates for a small affinity domain (TLS, ITI-19)",
+        description="Create a demo certificate authority and node certificates.",
+    )
+    certs_cli.add_certs_arguments(certs)
+    certs.set_defaults(func=certs_cli.run_certs_init)
+
     config = sub.add_parser(
         "config",
         help="print the effective configuration as JSON",
@@ -163,7 +173,10 @@ def _cmd_feed(args: argparse.Namespace) -> int:
     settings = _settings(args)
     host = args.host or settings.hl7.host
     port = args.port if args.port is not None else settings.hl7.mllp_port
-    return run_feed(args.files, host, port, args.timeout, sys.stdout)
+    from gateway.secure_node import client_context
+
+    context = client_context(settings)
+    return run_feed(args.files, host, port, args.timeout, sys.stdout, ssl_context=context)
 
 
 def _cmd_provide(args: argparse.Namespace) -> int:

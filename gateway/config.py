@@ -116,6 +116,33 @@ class ConsumerSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TlsSettings:
+    enabled: bool = False  # TLS on every listener and outbound connection (ITI-19)
+    certificate: str = ""  # this node's certificate (PEM)
+    private_key: str = ""  # its private key (PEM)
+    ca_file: str = ""  # CA bundle of the affinity domain (PEM)
+    require_client_cert: bool = True  # mutual authentication on listeners
+    ciphers: str = ""  # TLS 1.2 cipher list (OpenSSL names); empty = BCP 195 (RFC 9325 §4.2)
+    verify_hostname: bool = True  # outbound: the server's certificate must name the host dialled
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessSettings:
+    rules_file: str = ""  # access rules (TOML); empty = any authenticated node may call anything
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditSettings:
+    enabled: bool = False  # ITI-20 Record Audit Event
+    destinations: str = ""  # comma-separated tls://host:6514, udp://host:514, file:PATH
+    source_id: str = ""  # AuditSourceID; empty = xdsi-gateway@<hostname>
+    enterprise_site_id: str = ""
+    app_name: str = "xdsi-gateway"  # RFC 5424 APP-NAME
+    queue_dir: str = "audit"  # durable queue of records not yet delivered
+    retry_max_seconds: int = 60  # longest wait between delivery attempts
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """All settings of one gateway process."""
 
@@ -128,6 +155,9 @@ class Settings:
     imaging_source: ImagingSourceSettings = field(default_factory=ImagingSourceSettings)
     hl7: Hl7Settings = field(default_factory=Hl7Settings)
     consumer: ConsumerSettings = field(default_factory=ConsumerSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -245,6 +275,7 @@ def _check_values(settings: Settings) -> None:
         "consumer.timeout": settings.consumer.timeout,
         "imaging_source.study_idle_seconds": settings.imaging_source.study_idle_seconds,
         "imaging_source.max_pdu": settings.imaging_source.max_pdu,
+        "audit.retry_max_seconds": settings.audit.retry_max_seconds,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -268,6 +299,35 @@ def _check_values(settings: Settings) -> None:
     ae = settings.imaging_source.ae_title
     if not 0 < len(ae) <= 16 or "\\" in ae:
         raise ConfigError(f"imaging_source.ae_title: 1 to 16 characters without '\\', got {ae!r}")
+    _check_security(settings)
+
+
+def _check_security(settings: Settings) -> None:
+    """TLS files exist when TLS is on; audit has a destination when on; named files exist."""
+    tls = settings.tls
+    if tls.enabled:
+        for key in ("certificate", "private_key", "ca_file"):
+            value = getattr(tls, key)
+            if not value:
+                raise ConfigError(f"tls.{key}: required when tls.enabled is true")
+            if not settings.path(value).is_file():
+                raise ConfigError(f"tls.{key}: file {str(settings.path(value))!r} does not exist")
+    rules = settings.access.rules_file
+    if rules and not settings.path(rules).is_file():
+        raise ConfigError(f"access.rules_file: file {str(settings.path(rules))!r} does not exist")
+    audit = settings.audit
+    if audit.enabled:
+        urls = [u.strip() for u in audit.destinations.split(",") if u.strip()]
+        if not urls:
+            raise ConfigError("audit.destinations: required when audit.enabled is true")
+        for url in urls:
+            if url.startswith("tls://") and not tls.enabled:
+                raise ConfigError(f"audit.destinations: {url!r} needs tls.enabled = true")
+            if not url.startswith(("tls://", "udp://", "file:")):
+                raise ConfigError(
+                    f"audit.destinations: expected tls://host:port, udp://host:port or "
+                    f"file:PATH, got {url!r}"
+                )
 
 
 def _read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:

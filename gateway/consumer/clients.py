@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import requests
 import zeep
 
 from gateway.consumer.errors import PeerError, RequestFailed
@@ -63,8 +65,14 @@ class _Client:
         cert: tuple[str, str] | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
         memory_threshold: int = DEFAULT_MEMORY_THRESHOLD,
+        session_factory: Callable[[], requests.Session] | None = None,
     ) -> None:
         self.url = url
+        # ITI-19: sessions on the node's TLS context (BCP 195); built from verify + cert when
+        # those name a CA bundle and a client certificate and no factory is given.
+        self._session_factory = session_factory
+        if session_factory is None and isinstance(verify, str) and cert is not None:
+            self._session_factory = _tls_sessions(verify, cert)
         self._options = {
             "timeout": timeout,
             "verify": verify,
@@ -77,15 +85,34 @@ class _Client:
     def _zeep(self) -> zeep.Client:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = make_client(self.url, transaction_path=self.transaction.path, **self._options)
+            session = self._session_factory() if self._session_factory else None
+            client = make_client(
+                self.url, transaction_path=self.transaction.path, session=session, **self._options
+            )
             self._local.client = client
         return client
 
     def _call(self, body: object) -> ClientResponse:
         try:
             return call(self._zeep(), self.transaction, body)  # type: ignore[arg-type]
+        except ValueError as exc:  # TlsConfigError: unusable certificate, key or CA file
+            raise PeerError(f"{self.transaction.name} to {self.url}: {exc}") from exc
         except SoapClientError as exc:
             raise PeerError(f"{self.transaction.name} to {self.url}: {exc}") from exc
+
+
+def _tls_sessions(ca_file: str, cert: tuple[str, str]) -> Callable[[], requests.Session]:
+    """A factory of sessions on one client context (made on first use; errors then)."""
+    contexts: list[Any] = []
+
+    def session() -> requests.Session:
+        from gateway.security.tls import client_context, requests_session
+
+        if not contexts:
+            contexts.append(client_context(ca_file, cert[0], cert[1]))
+        return requests_session(contexts[0])  # type: ignore[no-any-return]
+
+    return session
 
 
 class RegistryQueryClient(_Client):

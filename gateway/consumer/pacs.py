@@ -12,13 +12,16 @@ gets everything again (a C-STORE of an instance it holds is harmless).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
+import ssl
 import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_file_meta_info
@@ -64,8 +67,12 @@ class PacsDestination:
         calling_ae_title: str = "XDSI_CONSUMER",
         timeout: float = 60.0,
         spool_dir: str | Path | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """``ssl_context``: DICOM over TLS to the PACS (PS3.15 B.1/B.9), the node's client
+        context; the PACS's certificate must name ``target.host``."""
         self.target = target
+        self.ssl_context = ssl_context
         self.calling_ae_title = calling_ae_title
         self.timeout = timeout
         self.spool_dir = Path(spool_dir or tempfile.mkdtemp(prefix="xdsi-consumer-"))
@@ -79,6 +86,18 @@ class PacsDestination:
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
         return ae
 
+    def _associate(self, ae: AE) -> Any:
+        tls = (self.ssl_context, self.target.host) if self.ssl_context is not None else None
+        assoc = ae.associate(
+            self.target.host, self.target.port, ae_title=self.target.ae_title, tls_args=tls
+        )
+        if not assoc.is_established:  # a failed TLS handshake leaves the socket open
+            sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+        return assoc
+
     def existing(self, patient_id: str, refs: Sequence[InstanceRef]) -> set[str]:
         """The instances of ``refs`` the PACS reports by C-FIND (empty when it cannot say)."""
         wanted = {ref.sop_instance_uid for ref in refs}
@@ -90,7 +109,7 @@ class PacsDestination:
     def _find_instances(self, study_uid: str) -> set[str]:
         ae = self._ae()
         ae.add_requested_context(STUDY_ROOT_FIND)
-        assoc = ae.associate(self.target.host, self.target.port, ae_title=self.target.ae_title)
+        assoc = self._associate(ae)
         if not assoc.is_established:
             return set()
         query = Dataset()
@@ -144,7 +163,7 @@ class PacsDestination:
         ae = self._ae()
         for sop_class, syntax in contexts:
             ae.add_requested_context(sop_class, [syntax])
-        assoc = ae.associate(self.target.host, self.target.port, ae_title=self.target.ae_title)
+        assoc = self._associate(ae)
         if not assoc.is_established:
             reason = f"association with {self.target} not established"
             return {ref.sop_instance_uid: reason for ref, _, _, _ in files}

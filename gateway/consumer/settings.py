@@ -86,8 +86,8 @@ class ConsumerSettings:
 
 
 def own_base_url(settings: Settings) -> str:
-    """This gateway's base URL: ``http.public_url`` or ``http://host:port`` (a wildcard host
-    is reached on the loopback address)."""
+    """This gateway's base URL: ``http.public_url`` or ``http(s)://host:port`` (https when
+    ``tls.enabled``; a wildcard host is reached on the loopback address)."""
     base = settings.http.public_url.rstrip("/")
     if base:
         return base
@@ -96,7 +96,8 @@ def own_base_url(settings: Settings) -> str:
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{settings.http.port}"
+    scheme = "https" if settings.tls.enabled else "http"
+    return f"{scheme}://{host}:{settings.http.port}"
 
 
 def own_endpoints(settings: Settings, base_url: str | None = None) -> dict[str, Any]:
@@ -124,6 +125,12 @@ def consumer_settings(
     Tables merge: a configured or overriding id replaces the built-in URL of the same id.
     """
     values = own_endpoints(settings, base_url)
+    if settings.tls.enabled:  # the node's own TLS identity, unless the command line overrides it
+        values["verify"] = str(settings.path(settings.tls.ca_file))
+        values["cert"] = (
+            str(settings.path(settings.tls.certificate)),
+            str(settings.path(settings.tls.private_key)),
+        )
     section = getattr(settings, "consumer", None)
     layers = [dataclasses.asdict(section) if section is not None else {}, overrides]
     for layer in layers:

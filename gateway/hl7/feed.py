@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -180,8 +181,18 @@ def read_messages(data: bytes) -> list[bytes]:
     return [b"\r".join(segments) + b"\r" for segments in messages]
 
 
-def run_feed(files: Sequence[Path], host: str, port: int, timeout: float, out: TextIO) -> int:
+def run_feed(
+    files: Sequence[Path],
+    host: str,
+    port: int,
+    timeout: float,
+    out: TextIO,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+) -> int:
     """Send the ADT messages of ``files`` over one MLLP connection and print each ACK.
+
+    With ``ssl_context`` the connection is MLLP over TLS (ITI TF-2 §3.19).
 
     Prints one line per message: ``<file>#<n> <MSA-1> <MSA-2>`` plus the error text of a refused
     message. Returns 0 when every message was accepted (AA), else 1.
@@ -204,7 +215,7 @@ def run_feed(files: Sequence[Path], host: str, port: int, timeout: float, out: T
     if not batches:
         return 1
     try:
-        with MLLPClient(host, port, timeout=timeout) as client:
+        with MLLPClient(host, port, timeout=timeout, ssl_context=ssl_context) as client:
             for label, message in batches:
                 ok = _report(label, client.send(message), out) and ok
     except (OSError, MLLPError) as exc:

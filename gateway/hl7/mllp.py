@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.hl7.ack import build_ack
 
@@ -42,6 +43,11 @@ OVERSIZE_HEAD_BYTES = 8 * 1024
 
 Handler = Callable[[bytes], bytes]
 OversizeHandler = Callable[[bytes, int, int], bytes]
+# (ssl object of the connection or None, remote address) -> may this peer send ITI-8?
+Authorize = Callable[[ssl.SSLObject | None, str | None], bool]
+# (remote address, the handshake's exception): a client failed TLS (audited by the caller)
+HandshakeFailed = Callable[[str | None, BaseException], None]
+TLS_HANDSHAKE_TIMEOUT = 30.0  # seconds a client may take over its part of the TLS handshake
 
 
 class MLLPError(Exception):
@@ -201,8 +207,16 @@ class MLLPServer:
         workers: int = 4,
         ssl_context: ssl.SSLContext | None = None,
         on_oversize: OversizeHandler = default_oversize_answer,
+        authorize: Authorize | None = None,
+        on_handshake_failure: HandshakeFailed | None = None,
     ) -> None:
+        """``authorize`` is asked once per connection, after the TLS handshake; a refused
+        peer's messages are all answered AR (ERR 207) and never reach ``handler``.
+        ``on_handshake_failure`` hears of clients that fail TLS (ITI TF-2 §3.20.4.1.1.1).
+        """
         self.handler = handler
+        self.authorize = authorize
+        self.on_handshake_failure = on_handshake_failure
         self.host = host
         self.port = port
         self.max_message_bytes = max_message_bytes
@@ -291,8 +305,9 @@ class MLLPServer:
     # -- inside the loop ----------------------------------------------------------------------
 
     async def _listen(self) -> None:
+        # TLS is started per connection in _accept, so handshake failures can be reported.
         self._server = await asyncio.start_server(
-            self._accept, self.host, self.port, ssl=self.ssl_context, limit=READ_CHUNK
+            self._accept, self.host, self.port, limit=READ_CHUNK
         )
         sockname = self._server.sockets[0].getsockname()
         self.address = (sockname[0], sockname[1])
@@ -308,7 +323,10 @@ class MLLPServer:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = writer.get_extra_info("peername")
+        if self.ssl_context is not None and not await self._start_tls(writer, peer):
+            return
         conn = _Connection(self, reader, writer, f"{peer[0]}:{peer[1]}" if peer else "?")
+        conn.refused = not self._authorized(writer, peer)
         self._connections[task] = conn
         try:
             await conn.run()
@@ -319,6 +337,37 @@ class MLLPServer:
             # the cancellation as an error.
         finally:
             self._connections.pop(task, None)
+
+    async def _start_tls(self, writer: asyncio.StreamWriter, peer: Any) -> bool:
+        """Upgrade the new connection to TLS; on failure report it, close, return False.
+
+        Standard: ITI TF-2 §3.19 (Authenticate Node: MLLP over TLS), HL7 v2.5 App. C.
+        """
+        assert self.ssl_context is not None
+        try:
+            async with asyncio.timeout(TLS_HANDSHAKE_TIMEOUT):
+                await writer.start_tls(self.ssl_context)
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            log.info("MLLP TLS handshake with %s failed: %s", peer, exc)
+            if self.on_handshake_failure is not None:
+                try:
+                    self.on_handshake_failure(peer[0] if peer else None, exc)
+                except Exception:
+                    log.exception("MLLP handshake failure report failed")
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return False
+        return True
+
+    def _authorized(self, writer: asyncio.StreamWriter, peer: Any) -> bool:
+        if self.authorize is None:
+            return True
+        try:
+            return self.authorize(writer.get_extra_info("ssl_object"), peer[0] if peer else None)
+        except Exception:
+            log.exception("MLLP access check failed; refusing the connection's messages")
+            return False
 
     async def _shutdown(self, timeout: float) -> None:
         self._closing = True
@@ -337,9 +386,16 @@ class MLLPServer:
         if self._server is not None:
             await self._server.wait_closed()
 
-    def _answer(self, received: Frame) -> bytes:
+    def _answer(self, received: Frame, refused: bool = False) -> bytes:
         """Runs in the pool: the handler's answer, or an ACK saying why there is none."""
         try:
+            if refused:  # HL7 v2.5 §2.9.2: AR, the message was not processed
+                return build_ack(
+                    received.payload,
+                    "AR",
+                    error_code="207",
+                    error_text="sender not authorized for ITI-8",
+                )
             if received.oversize:
                 limit = self.max_message_bytes
                 log.warning("MLLP message of %d bytes refused (limit %d)", received.size, limit)
@@ -368,6 +424,7 @@ class _Connection:
         self.peer = peer
         self.frames = FrameReader(server.max_message_bytes, peer=peer)
         self.busy = False  # a received message is being handled or answered
+        self.refused = False  # the access rules refuse this peer: answer AR to everything
 
     async def run(self) -> None:
         log.debug("MLLP connection from %s", self.peer)
@@ -406,7 +463,9 @@ class _Connection:
             self.busy = True
             try:
                 for item in received:  # frames fully received are answered, even when stopping
-                    answer = await loop.run_in_executor(server._pool, server._answer, item)
+                    answer = await loop.run_in_executor(
+                        server._pool, server._answer, item, self.refused
+                    )
                     self.writer.write(frame(answer))
                     async with asyncio.timeout(server.idle_timeout):
                         await self.writer.drain()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from lxml import etree
 
@@ -75,6 +75,8 @@ class SoapRepositoryClient:
     timeout: float = 60.0
     verify: bool | str = True
     cert: tuple[str, str] | None = None
+    session_factory: Callable[[], Any] | None = None  # ITI-19: requests session on the TLS context
+    trail: Any | None = None  # AuditTrail: each RAD-68 sent is recorded (initiator side)
     _client: object | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -90,12 +92,28 @@ class SoapRepositoryClient:
                     timeout=self.timeout,
                     verify=self.verify,
                     cert=self.cert,
+                    session=self.session_factory() if self.session_factory else None,
                 )
             try:
                 response = call(self._client, ITI_41, request, attachments)  # type: ignore[arg-type]
             except SoapClientError as exc:
+                self._audit(request, "Failure")
                 raise PublishError(f"repository {self.url}: {exc}") from exc
+        self._audit(request, response.body.get("status", "").rsplit(":", 1)[-1] or "Failure")
         return response.body
+
+    def _audit(self, request: etree._Element, outcome: str) -> None:
+        """Record the RAD-68 sent (RAD TF-3 §4.68.4.1.4; ITI TF-2 §3.41.5.1.1, Source side)."""
+        if self.trail is None:
+            return
+        from gateway.metadata.ebrim import parse_submit_objects_request
+        from gateway.repository.registry_client import submission_facts
+
+        try:
+            facts = submission_facts(parse_submit_objects_request(request, repository=True))
+        except Exception:  # auditing never fails a publication
+            facts = {}
+        self.trail.record_client_call("RAD-68", endpoint=self.url, outcome=outcome, facts=facts)
 
 
 def build_request(

@@ -13,6 +13,8 @@ Wiring (``gateway/app.py``)::
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.imaging import rad69_codec
 from gateway.imaging.retrieve import ImagingRetriever
 from gateway.soap.dispatch import Context, Handler
@@ -33,6 +35,7 @@ def make_handler(retriever: ImagingRetriever) -> Handler:
         """Retrieve Imaging Document Set. Standard: RAD TF-3 §4.69.4.
         Raises: XDSIRequestError, XDSRepositoryError (the whole request fails)."""
         parsed = rad69_codec.parse_request(request.body)
+        ctx.audit.update(audit_facts(parsed), reply_to=request.addressing.reply_to)
         result = retriever.retrieve(parsed)
         return SoapResponse(
             body=rad69_codec.build_response(result),
@@ -41,3 +44,29 @@ def make_handler(retriever: ImagingRetriever) -> Handler:
         )
 
     return handle
+
+
+def audit_facts(parsed: rad69_codec.ImagingRetrieveRequest) -> dict[str, Any]:
+    """Studies, series and instances asked for, and the repository (Retrieve Location) UID.
+
+    Standard: RAD TF-3 §4.69.5.1 (Study ParticipantObject with its SOP instances).
+    """
+    studies = [
+        {
+            "study_uid": study.study_instance_uid,
+            "series_uids": [series.series_instance_uid for series in study.series],
+            "instances": [
+                (None, document.document_unique_id)
+                for series in study.series
+                for document in series.documents
+            ],
+        }
+        for study in parsed.studies
+    ]
+    locations = [
+        document.repository_unique_id
+        for study in parsed.studies
+        for series in study.series
+        for document in series.documents
+    ]
+    return {"studies": studies, "repository_unique_id": locations[0] if locations else None}

@@ -80,6 +80,7 @@ class ImagingSource:
         require_called_aet: bool = True,
         fsync: bool = True,
         observers: Sequence[Callable[[PublishResult], None]] = (),
+        dicom_security: Any | None = None,
     ) -> None:
         self.unique_id = unique_id
         self.study_idle_seconds = study_idle_seconds
@@ -112,6 +113,7 @@ class ImagingSource:
             port=port,
             maximum_pdu_size=maximum_pdu_size,
             require_called_aet=require_called_aet,
+            security=dicom_security,
         )
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -238,14 +240,18 @@ def manifest_codes(section: ImagingSourceSettings) -> ManifestCodes:
 
 
 def repository_client(
-    settings: Settings, in_process: Callable[..., Any] | None = None
+    settings: Settings,
+    in_process: Callable[..., Any] | None = None,
+    *,
+    session_factory: Callable[[], Any] | None = None,
+    trail: Any | None = None,
 ) -> RepositoryClient:
     """The repository the source publishes to: SOAP when ``imaging_source.repository_url`` is
     set, else ``in_process`` (the repository of this process: ``(request, attachments) ->
     rs:RegistryResponse``)."""
     url = settings.imaging_source.repository_url
     if url:
-        return SoapRepositoryClient(url)
+        return SoapRepositoryClient(url, session_factory=session_factory, trail=trail)
     if in_process is None:
         raise ValueError(
             "imaging_source.repository_url is empty and this process has no repository"

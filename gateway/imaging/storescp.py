@@ -75,7 +75,10 @@ def handle_echo(event: evt.Event) -> int:
 
 
 def handle_store(
-    event: evt.Event, ingest: Ingest, notify: Callable[[InstanceRecord], None] | None = None
+    event: evt.Event,
+    ingest: Ingest,
+    notify: Callable[[InstanceRecord], None] | None = None,
+    security: Any | None = None,
 ) -> int:
     """C-STORE: keep the data set as received, index it, answer with a PS3.4 Table B.2-1 status.
 
@@ -103,6 +106,8 @@ def handle_store(
     log.debug("C-STORE from %s: stored %s", calling, record.sop_instance_uid)
     if notify is not None:
         notify(record)
+    if security is not None:  # DicomSecurity: audited when the association ends
+        security.stored(event.assoc, record)
     return STATUS_SUCCESS
 
 
@@ -119,8 +124,12 @@ class StoreSCP:
         maximum_pdu_size: int = DEFAULT_MAX_PDU,
         require_called_aet: bool = True,
         notify: Callable[[InstanceRecord], None] | None = None,
+        security: Any | None = None,
     ) -> None:
+        """``security``: a :class:`gateway.imaging.dicom_security.DicomSecurity` (TLS, access
+        check, transfer audit), or None for a plain listener."""
         self.ingest = ingest
+        self.security = security
         self.ae_title = ae_title
         self.host, self.port = host, port
         self.notify = notify
@@ -142,10 +151,17 @@ class StoreSCP:
                 handlers: list[Any] = [
                     (evt.EVT_CONN_OPEN, set_nodelay),
                     (evt.EVT_C_ECHO, handle_echo),
-                    (evt.EVT_C_STORE, handle_store, [self.ingest, self.notify]),
+                    (evt.EVT_C_STORE, handle_store, [self.ingest, self.notify, self.security]),
                 ]
+                context = None
+                if self.security is not None:
+                    handlers.extend(self.security.handlers())
+                    context = self.security.ssl_context
                 server = self.ae.start_server(
-                    (self.host, self.port), block=False, evt_handlers=handlers
+                    (self.host, self.port),
+                    block=False,
+                    evt_handlers=handlers,
+                    ssl_context=context,
                 )
                 assert server is not None
                 self._server = server

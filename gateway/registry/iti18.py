@@ -18,6 +18,7 @@ codes; ebRS 3.0 query.xsd (AdhocQueryRequest / AdhocQueryResponse); ITI TF-2 App
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from lxml import etree
 from sqlalchemy.exc import SQLAlchemyError
@@ -130,6 +131,7 @@ class StoredQueries:
         against query.xsd; the boundary still reads status and error codes from the body.
         Standard: ITI TF-2 §3.18.4.1 (ITI TF-2 Appendix V transport), §3.18.4.1.3.
         """
+        ctx.audit.update(query_audit_facts(request.body), reply_to=request.addressing.reply_to)
         try:
             objects = self.query(request.body)
         except XDSError as error:
@@ -141,3 +143,30 @@ class StoredQueries:
             )
             return SoapResponse(body=failure_element(error))
         return SoapResponse(body=response_element(objects))
+
+
+_PATIENT_SLOTS = ("$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId", "$XDSFolderPatientId")
+
+
+def query_audit_facts(body: etree._Element) -> dict[str, Any]:
+    """The audit facts of an AdhocQueryRequest: query id, the request itself, patient, home.
+
+    Standard: ITI TF-2 §3.18.5.1 (Query Parameters ParticipantObject: the query id as
+    ParticipantObjectID, the whole AdhocQueryRequest base64 in ParticipantObjectQuery, and the
+    homeCommunityId in ParticipantObjectDetail).
+    """
+    query = body.find(f"{{{ns.RIM}}}AdhocQuery")
+    patients: list[str] = []
+    for slot in body.iter(f"{{{ns.RIM}}}Slot"):
+        if slot.get("name") in _PATIENT_SLOTS:
+            for value in slot.iter(f"{{{ns.RIM}}}Value"):
+                text = (value.text or "").strip().strip("'")
+                if text:
+                    patients.append(text)
+    home = query.get("home") if query is not None else None
+    return {
+        "query_id": query.get("id") if query is not None else None,
+        "query_request": etree.tostring(body),
+        "patient_ids": list(dict.fromkeys(patients)),
+        "home_community_ids": [home] if home else [],
+    }

@@ -19,6 +19,7 @@ from gateway.metadata.ebrim import build_submit_objects_request, parse_submit_ob
 from gateway.metadata.model import Submission
 from gateway.repository.actor import Repository
 from gateway.repository.model import ProvidedDocument
+from gateway.repository.registry_client import submission_facts
 from gateway.soap import ns
 from gateway.soap.dispatch import Context, Handler
 from gateway.soap.message import Addressing, Attachment, SoapRequest, SoapResponse, xop_include
@@ -92,6 +93,7 @@ def handler(repository: Repository) -> Handler:
 
     def handle(request: SoapRequest, ctx: Context) -> SoapResponse:
         submission = parse_submit_objects_request(request.body, repository=True)
+        ctx.audit.update(submission_facts(submission), reply_to=request.addressing.reply_to)
         response = repository.provide(submission, provided_documents(request))
         return SoapResponse(body=response)
 

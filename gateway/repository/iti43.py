@@ -38,6 +38,16 @@ def handler(repository: Repository) -> Handler:
         requests = parse_request(request.body)
         if not requests:
             raise XDSRepositoryError("RetrieveDocumentSetRequest holds no DocumentRequest")
+        ctx.audit.update(
+            document_unique_ids=[r.document_unique_id for r in requests if r.document_unique_id],
+            repository_unique_ids=list(
+                dict.fromkeys(r.repository_unique_id for r in requests if r.repository_unique_id)
+            ),
+            home_community_ids=list(
+                dict.fromkeys(r.home_community_id for r in requests if r.home_community_id)
+            ),
+            reply_to=request.addressing.reply_to,
+        )  # ITI TF-2 §3.43.5.1 (patient not known from the request)
         result = repository.retrieve(requests)
         body = build_response(
             result.status,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import zeep
 from lxml import etree
@@ -35,6 +35,9 @@ from gateway.metadata.model import DocumentEntry, Submission
 from gateway.soap import ns, registry_response
 from gateway.soap.client import SoapClientError, call, make_client
 from gateway.soap.transactions import ITI_18, ITI_42, REGISTRY_PATH
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger("gateway.repository")
 
@@ -117,10 +120,16 @@ class SoapRegistryClient:
         timeout: float = 60,
         verify: bool | str = True,
         cert: tuple[str, str] | None = None,
+        session_factory: Callable[[], requests.Session] | None = None,
+        trail: Any | None = None,
     ) -> None:
+        """``trail``: an ``AuditTrail`` recording each ITI-42 sent (initiator side, ITI-20)."""
+        self.trail = trail
         self.url = url
         self.timeout = timeout
         self._verify, self._cert = verify, cert
+        # ITI-19: a session on the node's TLS context (one per thread, like the zeep client)
+        self._session_factory = session_factory
         self._local = threading.local()
 
     def _client(self) -> zeep.Client:
@@ -132,6 +141,7 @@ class SoapRegistryClient:
                 timeout=self.timeout,
                 verify=self._verify,
                 cert=self._cert,
+                session=self._session_factory() if self._session_factory else None,
             )
             self._local.client = client
         return client
@@ -144,9 +154,23 @@ class SoapRegistryClient:
                 SOAP answer.
         """
         try:
-            return call(self._client(), ITI_42, request).body
+            body = call(self._client(), ITI_42, request).body
         except SoapClientError as exc:
+            self._audit(request, "Failure")
             raise XDSRegistryNotAvailable(f"Registry {self.url} did not answer: {exc}") from exc
+        self._audit(request, body.get("status", "").rsplit(":", 1)[-1] or "Failure")
+        return body
+
+    def _audit(self, request: etree._Element, outcome: str) -> None:
+        """Record the ITI-42 this repository sent (ITI TF-2 §3.42.5.1.1, Document Repository)."""
+        if self.trail is None:
+            return
+        try:
+            facts = submission_facts(parse_submit_objects_request(request))
+        except Exception:  # auditing never fails a registration
+            log.exception("ITI-42 audit facts could not be read")
+            facts = {}
+        self.trail.record_client_call("ITI-42", endpoint=self.url, outcome=outcome, facts=facts)
 
     def is_registered(self, unique_id: str, repository_unique_id: str) -> bool | None:
         """GetDocuments over ITI-18. Standard: ITI TF-2 §3.18.4.1.2.3.7.5."""
@@ -156,6 +180,18 @@ class SoapRegistryClient:
             log.warning("registry %s cannot be asked about %s: %s", self.url, unique_id, exc)
             return None
         return registered_in(answer.body, unique_id, repository_unique_id)
+
+
+def submission_facts(submission: Submission) -> dict[str, Any]:
+    """Patient ids and SubmissionSet uniqueId of a submission (the ITI-41/42 audit facts)."""
+    patients = [e.patient_id for e in submission.document_entries if e.patient_id]
+    submission_set = submission.submission_set
+    if submission_set is not None and submission_set.patient_id:
+        patients.insert(0, submission_set.patient_id)
+    return {
+        "patient_ids": list(dict.fromkeys(patients)),
+        "submission_set_unique_id": submission_set.unique_id if submission_set else None,
+    }
 
 
 def model_register(register: ModelRegisterFunc) -> RegisterFunc:

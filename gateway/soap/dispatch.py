@@ -33,6 +33,11 @@ from gateway.soap.transactions import REGISTRY_PATH, Transaction
 log = logging.getLogger("gateway.soap")
 
 READ_CHUNK = 64 * 1024
+# WS-Security 1.1 SOAP Message Security §12 (Error Handling): the fault code of a caller whose
+# security token (here: its TLS client certificate) is not authorized.
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+FAILED_AUTHENTICATION = ns.qname(WSSE, "FailedAuthentication")
+Authorize = Callable[[dict[str, Any], str], bool]  # (WSGI environ, transaction name) -> allowed
 
 
 @dataclass(slots=True, kw_only=True)
@@ -120,8 +125,14 @@ class SoapApplication:
         public_url: str = "",
         health: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
         observers: Iterable[Observer] = (),
+        authorize: Authorize | None = None,
     ) -> None:
+        """``authorize(environ, transaction_name)``: the secure node's access check, called once
+        the transaction is known and before its handler; False answers a Sender fault
+        ``wsse:FailedAuthentication`` (HTTP 400) and the handler never runs.
+        """
         self.limits = limits
+        self.authorize = authorize
         self.public_url = public_url.rstrip("/")
         self.health = health or (lambda: (True, {}))
         self.observers: list[Observer] = list(observers)
@@ -211,6 +222,7 @@ class SoapApplication:
                 peer_subject=peer,
                 audit=audit,
             )
+            self._check_access(environ, transaction)
             result = self._invoke(endpoint, transaction, request, ctx)
         except faults.SoapFault as fault:
             result = _fault_outcome(fault, state["message_id"])
@@ -242,6 +254,20 @@ class SoapApplication:
                 audit=audit,
             ),
             started,
+        )
+
+    def _check_access(self, environ: dict[str, Any], transaction: Transaction) -> None:
+        """Refuse a caller the access rules do not grant ``transaction``.
+
+        Standard: WS-Security 1.1 (SOAP Message Security) §12, fault code
+        wsse:FailedAuthentication ("The security token could not be authenticated or
+        authorized"); the SOAP 1.2 Sender fault maps to HTTP 400 (SOAP 1.2 Part 2 §7.5.2.2).
+        """
+        if self.authorize is None or self.authorize(environ, transaction.name):
+            return
+        raise faults.sender_fault(
+            f"{transaction.name} is not permitted for this client certificate",
+            FAILED_AUTHENTICATION,
         )
 
     # -- request ------------------------------------------------------------------------------

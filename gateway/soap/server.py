@@ -56,7 +56,11 @@ class HttpServer:
         request_timeout: int = 60,
         shutdown_timeout: int = 30,
         tls: TlsFiles | None = None,
+        ssl_adapter: Any | None = None,
     ) -> None:
+        """``ssl_adapter``: a ready cheroot SSL adapter (the gateway passes
+        ``gateway.security.https.GatewaySSLAdapter``); ``tls``: plain files, for tests and tools.
+        """
         self._server = wsgi.Server(
             (host, port),
             app,
@@ -66,10 +70,12 @@ class HttpServer:
             shutdown_timeout=shutdown_timeout,
             server_name="xdsi-gateway",
         )
-        if tls is not None:
-            self._server.ssl_adapter = _ssl_adapter(tls)
+        if ssl_adapter is None and tls is not None:
+            ssl_adapter = _ssl_adapter(tls)
+        if ssl_adapter is not None:
+            self._server.ssl_adapter = ssl_adapter
         self._thread: threading.Thread | None = None
-        self.scheme = "https" if tls is not None else "http"
+        self.scheme = "https" if ssl_adapter is not None else "http"
 
     def start(self) -> tuple[str, int]:
         """Bind and start serving in a background thread; return the bound (host, port)."""

@@ -2,8 +2,10 @@
 
 One gateway per backend is started in a subprocess on free ports, with its data in a temporary
 folder; the NIST runner (``tests.conformance.nist``) then plays each listed test against it.
-Backends: ``sqlite`` (the embedded default) and ``postgres`` (a fresh database created on the
-server of ``XDSI_TEST_POSTGRES_URL`` and dropped afterwards; skipped when the variable is unset).
+Backends: ``sqlite`` (the embedded default), ``sqlite-tls`` (the same over HTTPS and MLLP/TLS
+with ``certs init`` material and mutual authentication, ITI-19: the runner presents a domain
+node's certificate) and ``postgres`` (a fresh database created on the server of
+``XDSI_TEST_POSTGRES_URL`` and dropped afterwards; skipped when the variable is unset).
 
 The lists by issue live in ``nist/catalog.py``; :data:`ENABLED` says which lists (or single test
 ids) are expected to pass now — the others are skipped. The lead adds entries as features land.
@@ -15,6 +17,7 @@ import io
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -36,7 +39,9 @@ ENABLED: set[str] = {"feed", "register", "stored_query", "repository"}
 # To try more locally without editing: XDSI_NIST_ENABLED=register,11966 pytest tests/conformance
 EXTRA_ENABLED = {n for n in os.environ.get("XDSI_NIST_ENABLED", "").split(",") if n}
 
-BACKENDS = ("sqlite", "postgres")
+BACKENDS = ("sqlite", "sqlite-tls", "postgres")
+# The lists the TLS backend plays (acceptance: the earlier issues' lists still pass over TLS).
+TLS_LISTS = {"feed", "register", "repository", "stored_query"}
 POSTGRES_URL = os.environ.get("XDSI_TEST_POSTGRES_URL", "")
 STARTUP_SECONDS = 60.0
 
@@ -56,6 +61,8 @@ def _cases() -> list[object]:
     for backend in BACKENDS:
         marks = [pytest.mark.postgres] if backend == "postgres" else []
         for list_name, test_ids in catalog.LISTS.items():
+            if backend == "sqlite-tls" and list_name not in TLS_LISTS:
+                continue
             for test_id in test_ids:
                 cases.append(
                     pytest.param(
@@ -83,8 +90,11 @@ def _gateway_command() -> list[str]:
 class Gateway:
     """A gateway subprocess and the runner that talks to it."""
 
-    def __init__(self, data_dir: Path, database_url: str = "") -> None:
+    def __init__(self, data_dir: Path, database_url: str = "", *, tls: bool = False) -> None:
         self.data_dir = data_dir
+        self.verify: bool | str = True
+        self.cert: tuple[str, str] | None = None
+        self.mllp_ssl: ssl.SSLContext | None = None
         self.http_port, self.mllp_port, dicom_port = free_port(), free_port(), free_port()
         env = dict(os.environ)
         env.update(
@@ -98,12 +108,34 @@ class Gateway:
         )
         if database_url:
             env["XDSI_REGISTRY_DATABASE_URL"] = database_url
+        scheme = "https" if tls else "http"
+        if tls:
+            env.update(self._tls_material(data_dir / "certs"))
         self.log_path = data_dir / "gateway.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             _gateway_command(), env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=data_dir
         )
-        self.base = f"http://127.0.0.1:{self.http_port}"
+        self.base = f"{scheme}://127.0.0.1:{self.http_port}"
+
+    def _tls_material(self, folder: Path) -> dict[str, str]:
+        """``certs init`` files: the gateway is ``region``, the runner ``hospital-a``."""
+        from gateway.security.certs import init_domain
+        from gateway.security.tls import TlsFiles
+
+        domain = init_domain(folder)
+        region, hospital = domain.nodes["region"], domain.nodes["hospital-a"]
+        self.verify = str(domain.ca_certificate)
+        self.cert = (str(hospital.certificate), str(hospital.private_key))
+        self.mllp_ssl = TlsFiles(
+            certificate=self.cert[0], private_key=self.cert[1], ca_file=self.verify
+        ).client()
+        return {
+            "XDSI_TLS_ENABLED": "true",
+            "XDSI_TLS_CERTIFICATE": str(region.certificate),
+            "XDSI_TLS_PRIVATE_KEY": str(region.private_key),
+            "XDSI_TLS_CA_FILE": str(domain.ca_certificate),
+        }
 
     def wait_ready(self) -> None:
         """Poll ``GET /health`` until 200, the process dies, or the start-up time runs out."""
@@ -113,7 +145,10 @@ class Gateway:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gateway exited with {self.process.returncode}:\n{self.tail()}")
             try:
-                if requests.get(f"{self.base}/health", timeout=2).status_code == 200:
+                answer = requests.get(
+                    f"{self.base}/health", timeout=2, verify=self.verify, cert=self.cert
+                )
+                if answer.status_code == 200:
                     return
             except requests.RequestException:
                 pass
@@ -133,6 +168,9 @@ class Gateway:
             testkit=catalog.TESTKIT,
             spec=catalog.SPEC,
             timeout=60,
+            verify=self.verify,
+            cert=self.cert,
+            mllp_ssl=self.mllp_ssl,
         )
         return Runner(config, Context(tests_root=config.tests_root), out=io.StringIO())
 
@@ -195,7 +233,9 @@ class Systems:
                 database = PostgresDatabase(POSTGRES_URL)
                 self._databases.append(database)
                 url = database.url
-            gateway = Gateway(self._tmp.mktemp(f"gateway-{backend}"), url)
+            gateway = Gateway(
+                self._tmp.mktemp(f"gateway-{backend}"), url, tls=backend == "sqlite-tls"
+            )
             self._gateways.append(gateway)
             gateway.wait_ready()
             self._runners[backend] = gateway.runner()

@@ -10,6 +10,7 @@ judging the reply (SOAP fault, top element, schema, WS-Addressing, ExpectedStatu
 from __future__ import annotations
 
 import datetime
+import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,10 @@ class RunConfig:
     spec: Path  # the conformance/spec folder (official XSDs)
     timeout: float = 60.0
     wait_scale: float = 1.0  # multiplies <WaitBefore> delays (tests of the runner use 0)
+    # TLS (ITI-19): requests' verify (CA bundle) and cert (certificate, key); MLLP's context
+    verify: bool | str = True
+    cert: tuple[str, str] | None = None
+    mllp_ssl: ssl.SSLContext | None = None
 
     @property
     def tests_root(self) -> Path:
@@ -253,7 +258,12 @@ class StepExecution:
         """Send ``request`` (its body is logged as InputMetadata); None on a transport error."""
         self.log_element("InputMetadata", request.body)
         try:
-            return soap.send(request, timeout=self.config.timeout)
+            return soap.send(
+                request,
+                timeout=self.config.timeout,
+                verify=self.config.verify,
+                cert=self.config.cert,
+            )
         except OSError as exc:  # requests' exceptions are OSErrors
             self.fail(f"cannot reach {request.url}: {exc}")
             return None

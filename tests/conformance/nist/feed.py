@@ -10,9 +10,11 @@ test tool's client, not the gateway's.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import secrets
 import socket
+import ssl
 
 from tests.conformance.nist.execution import StepExecution
 
@@ -47,10 +49,23 @@ def build_a01(
     return "\r".join(segments) + "\r"
 
 
-def exchange(host: str, port: int, message: str, *, timeout: float) -> str:
-    """Send one MLLP-framed message and return the framed reply's content."""
+def exchange(
+    host: str,
+    port: int,
+    message: str,
+    *,
+    timeout: float,
+    ssl_context: ssl.SSLContext | None = None,
+) -> str:
+    """Send one MLLP-framed message and return the framed reply's content (over TLS with
+    ``ssl_context``)."""
     frame = START_BLOCK + message.encode("utf-8") + END_BLOCK
-    with socket.create_connection((host, port), timeout=timeout) as connection:
+    with contextlib.ExitStack() as stack:
+        connection = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
+        if ssl_context is not None:
+            connection = stack.enter_context(
+                ssl_context.wrap_socket(connection, server_hostname=host)
+            )
         connection.sendall(frame)
         received = b""
         while END_BLOCK not in received:
@@ -87,7 +102,13 @@ def run_feed(ex: StepExecution) -> None:
         ex.fail("no MLLP endpoint (--mllp HOST:PORT) configured for the patient feed")
         return
     try:
-        ack = exchange(endpoint[0], endpoint[1], build_a01(patient), timeout=ex.config.timeout)
+        ack = exchange(
+            endpoint[0],
+            endpoint[1],
+            build_a01(patient),
+            timeout=ex.config.timeout,
+            ssl_context=ex.config.mllp_ssl,
+        )
     except OSError as exc:
         ex.fail(f"patient feed to {endpoint[0]}:{endpoint[1]} failed: {exc}")
         return

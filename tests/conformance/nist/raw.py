@@ -91,7 +91,14 @@ def run_http(ex: StepExecution) -> None:
         ex.log_element("InputMetadata", parse_xml(envelope.group(0)))
     found_id = _MESSAGE_ID.search(payload)
     try:
-        reply = soap.post_raw(url, dict(ex.opts.headers), payload, timeout=ex.config.timeout)
+        reply = soap.post_raw(
+            url,
+            dict(ex.opts.headers),
+            payload,
+            timeout=ex.config.timeout,
+            verify=ex.config.verify,
+            cert=ex.config.cert,
+        )
     except OSError as exc:
         ex.fail(f"cannot reach {url}: {exc}")
         return

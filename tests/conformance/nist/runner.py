@@ -184,7 +184,11 @@ class Runner:
             return result
         try:
             ack = feed.exchange(
-                endpoint[0], endpoint[1], feed.build_a01(patient), timeout=self.config.timeout
+                endpoint[0],
+                endpoint[1],
+                feed.build_a01(patient),
+                timeout=self.config.timeout,
+                ssl_context=self.config.mllp_ssl,
             )
         except OSError as exc:
             result.passed, result.problems = False, [f"patient feed failed: {exc}"]

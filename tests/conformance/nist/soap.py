@@ -143,15 +143,38 @@ def new_content_id(prefix: str) -> str:
     return f"{prefix}.{secrets.token_hex(8)}@nist-runner"
 
 
-def send(request: SoapRequest, *, timeout: float) -> SoapReply:
-    """POST ``request`` and parse whatever comes back."""
+def send(
+    request: SoapRequest,
+    *,
+    timeout: float,
+    verify: bool | str = True,
+    cert: tuple[str, str] | None = None,
+) -> SoapReply:
+    """POST ``request`` and parse whatever comes back (https: ``verify``/``cert`` as requests)."""
     content_type, payload = encode(request)
-    return post_raw(request.url, {"Content-Type": content_type}, payload, timeout=timeout)
+    return post_raw(
+        request.url,
+        {"Content-Type": content_type},
+        payload,
+        timeout=timeout,
+        verify=verify,
+        cert=cert,
+    )
 
 
-def post_raw(url: str, headers: dict[str, str], payload: bytes, *, timeout: float) -> SoapReply:
+def post_raw(
+    url: str,
+    headers: dict[str, str],
+    payload: bytes,
+    *,
+    timeout: float,
+    verify: bool | str = True,
+    cert: tuple[str, str] | None = None,
+) -> SoapReply:
     """POST raw bytes with the given headers and parse the reply."""
-    response = requests.post(url, data=payload, headers=headers, timeout=timeout)
+    response = requests.post(
+        url, data=payload, headers=headers, timeout=timeout, verify=verify, cert=cert
+    )
     return parse_reply(
         response.status_code, response.headers.get("Content-Type", ""), response.content
     )

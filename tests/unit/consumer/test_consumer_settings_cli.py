@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -49,35 +48,46 @@ def test_disabled_actors_are_not_listed_and_options_win() -> None:
     assert url == "https://r/xds/registry"
 
 
-def test_a_consumer_section_in_the_configuration_is_used() -> None:
-    @dataclass(frozen=True)
-    class Section:
-        registry_url: str = "http://region/xds/registry"
-        repositories: dict[str, str] = field(default_factory=lambda: {"5.5": "http://region/r"})
-        imaging_sources: dict[str, str] = field(default_factory=dict)
-        parallel_requests: int = 8
-        batch_size: int = 10
-        timeout: int = 30
-        retries: int = 1
-
-    @dataclass(frozen=True)
-    class WithConsumer:
-        consumer: Section
-        http: object
-        repository: object
-        imaging_source: object
-        registry: object
-
-    base = settings()
-    combined = WithConsumer(
-        Section(), base.http, base.repository, base.imaging_source, base.registry
+def test_a_consumer_section_in_the_configuration_is_used(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text(
+        '[consumer]\nregistry_url = "http://region/xds/registry"\nparallel_requests = 8\n'
+        "batch_size = 10\ntimeout = 30\nretries = 1\n"
+        '[consumer.repositories]\n"5.5" = "http://region/r"\n'
     )
-    consumer = consumer_settings(combined, batch_size=20)  # type: ignore[arg-type]
+    base = load_settings(cfg, environ={"XDSI_HTTP_PORT": "18080"})
+    consumer = consumer_settings(base, batch_size=20)
     assert consumer.registry_url == "http://region/xds/registry"
     assert consumer.repository_url("5.5") == "http://region/r"
     assert (consumer.parallel_requests, consumer.batch_size, consumer.retries) == (8, 20, 1)
     with pytest.raises(ValueError):
         ConsumerSettings(batch_size=0)
+
+
+def test_tls_gives_https_and_the_node_identity(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    consumer = consumer_settings(
+        settings(
+            XDSI_GATEWAY_DATA_DIR=str(tmp_path),
+            XDSI_TLS_CA_FILE="ca.pem",
+            XDSI_TLS_CERTIFICATE="node.pem",
+            XDSI_TLS_PRIVATE_KEY="node.key",
+        )
+    )
+    assert consumer.registry_url.startswith("http://")  # TLS off: plain, no identity
+    assert consumer.cert is None
+    import dataclasses
+
+    from gateway.config import TlsSettings
+
+    base = settings(XDSI_GATEWAY_DATA_DIR=str(tmp_path))
+    secure = dataclasses.replace(
+        base,
+        tls=TlsSettings(enabled=True, ca_file="ca.pem", certificate="n.pem", private_key="n.key"),
+    )
+    consumer = consumer_settings(secure)
+    assert consumer.registry_url == "https://127.0.0.1:18080/xds/registry"
+    assert consumer.verify == str(tmp_path / "ca.pem")
+    assert consumer.cert == (str(tmp_path / "n.pem"), str(tmp_path / "n.key"))
 
 
 def test_transfer_syntax_option() -> None:
