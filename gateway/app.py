@@ -224,7 +224,7 @@ class Gateway:
         if s.hl7.enabled:
             handler = PatientFeedHandler(self.registry.patients, s.registry.patient_id_domain)
             self.mllp = MLLPServer(
-                handler,
+                self._audited_feed(handler) if s.audit.enabled else handler,
                 host=s.hl7.host,
                 port=s.hl7.mllp_port,
                 max_message_bytes=s.hl7.max_message_bytes,
@@ -234,6 +234,43 @@ class Gateway:
                 on_handshake_failure=self._mllp_handshake_failed if self.tls else None,
             )
             self._ready["hl7"] = False
+
+    def _audited_feed(self, handler: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
+        """Wrap the ITI-8 handler so every message it answers leaves an audit record.
+
+        Standard: ITI TF-2 §3.8.5.1 (Patient Record event, Patient Identity Source and
+        Document Registry sides; here the registry's).
+        """
+        from gateway.audit import codes, events
+        from gateway.hl7.ack import parse_ack
+        from gateway.hl7.adt import AdtError, parse_adt
+        from gateway.hl7.adt import to_cx as cx_of
+
+        def audited(raw: bytes) -> bytes:
+            ack = handler(raw)
+            try:
+                event = parse_adt(raw)
+            except (AdtError, ValueError):
+                return ack  # not an ADT message at all: nothing about a patient to record
+            header = event.header
+            accepted = parse_ack(ack).accepted
+            ids = [cx_of(i) for i in [*event.identifiers, *event.merge_prior]]
+            self.audit.record(
+                events.patient_feed(
+                    side="responder",
+                    sending=f"{header.sending_application}|{header.sending_facility}",
+                    receiving=f"{header.receiving_application}|{header.receiving_facility}",
+                    sending_host=None,
+                    receiving_host=self.audit.hostname,
+                    patient_ids=ids,
+                    message_control_id=event.message_control_id,
+                    trigger=event.trigger,
+                    outcome=codes.SUCCESS if accepted else codes.MINOR_FAILURE,
+                )
+            )
+            return ack
+
+        return audited
 
     def _bind_repository(self) -> None:
         """Document Repository: ITI-41 and ITI-43 at /xds/repository, registering via ITI-42."""

@@ -415,6 +415,7 @@ def test_round_trip_is_audited(gateway: Gateway, domain: DomainFiles, tmp_path: 
         ("110106", "ITI-43"),  # repository exported the manifest
         ("110104", "RAD-69"),  # imaging source sent the instances
         ("110100", "110120"),  # application start
+        ("110110", "ITI-8"),  # registry received the patient feed
     }
 
     def seen() -> set[tuple[str, str]]:
@@ -439,6 +440,14 @@ def test_round_trip_is_audited(gateway: Gateway, domain: DomainFiles, tmp_path: 
         if obj.get("ParticipantObjectTypeCodeRole") == "1"
     }
     assert patient in patients_queried
+    fed = {
+        obj.get("ParticipantObjectID")
+        for message in audit_records(gateway)
+        if type_code(message) == "ITI-8"
+        for obj in message.iter("ParticipantObjectIdentification")
+        if obj.get("ParticipantObjectTypeCodeRole") == "1"
+    }
+    assert patient in fed
     studies = {
         obj.get("ParticipantObjectID")
         for message in audit_records(gateway)
