@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -237,6 +238,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.logsetup import configure_logging
 
     configure_logging(settings.log.level, settings.log.format)
+    # Everything the gateway writes (documents, images, databases, audit queue, spool) holds
+    # patient data or secrets: owner-only, whatever the inherited umask says.
+    os.umask(0o077)
     gateway = Gateway(settings)
     try:
         gateway.start()
