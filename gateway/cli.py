@@ -200,7 +200,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.imaging_source.enabled:
         raise ConfigError("imaging_source.enabled: publishing needs the imaging source")
-    configure_logging(settings.log.level, settings.log.format)
+    configure_logging(settings.log.level, settings.log.format, patient_ids=settings.log.patient_ids)
     gateway = Gateway(settings)  # the actors of this configuration, no listener started
     try:
         assert gateway.imaging is not None
@@ -237,7 +237,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.app import Gateway
     from gateway.logsetup import configure_logging
 
-    configure_logging(settings.log.level, settings.log.format)
+    configure_logging(settings.log.level, settings.log.format, patient_ids=settings.log.patient_ids)
     # Everything the gateway writes (documents, images, databases, audit queue, spool) holds
     # patient data or secrets: owner-only, whatever the inherited umask says.
     os.umask(0o077)

@@ -49,6 +49,7 @@ class SoapSettings:
 class LogSettings:
     level: str = "INFO"
     format: str = "text"  # "text" or "json"
+    patient_ids: bool = True  # false: patient identifiers (CX) in log lines are masked
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

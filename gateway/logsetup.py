@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -37,8 +38,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """Install one stderr handler on the root logger (idempotent)."""
+# An HL7 CX patient identifier as XDS writes it: ID^^^&OID&ISO (ITI TF-3 §4.2.3.2.14), or with a
+# namespace instead of the OID; also the ID alone where an ADT message is quoted.
+_CX = re.compile(r"[^\s^|'\"<>,;()]+\^\^\^[^\s|'\"<>,;()]*")
+MASK = "<patient-id>"
+
+
+class PatientIdMask(logging.Filter):
+    """Replace patient identifiers in a record's message by a fixed mask (``log.patient_ids``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = _CX.sub(MASK, message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text", *, patient_ids: bool = True) -> None:
+    """Install one stderr handler on the root logger (idempotent).
+
+    ``patient_ids=False`` masks patient identifiers in every line (hardening: ordinary logs then
+    hold no patient data at all).
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_xdsi", False):
@@ -53,6 +75,8 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
                 "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
             )
         )
+    if not patient_ids:
+        handler.addFilter(PatientIdMask())
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Third-party chatter (zeep's WSDL loading, cheroot's per-connection errors) stays quiet.
