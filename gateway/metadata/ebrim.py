@@ -107,10 +107,7 @@ def build_registry_objects(objects: Iterable[RegistryObject]) -> list[etree._Ele
 
 def build_registry_object_list(objects: Iterable[RegistryObject]) -> etree._Element:
     """Return a ``rim:RegistryObjectList`` holding the objects (e.g. for a query response)."""
-    object_list = etree.Element(_LIST, nsmap={"rim": ns.RIM})
-    object_list.extend(build_registry_objects(objects))
-    etree.cleanup_namespaces(object_list)
-    return object_list
+    return _ebrim_write.build_object_list(objects)
 
 
 def build_submit_objects_request(submission: Submission) -> etree._Element:

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import typing
 from collections.abc import Mapping
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -100,13 +102,16 @@ def _code_to_dict(code: Code) -> dict[str, str]:
 
 
 def _code_from_dict(value: Mapping[str, Any]) -> Code:
-    return Code(
-        value["code"],
-        value["scheme"],
-        value.get("display_name"),
-        value.get("lang"),
-        value.get("charset"),
-    )
+    try:
+        return Code(**value)  # the keys _code_to_dict writes are Code's field names
+    except TypeError:  # a key of a newer model, or a missing one: read field by field
+        return Code(
+            value["code"],
+            value["scheme"],
+            value.get("display_name"),
+            value.get("lang"),
+            value.get("charset"),
+        )
 
 
 def _encode(obj: Any) -> dict[str, Any]:
@@ -129,20 +134,32 @@ def _encode(obj: Any) -> dict[str, Any]:
     return out
 
 
+# Per class: its field names, and the fields whose JSON needs converting (codes, authors).
+_FIELDS = MappingProxyType({cls: frozenset(shapes) for cls, shapes in _SHAPES.items()})
+_CONVERTED = MappingProxyType(
+    {
+        cls: tuple((name, shape) for name, shape in shapes.items() if shape is not None)
+        for cls, shapes in _SHAPES.items()
+    }
+)
+
+
 def _decode(cls: type, data: Mapping[str, Any]) -> Any:
-    shapes = _SHAPES[cls]
-    values: dict[str, Any] = {}
-    for name, value in data.items():
-        if name not in shapes:
-            continue  # written by a newer model: ignore rather than refuse to read
-        shape = shapes[name]
-        if shape == _CODE and value is not None:
-            value = _code_from_dict(value)
+    fields = _FIELDS[cls]
+    if data.keys() <= fields:
+        values = dict(data)
+    else:  # written by a newer model: ignore what this one does not know rather than refuse
+        values = {name: value for name, value in data.items() if name in fields}
+    for name, shape in _CONVERTED[cls]:
+        value = values.get(name)
+        if value is None:
+            continue
+        if shape == _CODE:
+            values[name] = _code_from_dict(value)
         elif shape == _CODES:
-            value = [_code_from_dict(c) for c in value]
-        elif shape == _AUTHORS:
-            value = [_decode(Author, a) for a in value]
-        values[name] = value
+            values[name] = [_code_from_dict(c) for c in value]
+        else:  # _AUTHORS
+            values[name] = [_decode(Author, a) for a in value]
     return cls(**values)
 
 
@@ -193,4 +210,27 @@ def normalise_dtm(value: str) -> str:
     Standard: ITI TF-3 Table 4.2.3.1.7-2 "DTM"; ITI TF-2 §3.18.4.1.2.3.7 (time ranges).
     Raises: DataTypeError (a ValueError) for anything that is not a valid DTM.
     """
-    return format_dtm(parse_dtm(value.strip()))
+    value = value.strip()
+    # Fast path (every stored time and query bound goes through here): a well-formed DTM of
+    # years 1000-9999 is its own padding once the calendar accepts it; anything else takes
+    # the reference path, which also words the error.
+    if _DTM_DIGITS.fullmatch(value) and value[0] != "0":
+        padded = value + _DTM_PAD[len(value) - 4 :]
+        try:
+            datetime(
+                int(padded[0:4]),
+                int(padded[4:6]),
+                int(padded[6:8]),
+                int(padded[8:10]),
+                int(padded[10:12]),
+                int(padded[12:14]),
+            )
+        except ValueError:
+            pass
+        else:
+            return padded
+    return format_dtm(parse_dtm(value))
+
+
+_DTM_DIGITS = re.compile(r"[0-9]{4}(?:[0-9]{2}){0,5}")
+_DTM_PAD = "0101000000"

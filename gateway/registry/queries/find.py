@@ -66,7 +66,7 @@ def find_documents(scope: Scope, params: Params) -> Found:
     rows = sql.fetch(
         scope,
         de,
-        de.c.patient_id.in_(pids),
+        sql.one_of(de.c.patient_id, pids),
         *sql.in_list(de.c.status, params.many(t.DE_STATUS)),
         *document_filters(params, scope.dialect),
     )
@@ -86,7 +86,7 @@ def find_submission_sets(scope: Scope, params: Params) -> Found:
     rows = sql.fetch(
         scope,
         ss,
-        ss.c.patient_id.in_(pids),
+        sql.one_of(ss.c.patient_id, pids),
         *sql.in_list(ss.c.status, params.many(t.SS_STATUS)),
         *sql.in_list(ss.c.source_id, params.many(t.SS_SOURCE_ID)),
         *sql.time_range(
@@ -111,7 +111,7 @@ def find_folders(scope: Scope, params: Params) -> Found:
     rows = sql.fetch(
         scope,
         folder,
-        folder.c.patient_id.in_(pids),
+        sql.one_of(folder.c.patient_id, pids),
         *sql.in_list(folder.c.status, params.many(t.FOL_STATUS)),
         *sql.time_range(
             folder.c.last_update_time,

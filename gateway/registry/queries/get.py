@@ -39,8 +39,8 @@ def by_id(params: Params, entries: Table, uuid_name: str, uid_name: str) -> Colu
     """
     uuids = _listed(params, uuid_name)
     if uuids is not None:
-        return entries.c.id.in_(uuids)
-    return entries.c.unique_id.in_(_listed(params, uid_name) or [])
+        return sql.one_of(entries.c.id, uuids)
+    return sql.one_of(entries.c.unique_id, _listed(params, uid_name) or [])
 
 
 def get_documents(scope: Scope, params: Params) -> Found:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +29,7 @@ from sqlalchemy import (
     false,
     or_,
     select,
+    text,
 )
 
 from gateway.errors import XDSTooManyResults
@@ -40,6 +42,7 @@ from gateway.registry.schema import (
     folder,
     object_author,
     object_code,
+    patient,
     reference_id,
     submission_set,
 )
@@ -86,14 +89,23 @@ def columns(table: Table, full: bool) -> list[Column[Any]]:
     return [c for c in table.c if full or c.name != "body"]
 
 
+def _select(table: Table, full: bool) -> Select[Any]:
+    # select(table) names the same columns as listing them, and is cheaper to key in the
+    # compiled-statement cache.
+    selected = select(table) if full else select(*columns(table, full))
+    return selected.order_by(table.c.seq, table.c.id)
+
+
 def fetch(scope: Scope, table: Table, *where: ColumnElement[bool]) -> list[RowMapping]:
     """Rows of ``table`` matching ``where``, in registration order (``seq``, then ``id``).
 
     With a LeafClass limit, at most ``limit + 1`` rows are read: enough to know the answer is
     too large without reading a million rows. Raises: XDSTooManyResults.
     """
-    statement: Select[Any] = select(*columns(table, scope.full)).where(*where)
-    statement = statement.order_by(table.c.seq, table.c.id)
+    base = _SELECTS.get((table, scope.full))
+    if base is None:
+        base = _select(table, scope.full)
+    statement: Select[Any] = base.where(*where)
     if scope.full and scope.limit:
         statement = statement.limit(scope.limit + 1)
     rows = list(scope.conn.execute(statement).mappings())
@@ -135,10 +147,32 @@ def patient_ids(conn: Connection, pid: str) -> list[str]:
     A query for an id that was itself merged away (subsumed) returns nothing.
     Standard: ITI TF-2 §3.8.4.2.3 and the ITI-18 merge rule (IHE assertions ITI18-11, ITI18-12).
     """
+    # One round trip answers the usual case, a patient that took part in no merge: its own row
+    # and any row merged into it. Anything else goes the general way of patients.py.
+    if conn.dialect.name == "sqlite":
+        rows = conn.execute(_PATIENT_ROWS_SQLITE, {"pid": pid}).all()
+    else:
+        rows = conn.execute(
+            select(patient.c.patient_id, patient.c.merged_into).where(
+                or_(patient.c.patient_id == pid, patient.c.merged_into == pid)
+            )
+        ).all()
+    if all(row.patient_id == pid and row.merged_into is None for row in rows):
+        return [pid]
     survivor = patients.resolve_in(conn, pid)
     if survivor is not None and survivor != pid:
         return []
     return patients.aliases_in(conn, pid)
+
+
+# After ANALYZE, SQLite's statistics (sqlite_stat1, no null counts) say every row shares one
+# merged_into value (NULL), so "merged_into = ?" looks unselective and the planner scans the
+# whole table (20 ms at 100,000 patients); PostgreSQL knows the null fraction and uses the index.
+_PATIENT_ROWS_SQLITE = text(
+    "SELECT patient_id, merged_into FROM patient WHERE patient_id = :pid "
+    "UNION ALL SELECT patient_id, merged_into FROM patient INDEXED BY ix_patient_merged_into "
+    "WHERE merged_into = :pid"
+)
 
 
 # --- filters --------------------------------------------------------------------------------------
@@ -157,9 +191,20 @@ def time_range(column: Column[Any], low: str | None, high: str | None) -> list[C
     return clauses
 
 
+def one_of(column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """``column = value`` for one value, ``column IN (values)`` for several (or none).
+
+    The same rows either way; the single comparison saves SQLAlchemy the expansion of an IN
+    parameter list at every execution, about a fifth of a one-row query's cost in Python.
+    """
+    if len(values) == 1:
+        return column == values[0]
+    return column.in_(list(values))
+
+
 def in_list(column: Column[Any], values: Sequence[str] | None) -> list[ColumnElement[bool]]:
     """``column IN values`` when the parameter was given (status, type, sourceId ...)."""
-    return [] if values is None else [column.in_(list(values))]
+    return [] if values is None else [one_of(column, values)]
 
 
 def code_filters(
@@ -242,7 +287,7 @@ def document_type_filter(
     Standard: ITI TF-2 §3.18.4.1.2.5 (DocumentEntry type in queries, On-Demand Documents).
     """
     wanted = DEFAULT_DOCUMENT_TYPES if types is None else types
-    return [entries.c.object_type.in_(list(wanted))]
+    return [one_of(entries.c.object_type, wanted)]
 
 
 TABLES: dict[str, Table] = {
@@ -251,3 +296,9 @@ TABLES: dict[str, Table] = {
     "Folder": folder,
     "Association": association,
 }
+
+# The SELECT ... ORDER BY of each table, LeafClass and ObjectRef, built once: a query only adds
+# its WHERE (building the column list again costs more than running a one-row lookup).
+_SELECTS: MappingProxyType[tuple[Table, bool], Select[Any]] = MappingProxyType(
+    {(table, full): _select(table, full) for table in TABLES.values() for full in (True, False)}
+)
