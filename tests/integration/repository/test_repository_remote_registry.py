@@ -4,22 +4,17 @@ GetDocuments for the recovery sweep, and an unreachable registry."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from gateway.errors import XDSPatientIdDoesNotMatch, XDSRegistryNotAvailable
 from gateway.repository.actor import Repository
 from gateway.repository.registry_client import SoapRegistryClient
+from gateway.security.certs import init_domain
 from gateway.soap import ns
 from gateway.soap.dispatch import Context, Limits, SoapApplication
 from gateway.soap.message import SoapRequest, SoapResponse
@@ -126,46 +121,22 @@ def test_unreachable_registry(tmp_path: Path) -> None:
         repo.stop()
 
 
-def _cert(folder: Path, name: str, issuer: tuple | None = None) -> tuple:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    issuer_name, issuer_key = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if issuer is not None:
-        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    cert = builder.sign(issuer_key, hashes.SHA256())
-    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert, key, str(cert_path), str(key_path)
-
-
 def test_https_with_client_certificate(tmp_path: Path) -> None:
-    ca = _cert(tmp_path, "ca")
-    server_cert = _cert(tmp_path, "server", issuer=(ca[0], ca[1]))
-    client_cert = _cert(tmp_path, "client", issuer=(ca[0], ca[1]))
-    tls = TlsFiles(certificate=server_cert[2], private_key=server_cert[3], ca_file=ca[2])
+    domain = init_domain(tmp_path / "certs", nodes=("server", "client"))
+    ca = str(domain.ca_certificate)
+    server_node, client_node = domain.nodes["server"], domain.nodes["client"]
+    tls = TlsFiles(
+        certificate=str(server_node.certificate),
+        private_key=str(server_node.private_key),
+        ca_file=ca,
+    )
     server, remote = _serve(tmp_path, FakeRegistry(), tls)
     try:
         client = SoapRegistryClient(
-            remote.url, timeout=10, verify=ca[2], cert=(client_cert[2], client_cert[3])
+            remote.url,
+            timeout=10,
+            verify=ca,
+            cert=(str(client_node.certificate), str(client_node.private_key)),
         )
         repo = _repository(tmp_path / "repo", client)
         try:
@@ -173,7 +144,7 @@ def test_https_with_client_certificate(tmp_path: Path) -> None:
             assert status_of(response) == "Success"
         finally:
             repo.stop()
-        untrusted = SoapRegistryClient(remote.url, timeout=10, verify=ca[2])  # no client cert
+        untrusted = SoapRegistryClient(remote.url, timeout=10, verify=ca)  # no client cert
         with pytest.raises(XDSRegistryNotAvailable):
             untrusted.register(etree.Element(ITI_42.request_qname))
     finally:
