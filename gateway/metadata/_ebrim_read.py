@@ -140,7 +140,9 @@ class Reader:
     def _children(self, element: etree._Element, tag: str, owner: str, attr: str) -> list[Any]:
         found = []
         for child in element.iterchildren(tag):
-            if child.get(attr) != owner:
+            # A nested Classification/ExternalIdentifier without the attribute belongs to its
+            # parent; some sources omit it (NIST ids_4801 validate-metadata), so read leniently.
+            if child.get(attr) not in (None, owner):
                 name = etree.QName(tag).localname
                 self.problem(
                     f"{name} {child.get('id')!r} inside {owner!r} names {attr}={child.get(attr)!r}",

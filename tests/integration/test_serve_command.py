@@ -9,8 +9,23 @@ import signal
 import stat
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+
+
+def _wait_ready(url: str) -> dict[str, object]:
+    """/health answers 503 while actors start (the listener is bound first): poll to a deadline."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return dict(json.load(response))
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
 
 
 def test_serve_starts_every_actor_writes_owner_only_files_and_stops_cleanly(tmp_path: Path) -> None:
@@ -39,8 +54,7 @@ def test_serve_starts_every_actor_writes_owner_only_files_and_stops_cleanly(tmp_
                 port = int(found.group(1))
                 break
         assert port, "serve never said where it listens"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
-            health = json.load(response)
+        health = _wait_ready(f"http://127.0.0.1:{port}/health")
         assert health["status"] == "ready"
         assert set(health["actors"]) == {"registry", "hl7", "repository", "imaging_source"}
         written = [data, *data.rglob("*")]
