@@ -79,8 +79,8 @@ def configure_logging(level: str = "INFO", fmt: str = "text", *, patient_ids: bo
         handler.addFilter(PatientIdMask())
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # Third-party chatter (zeep's WSDL loading, cheroot's per-connection errors) stays quiet.
-    for noisy in ("zeep", "urllib3", "cheroot", "alembic", "pynetdicom"):
+    # Third-party chatter (urllib3 retries, cheroot's per-connection errors) stays quiet.
+    for noisy in ("urllib3", "cheroot", "alembic", "pynetdicom"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

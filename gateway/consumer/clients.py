@@ -11,8 +11,8 @@ MTOM parts of retrieve answers arrive as temporary files in ``spool_dir`` (parts
 it keeps, :meth:`RetrieveResult.discard` the rest. A spool folder on the same file system as the
 destination makes saving a rename.
 
-Each client keeps one zeep client per thread (a ``requests`` session is not meant to be shared
-between threads), so one instance can serve a thread pool.
+Each client holds one :class:`~gateway.soap.client.SoapClient`, which is safe to share between
+threads, so one instance can serve a thread pool.
 
 Standards: ITI TF-2 §3.18 (Registry Stored Query), §3.43 (Retrieve Document Set); RAD TF-3 §4.69
 (Retrieve Imaging Document Set); ITI TF-2 Appendix V (SOAP 1.2, WS-Addressing, MTOM/XOP).
@@ -21,13 +21,10 @@ Standards: ITI TF-2 §3.18 (Registry Stored Query), §3.43 (Retrieve Document Se
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import requests
-import zeep
+from lxml import etree
 
 from gateway.consumer.errors import PeerError, RequestFailed
 from gateway.consumer.wire import (
@@ -45,14 +42,19 @@ from gateway.consumer.wire import (
     parse_retrieve_response,
 )
 from gateway.errors import XDSError
-from gateway.soap.client import ClientResponse, SoapClientError, call, make_client
+from gateway.soap.client import ClientResponse, SessionFactory, SoapClient, SoapClientError
 from gateway.soap.transactions import ITI_18, ITI_43, RAD_69, Transaction
 
 DEFAULT_MEMORY_THRESHOLD = 1024 * 1024
 
 
 class _Client:
-    """One endpoint: zeep clients per thread, built on first use."""
+    """One endpoint, reached through a thread-safe SoapClient.
+
+    ``verify``: True, False or a CA bundle path (requests semantics); ``cert``: the client
+    certificate and key files (ITI-19). With a CA bundle and a certificate and no
+    ``session_factory``, sessions use a client context of the node's TLS policy (BCP 195).
+    """
 
     transaction: Transaction
 
@@ -65,52 +67,44 @@ class _Client:
         cert: tuple[str, str] | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
         memory_threshold: int = DEFAULT_MEMORY_THRESHOLD,
-        session_factory: Callable[[], requests.Session] | None = None,
+        session_factory: SessionFactory | None = None,
     ) -> None:
         self.url = url
-        # ITI-19: sessions on the node's TLS context (BCP 195); built from verify + cert when
-        # those name a CA bundle and a client certificate and no factory is given.
-        self._session_factory = session_factory
         if session_factory is None and isinstance(verify, str) and cert is not None:
-            self._session_factory = _tls_sessions(verify, cert)
-        self._options = {
-            "timeout": timeout,
-            "verify": verify,
-            "cert": cert,
-            "spool_dir": Path(spool_dir) if spool_dir is not None else None,
-            "memory_threshold": memory_threshold,
-        }
-        self._local = threading.local()
+            session_factory = _tls_sessions(verify, cert)
+        self._soap = SoapClient(
+            url,
+            timeout=timeout,
+            verify=verify,
+            cert=cert,
+            session_factory=session_factory,
+            spool_dir=spool_dir,
+            memory_threshold=memory_threshold,
+        )
 
-    def _zeep(self) -> zeep.Client:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            session = self._session_factory() if self._session_factory else None
-            client = make_client(
-                self.url, transaction_path=self.transaction.path, session=session, **self._options
-            )
-            self._local.client = client
-        return client
-
-    def _call(self, body: object) -> ClientResponse:
+    def _call(self, body: etree._Element) -> ClientResponse:
         try:
-            return call(self._zeep(), self.transaction, body)  # type: ignore[arg-type]
+            return self._soap.call(self.transaction, body)
         except ValueError as exc:  # TlsConfigError: unusable certificate, key or CA file
             raise PeerError(f"{self.transaction.name} to {self.url}: {exc}") from exc
         except SoapClientError as exc:
             raise PeerError(f"{self.transaction.name} to {self.url}: {exc}") from exc
 
+    def close(self) -> None:
+        """Close idle connections (the client stays usable)."""
+        self._soap.close()
 
-def _tls_sessions(ca_file: str, cert: tuple[str, str]) -> Callable[[], requests.Session]:
+
+def _tls_sessions(ca_file: str, cert: tuple[str, str]) -> SessionFactory:
     """A factory of sessions on one client context (made on first use; errors then)."""
     contexts: list[Any] = []
 
-    def session() -> requests.Session:
+    def session() -> Any:
         from gateway.security.tls import client_context, requests_session
 
         if not contexts:
             contexts.append(client_context(ca_file, cert[0], cert[1]))
-        return requests_session(contexts[0])  # type: ignore[no-any-return]
+        return requests_session(contexts[0])
 
     return session
 
@@ -145,7 +139,7 @@ class RegistryQueryClient(_Client):
 
 
 class _RetrieveClient(_Client):
-    def _retrieve(self, body: object) -> RetrieveResult:
+    def _retrieve(self, body: etree._Element) -> RetrieveResult:
         answer = self._call(body)
         try:
             return parse_retrieve_response(answer.body, answer.attachments)

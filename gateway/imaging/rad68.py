@@ -9,13 +9,20 @@ file of MIME type application/dicom, in an MTOM/XOP package): an
 The imaging source talks to *a* repository through :class:`RepositoryClient`: in-process (a
 callable the application wires to its own repository) or SOAP (``gateway.soap.client``) when
 ``imaging_source.repository_url`` names a remote one.
+
+What can go wrong, as the publisher sees it::
+
+    PublishError                  the manifest is not registered now: refused (``codes``) or
+     │                            the repository was not reached
+     └── PublishOutcomeUnknown    no answer that settles it: the repository's answer was lost,
+                                  or it could not reach its registry (XDSRegistryNotAvailable);
+                                  the manifest may be registered, so it is sent again unchanged
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lxml import etree
@@ -23,10 +30,17 @@ from lxml import etree
 from gateway.metadata.ebrim import build_submit_objects_request
 from gateway.metadata.model import Submission
 from gateway.soap import ns
-from gateway.soap.client import SoapClientError, call, make_client
+from gateway.soap.client import (
+    SessionFactory,
+    SoapClient,
+    SoapClientError,
+    SoapConnectError,
+    SoapFaultError,
+)
 from gateway.soap.message import Attachment, xop_include
 from gateway.soap.registry_response import SUCCESS
-from gateway.soap.transactions import ITI_41, REPOSITORY_PATH
+from gateway.soap.safexml import parse_bytes
+from gateway.soap.transactions import ITI_41
 
 ACTION = ITI_41.action
 RESPONSE_ACTION = ITI_41.response_action
@@ -36,6 +50,10 @@ TF = "RAD TF-3 §4.68 (ITI TF-2 §3.41)"
 _DOCUMENT = ns.qname(ns.XDSB, "Document")
 _RESPONSE = ns.qname(ns.RS, "RegistryResponse")
 _ERROR = ns.qname(ns.RS, "RegistryError")
+
+# The repository could not get an answer from its registry: the submission may be registered
+# (ITI TF-3 Table 4.2.4.1-2; our repository then settles it later, gateway.repository.recovery).
+OUTCOME_UNKNOWN_CODES = frozenset({"XDSRegistryNotAvailable"})
 
 
 class RepositoryClient(Protocol):
@@ -47,11 +65,17 @@ class RepositoryClient(Protocol):
 
 
 class PublishError(Exception):
-    """The repository could not be reached or refused the submission."""
+    """The manifest is not registered now: the repository refused it (``codes``, the
+    RegistryError codes of its answer) or could not be reached."""
 
     def __init__(self, message: str, *, codes: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.codes = tuple(codes)
+
+
+class PublishOutcomeUnknown(PublishError):
+    """No answer that settles the submission: it may have been registered (the answer was
+    lost, or the repository's registry did not answer). Send the same submission again."""
 
 
 @dataclass(slots=True)
@@ -67,40 +91,53 @@ class InProcessRepositoryClient:
         return self.handler(request, attachments)
 
 
-@dataclass(slots=True)
 class SoapRepositoryClient:
-    """A remote repository at ``url`` (its ITI-41 endpoint), reached with SOAP 1.2 + MTOM."""
+    """A remote repository at ``url`` (its ITI-41 endpoint), reached with SOAP 1.2 + MTOM.
 
-    url: str
-    timeout: float = 60.0
-    verify: bool | str = True
-    cert: tuple[str, str] | None = None
-    session_factory: Callable[[], Any] | None = None  # ITI-19: requests session on the TLS context
-    trail: Any | None = None  # AuditTrail: each RAD-68 sent is recorded (initiator side)
-    _client: object | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    Safe to share between threads: manifests of different studies are sent at the same time
+    (the publisher bounds how many). ``session_factory`` makes sessions on the node's TLS
+    context (ITI-19); ``trail`` (an AuditTrail) records each RAD-68 sent (initiator side).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 60.0,
+        verify: bool | str = True,
+        cert: tuple[str, str] | None = None,
+        session_factory: SessionFactory | None = None,
+        trail: Any | None = None,
+    ) -> None:
+        self.url = url
+        self.trail = trail
+        self._soap = SoapClient(
+            url, timeout=timeout, verify=verify, cert=cert, session_factory=session_factory
+        )
 
     def provide_and_register(
         self, request: etree._Element, attachments: Sequence[Attachment]
     ) -> etree._Element:
-        """Send ITI-41. Raises PublishError when no RegistryResponse comes back."""
-        with self._lock:  # one zeep client, one call at a time
-            if self._client is None:
-                self._client = make_client(
-                    self.url,
-                    transaction_path=REPOSITORY_PATH,
-                    timeout=self.timeout,
-                    verify=self.verify,
-                    cert=self.cert,
-                    session=self.session_factory() if self.session_factory else None,
-                )
-            try:
-                response = call(self._client, ITI_41, request, attachments)  # type: ignore[arg-type]
-            except SoapClientError as exc:
-                self._audit(request, "Failure")
-                raise PublishError(f"repository {self.url}: {exc}") from exc
+        """Send ITI-41; return the rs:RegistryResponse.
+
+        Raises:
+            PublishError: not delivered (connection refused, TLS), or a SOAP fault.
+            PublishOutcomeUnknown: delivered, but no usable answer came back.
+        """
+        try:
+            response = self._soap.call(ITI_41, request, attachments)
+        except (SoapConnectError, SoapFaultError) as exc:
+            self._audit(request, "Failure")
+            raise PublishError(f"repository {self.url}: {exc}") from exc
+        except SoapClientError as exc:
+            self._audit(request, "Failure")
+            raise PublishOutcomeUnknown(f"repository {self.url}: {exc}") from exc
         self._audit(request, response.body.get("status", "").rsplit(":", 1)[-1] or "Failure")
         return response.body
+
+    def close(self) -> None:
+        """Close idle connections (the client stays usable)."""
+        self._soap.close()
 
     def _audit(self, request: etree._Element, outcome: str) -> None:
         """Record the RAD-68 sent (RAD TF-3 §4.68.4.1.4; ITI TF-2 §3.41.5.1.1, Source side)."""
@@ -154,7 +191,12 @@ def read_response(element: etree._Element) -> ResponseStatus:
 
 
 def send(client: RepositoryClient, request: etree._Element, attachment: Attachment) -> None:
-    """Send one RAD-68 request. Raises PublishError unless the repository answers Success."""
+    """Send one RAD-68 request; return when the repository answers Success.
+
+    Raises:
+        PublishOutcomeUnknown: no answer, or XDSRegistryNotAvailable (may be registered).
+        PublishError: refused (the answer's RegistryError codes) or not reached.
+    """
     try:
         response = client.provide_and_register(request, [attachment])
     except PublishError:
@@ -164,8 +206,20 @@ def send(client: RepositoryClient, request: etree._Element, attachment: Attachme
     status = read_response(response)
     if not status.ok:
         detail = "; ".join(f"{code}: {context}" for code, context in status.errors)
-        raise PublishError(
+        codes = [code for code, _ in status.errors]
+        error = PublishOutcomeUnknown if OUTCOME_UNKNOWN_CODES.intersection(codes) else PublishError
+        raise error(
             f"repository answered {status.status.rsplit(':', 1)[-1]}"
             + (f" ({detail})" if detail else ""),
-            codes=[code for code, _ in status.errors],
+            codes=codes,
         )
+
+
+def serialize_request(request: etree._Element) -> bytes:
+    """The ITI-41 body as bytes, kept while its registration is not settled."""
+    return etree.tostring(request, encoding="UTF-8")
+
+
+def parse_request(data: bytes) -> etree._Element:
+    """An ITI-41 body kept by :func:`serialize_request` (parsed safely: it is stored data)."""
+    return parse_bytes(data)

@@ -264,12 +264,16 @@ class Repository:
         ids = _new_ids(items)
         if not ids:
             return
+        confirmed: list[str] = []
         try:
-            listed = [self.registry.is_registered(u, self.unique_id) for u in ids]
+            for unique_id in ids:
+                answer = self.registry.is_registered(unique_id, self.unique_id)
+                if answer is None:  # unreachable: asking about the others would only wait more
+                    break
+                if answer:
+                    confirmed.append(unique_id)
         except Exception:
             log.exception("asking the registry about %s failed", ids)
-            listed = [None] * len(ids)
-        confirmed = [u for u, answer in zip(ids, listed, strict=True) if answer]
         if confirmed:
             self.index.confirm(confirmed)
         rest = [u for u in ids if u not in confirmed]

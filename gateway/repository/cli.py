@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TextIO
 
 import requests
-import zeep
 from lxml import etree
 
 from gateway.config import Settings
@@ -47,7 +46,7 @@ from gateway.repository.template import (
     parse_code,
 )
 from gateway.soap import ns
-from gateway.soap.client import ClientResponse, SoapClientError, call, make_client
+from gateway.soap.client import ClientResponse, SoapClient, SoapClientError
 from gateway.soap.message import Attachment, new_content_id
 from gateway.soap.transactions import ITI_41, ITI_43, REPOSITORY_PATH
 
@@ -77,14 +76,13 @@ def _client(
     connection: Connection,
     session: requests.Session | None = None,
     spool_dir: Path | None = None,
-) -> zeep.Client:
-    return make_client(
+) -> SoapClient:
+    return SoapClient(
         connection.url,
-        transaction_path=REPOSITORY_PATH,
         timeout=connection.timeout,
         verify=connection.verify,
         cert=connection.cert,
-        session=session,
+        session_factory=(lambda: session) if session is not None else None,
         spool_dir=spool_dir,
     )
 
@@ -153,7 +151,8 @@ def provide(
     )
     body = iti41.build_request(submission, [(entry.entry_uuid, attachment.content_id)])
     try:
-        answer = call(_client(connection), ITI_41, body, [attachment])
+        with _client(connection) as client:
+            answer = client.call(ITI_41, body, [attachment])
     except SoapClientError as exc:
         print(f"xdsi-gateway provide: {exc}", file=io.err)
         return EXIT_FAILURE
@@ -197,8 +196,8 @@ def retrieve(
         home_community_id=home_community_id,
     )
     try:
-        client = _client(connection, session=session, spool_dir=target.parent)
-        answer = call(client, ITI_43, build_request([request]))
+        with _client(connection, session=session, spool_dir=target.parent) as client:
+            answer = client.call(ITI_43, build_request([request]))
     except SoapClientError as exc:
         print(f"xdsi-gateway retrieve: {exc}", file=io.err)
         return EXIT_FAILURE

@@ -8,11 +8,16 @@ DocumentEntry uniqueId of this repository; the crash-recovery sweep needs the an
 
 - :class:`InProcessRegistryClient` wraps two callables that ``gateway/app.py`` binds to the
   registry actor of the same process (no import of ``gateway.registry`` here).
-- :class:`SoapRegistryClient` calls a remote registry with the gateway's zeep client
-  (``gateway.soap.client``: WS-Addressing headers, TLS when the URL is https).
+- :class:`SoapRegistryClient` calls a remote registry with the gateway's SOAP client
+  (:class:`gateway.soap.client.SoapClient`: WS-Addressing headers, TLS when the URL is https;
+  one instance serves every thread of the repository).
 
 Failures to get an answer raise :class:`~gateway.errors.XDSRegistryNotAvailable` from ``register``
 (translated where they enter, ARCHITECTURE.md "Errors") and give ``None`` from ``is_registered``.
+Every failure of the SOAP client counts, including an answer cut off while it was being read: the
+registry may then have registered the submission, which is why the repository asks
+``is_registered`` and, for the rows still unsettled, waits ``settle_seconds`` before it judges
+them (``gateway.repository.recovery``).
 
 Standards: ITI TF-2 §3.42 (Register Document Set-b), §3.18.4.1.2.3.7.5 (GetDocuments, query id
 ``urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4``; ``$XDSDocumentEntryUniqueId`` a list of quoted
@@ -22,22 +27,17 @@ strings, §3.18.4.1.2.3.5), ebRS 3.0 §6.3 (AdhocQueryRequest, ResponseOption re
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-import zeep
 from lxml import etree
 
 from gateway.errors import XDSError, XDSErrorList, XDSRegistryNotAvailable
 from gateway.metadata.ebrim import parse_registry_object_list, parse_submit_objects_request
 from gateway.metadata.model import DocumentEntry, Submission
 from gateway.soap import ns, registry_response
-from gateway.soap.client import SoapClientError, call, make_client
-from gateway.soap.transactions import ITI_18, ITI_42, REGISTRY_PATH
-
-if TYPE_CHECKING:
-    import requests
+from gateway.soap.client import SessionFactory, SoapClient, SoapClientError
+from gateway.soap.transactions import ITI_18, ITI_42
 
 log = logging.getLogger("gateway.repository")
 
@@ -106,11 +106,11 @@ class InProcessRegistryClient:
 
 
 class SoapRegistryClient:
-    """A remote registry's ``/xds/registry`` endpoint over SOAP 1.2 (zeep, WS-Addressing).
+    """A remote registry's ``/xds/registry`` endpoint over SOAP 1.2 (WS-Addressing).
 
     ``url`` is the endpoint address; https URLs use TLS with ``verify`` (True, False or a CA
-    bundle path) and the optional client ``cert`` (certificate file, key file), ITI-19. Each
-    thread builds its own zeep client on first use.
+    bundle path) and the optional client ``cert`` (certificate file, key file), or the sessions
+    ``session_factory`` makes on the node's TLS context (ITI-19). Safe to share between threads.
     """
 
     def __init__(
@@ -120,31 +120,20 @@ class SoapRegistryClient:
         timeout: float = 60,
         verify: bool | str = True,
         cert: tuple[str, str] | None = None,
-        session_factory: Callable[[], requests.Session] | None = None,
+        session_factory: SessionFactory | None = None,
         trail: Any | None = None,
     ) -> None:
         """``trail``: an ``AuditTrail`` recording each ITI-42 sent (initiator side, ITI-20)."""
         self.trail = trail
         self.url = url
         self.timeout = timeout
-        self._verify, self._cert = verify, cert
-        # ITI-19: a session on the node's TLS context (one per thread, like the zeep client)
-        self._session_factory = session_factory
-        self._local = threading.local()
+        self._soap = SoapClient(
+            url, timeout=timeout, verify=verify, cert=cert, session_factory=session_factory
+        )
 
-    def _client(self) -> zeep.Client:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = make_client(
-                self.url,
-                transaction_path=REGISTRY_PATH,
-                timeout=self.timeout,
-                verify=self._verify,
-                cert=self._cert,
-                session=self._session_factory() if self._session_factory else None,
-            )
-            self._local.client = client
-        return client
+    def close(self) -> None:
+        """Close idle connections (the client stays usable)."""
+        self._soap.close()
 
     def register(self, request: etree._Element) -> etree._Element:
         """Send ITI-42; return the RegistryResponse. Standard: ITI TF-2 §3.42.4.1-2.
@@ -154,7 +143,7 @@ class SoapRegistryClient:
                 SOAP answer.
         """
         try:
-            body = call(self._client(), ITI_42, request).body
+            body = self._soap.call(ITI_42, request).body
         except SoapClientError as exc:
             self._audit(request, "Failure")
             raise XDSRegistryNotAvailable(f"Registry {self.url} did not answer: {exc}") from exc
@@ -175,7 +164,7 @@ class SoapRegistryClient:
     def is_registered(self, unique_id: str, repository_unique_id: str) -> bool | None:
         """GetDocuments over ITI-18. Standard: ITI TF-2 §3.18.4.1.2.3.7.5."""
         try:
-            answer = call(self._client(), ITI_18, get_documents_request(unique_id))
+            answer = self._soap.call(ITI_18, get_documents_request(unique_id))
         except SoapClientError as exc:
             log.warning("registry %s cannot be asked about %s: %s", self.url, unique_id, exc)
             return None

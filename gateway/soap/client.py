@@ -1,74 +1,73 @@
-"""The SOAP 1.2 client every actor uses to call a peer: zeep plus WS-Addressing and streamed MTOM.
+"""The SOAP 1.2 client every actor uses to call a peer: WS-Addressing, streamed MTOM, one base.
 
-``make_client`` builds a zeep client from the gateway's own WSDL of the peer's endpoint (no WSDL is
-fetched over the network) and ``call`` sends one transaction: zeep builds the envelope, our
-:class:`AddressingPlugin` writes the WS-Addressing headers, :class:`MtomTransport` sends it (as an
-MTOM/XOP package when the transaction uses MTOM, attachments streamed from memory or disk) and reads
-the answer itself, spooling attachments of an MTOM response to temporary files instead of holding
-them in zeep's in-memory MessagePack.
+:class:`SoapClient` is the one way the gateway calls a peer endpoint (the consumer's ITI-18,
+ITI-43 and RAD-69 clients, the repository's registry client, the imaging source's repository
+client, the ``provide``/``retrieve`` commands). It builds the envelope itself (the caller's body
+element and the WS-Addressing request headers), posts it through
+:class:`~gateway.soap.client_transport.HttpTransport` (an MTOM/XOP package when the transaction
+uses MTOM, attachments streamed from memory or disk) and reads the answer, spooling attachments of
+an MTOM answer to temporary files.
 
-zeep builds the envelope with an empty request element (our WSDL types are open content) and
-``call`` then puts a copy of the caller's body element in its place, so the standard XML goes out
-exactly as built. Consequence: zeep egress plugins and zeep WS-Security see the envelope before the
-body is in place; use them for headers only (IHE secures XDS with TLS, ITI-19, not WS-Security).
+One instance is shared by every thread of a process. It keeps a small pool of ``requests``
+sessions (a session is not meant to be used by two threads at once): a call takes an idle session
+or makes one, and gives it back when the answer has been read. The pool's lock guards only the
+taking and giving back, never a call on the network, so calls run in parallel.
+
+Every network failure, while sending or while reading the answer's body, reaches the caller as a
+:class:`~gateway.soap.client_transport.SoapClientError` (the tree is in ``client_transport``).
 
 Standards: SOAP 1.2 Part 1 §5 (envelope, §5.4 faults) and Part 2 §7 (HTTP binding, §7.1.4 action
 parameter); WS-Addressing 1.0 Core §3 and SOAP Binding §2-§3; ITI TF-2 Appendix V §V.3.2.1 (IHE
-requires wsa:Action, wsa:MessageID and wsa:ReplyTo, with mustUnderstand) and
-§V.3.3.2.2 (MTOM/XOP for ITI-41/43, RAD-69); XOP 1.0; SOAP MTOM (W3C REC 2005-01-25) §4.3.
+requires wsa:Action, wsa:MessageID and wsa:ReplyTo, with mustUnderstand) and §V.3.3.2.2
+(MTOM/XOP for ITI-41/43, RAD-69); XOP 1.0; SOAP MTOM (W3C REC 2005-01-25) §4.3.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
 import os
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
-from io import BytesIO
 from pathlib import Path
-from typing import Any
 
 import requests
-import zeep
-import zeep.wsdl.attachments
 from lxml import etree
-from zeep.plugins import Plugin
-from zeep.wsdl.utils import get_or_create_header
 
 from gateway.soap import ns
 from gateway.soap.client_transport import (
-    MtomTransport,
+    HttpTransport,
     SoapClientError,
+    SoapConnectError,
     SoapFaultError,
     SoapProtocolError,
     SoapTransportError,
 )
-from gateway.soap.envelope import new_message_id
+from gateway.soap.envelope import BODY, ENVELOPE, HEADER, new_message_id
 from gateway.soap.message import Attachment, cid_from_href
 from gateway.soap.transactions import Transaction
-from gateway.soap.wsdl import render_wsdl
 
 __all__ = [
-    "AddressingPlugin",
     "ClientResponse",
-    "MtomTransport",
+    "SessionFactory",
+    "SoapClient",
     "SoapClientError",
+    "SoapConnectError",
     "SoapFaultError",
     "SoapProtocolError",
     "SoapTransportError",
     "addressing_headers",
-    "call",
-    "make_client",
-    "patch_zeep_attachments",
+    "request_envelope",
 ]
 
 DEFAULT_MEMORY_THRESHOLD = 1024 * 1024
 DEFAULT_MAX_ENVELOPE_BYTES = 32 * 1024 * 1024
 _ENV = ns.SOAP12
 _MUST_UNDERSTAND = ns.qname(_ENV, "mustUnderstand")
+
+SessionFactory = Callable[[], requests.Session]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -105,36 +104,7 @@ class ClientResponse:
             attachment.discard()
 
 
-# -- zeep attachment fix ------------------------------------------------------------------------
-
-
-def _exact_content(self: zeep.wsdl.attachments.Attachment) -> bytes:
-    # zeep 4.3 returns content.strip(b"\r\n") for Content-Transfer-Encoding: binary, which cuts
-    # CR/LF bytes that belong to the part. requests_toolbelt's decoder already removes exactly the
-    # MIME delimiter CRLFs (RFC 2046 §5.1.1), so the part content is returned as decoded.
-    content = self._part.content
-    if self.headers.get("Content-Transfer-Encoding", None) == "base64":
-        return base64.b64decode(content)
-    return content
-
-
-def patch_zeep_attachments() -> None:
-    """Make zeep's MTOM attachment content byte-exact (idempotent; applied by :func:`make_client`).
-
-    Replaces ``zeep.wsdl.attachments.Attachment.content``, which strips leading and trailing CR/LF
-    from binary parts (zeep 4.3), with a version that keeps every byte (XOP 1.0 §3: the part is
-    the octet stream). Only code paths still using zeep's MessagePack need it; ``call`` reads MTOM
-    responses itself.
-    """
-    cls = zeep.wsdl.attachments.Attachment
-    if getattr(cls.content, "func", None) is _exact_content:
-        return
-    prop = cached_property(_exact_content)
-    prop.__set_name__(cls, "content")
-    cls.content = prop  # type: ignore[assignment]
-
-
-# -- WS-Addressing ------------------------------------------------------------------------------
+# -- the request envelope -----------------------------------------------------------------------
 
 
 def addressing_headers(
@@ -166,121 +136,130 @@ def addressing_headers(
     ]
 
 
-class AddressingPlugin(Plugin):
-    """zeep plugin writing our WS-Addressing headers (replacing any zeep wrote on its own).
+def request_envelope(
+    transaction: Transaction, body: etree._Element, *, to: str, message_id: str | None = None
+) -> etree._Element:
+    """A SOAP 1.2 request: the WS-A headers of ``transaction`` and a copy of ``body``.
 
-    zeep adds Action/MessageID/To without mustUnderstand or ReplyTo whenever the WSDL names a
-    wsaw:Action; this plugin runs after that and leaves exactly one set of WS-A headers.
-    """
-
-    def egress(
-        self,
-        envelope: etree._Element,
-        http_headers: dict[str, str],
-        operation: Any,
-        binding_options: dict[str, Any],
-    ) -> tuple[etree._Element, dict[str, str]]:
-        """Replace the envelope's WS-A headers. Standard: ITI TF-2 Appendix V §V.3.2.1."""
-        header = get_or_create_header(envelope)
-        for old in header.findall(f"{{{ns.WSA}}}*"):
-            header.remove(old)
-        action = operation.abstract.wsa_action or operation.soapaction
-        header.extend(addressing_headers(action=action, to=binding_options["address"]))
-        return envelope, http_headers
-
-
-# -- factory and call ---------------------------------------------------------------------------
-
-
-def make_client(
-    address: str,
-    *,
-    transaction_path: str,
-    timeout: float = 60,
-    verify: bool | str = True,
-    cert: tuple[str, str] | None = None,
-    session: requests.Session | None = None,
-    spool_dir: str | os.PathLike[str] | None = None,
-    memory_threshold: int = DEFAULT_MEMORY_THRESHOLD,
-    max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
-) -> zeep.Client:
-    """Build a zeep client for the peer endpoint at ``address`` serving ``transaction_path``.
-
-    The WSDL is the gateway's own for that path, rendered locally with ``address`` as its
-    soap12:address; ``verify``/``cert`` are passed to every request (requests semantics: CA bundle
-    path or bool; client certificate and key files, ITI-19). MTOM response attachments larger than
-    ``memory_threshold`` are spooled to ``spool_dir`` (default: the system temp folder).
-    Raises:
-        ValueError: ``transaction_path`` is no endpoint of the gateway.
-    """
-    patch_zeep_attachments()
-    transport = MtomTransport(
-        session=session,
-        timeout=timeout,
-        verify=verify,
-        cert=cert,
-        spool_dir=Path(spool_dir) if spool_dir is not None else Path(tempfile.gettempdir()),
-        memory_threshold=memory_threshold,
-        max_envelope_bytes=max_envelope_bytes,
-    )
-    settings = zeep.Settings(
-        strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True
-    )
-    wsdl = BytesIO(render_wsdl(transaction_path, address))
-    return zeep.Client(wsdl, transport=transport, plugins=[AddressingPlugin()], settings=settings)
-
-
-def call(
-    client: zeep.Client,
-    transaction: Transaction,
-    body: etree._Element,
-    attachments: Sequence[Attachment] = (),
-) -> ClientResponse:
-    """Send one ``transaction`` request with ``body`` (and MTOM attachments); return the answer.
-
-    ``body`` must be the transaction's request element; elements carrying binary content hold
-    xop:Include children naming the attachments' Content-IDs (``message.xop_include``). MTOM
-    transactions always go as MTOM/XOP packages (ITI TF-2 Appendix V §V.3.3.2.2).
-    Raises:
-        ValueError: wrong body element, or attachments for a transaction without MTOM.
-        SoapFaultError: the peer answered with a SOAP fault.
-        SoapTransportError, SoapProtocolError: no usable answer.
+    The body goes out exactly as the caller built it (document/literal: the request element is
+    the only child of env:Body). Standard: SOAP 1.2 Part 1 §5.1-§5.3; ITI TF-2 Appendix V
+    §V.3.2.1. Raises: ValueError when ``body`` is not the transaction's request element.
     """
     if body.tag != transaction.request_qname:
         raise ValueError(f"{transaction.name} sends {transaction.request_qname}, not {body.tag}")
-    if attachments and not transaction.mtom:
-        raise ValueError(f"{transaction.name} does not use MTOM; it cannot carry attachments")
-    transport = client.transport
-    if not isinstance(transport, MtomTransport):
-        raise TypeError("call() needs a client built by make_client()")
-    service = client.service
-    envelope = client.create_message(service, transaction.operation)
-    body_el = envelope.find(ns.qname(_ENV, "Body"))
-    placeholder = body_el[0] if body_el is not None and len(body_el) else None
-    if placeholder is None or placeholder.tag != transaction.request_qname:
-        raise ValueError(
-            f"The WSDL's {transaction.operation} does not send {transaction.request_qname}"
+    envelope = etree.Element(ENVELOPE, nsmap={"env": _ENV, "wsa": ns.WSA})
+    header = etree.SubElement(envelope, HEADER)
+    header.extend(addressing_headers(action=transaction.action, to=to, message_id=message_id))
+    etree.SubElement(envelope, BODY).append(copy.deepcopy(body))
+    return envelope
+
+
+# -- the client -----------------------------------------------------------------------------------
+
+
+class SoapClient:
+    """Calls to one peer endpoint at ``address``; safe to share between threads.
+
+    ``verify``/``cert`` are passed to every request (requests semantics: CA bundle path or bool;
+    client certificate and key files, ITI-19); ``session_factory`` makes the sessions instead
+    (e.g. on the node's TLS context, ``gateway.security.tls.requests_session``). MTOM answer
+    parts larger than ``memory_threshold`` are spooled to ``spool_dir`` (default: the system
+    temp folder).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout: float = 60.0,
+        verify: bool | str = True,
+        cert: tuple[str, str] | None = None,
+        session_factory: SessionFactory | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        memory_threshold: int = DEFAULT_MEMORY_THRESHOLD,
+        max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
+    ) -> None:
+        self.address = address
+        self.transport = HttpTransport(
+            timeout=timeout,
+            verify=verify,
+            cert=cert,
+            spool_dir=Path(spool_dir) if spool_dir is not None else Path(tempfile.gettempdir()),
+            memory_threshold=memory_threshold,
+            max_envelope_bytes=max_envelope_bytes,
         )
-    body_el.replace(placeholder, copy.deepcopy(body))
-    request_id = envelope.findtext(f"{{{_ENV}}}Header/{{{ns.WSA}}}MessageID")
-    # zeep keeps a service proxy's endpoint address in _binding_options (and reads it there).
-    address = service._binding_options["address"]
-    response = transport.post_message(
-        address,
-        envelope,
-        soap_action=transaction.action,
-        attachments=attachments,
-        mtom_package=transaction.mtom,
-    )
-    root, received = transport.read_response(response)
-    try:
-        result = _to_response(root, received, response.status_code, transaction)
-    except BaseException:
-        for attachment in received.values():
-            attachment.discard()
-        raise
-    result.request_message_id = request_id
-    return result
+        self._session_factory = session_factory or requests.Session
+        self._idle: list[requests.Session] = []
+        self._lock = threading.Lock()  # guards _idle only; never held across a call
+
+    def call(
+        self,
+        transaction: Transaction,
+        body: etree._Element,
+        attachments: Sequence[Attachment] = (),
+    ) -> ClientResponse:
+        """Send one ``transaction`` request with ``body`` (and MTOM attachments); return the answer.
+
+        ``body`` must be the transaction's request element; elements carrying binary content hold
+        xop:Include children naming the attachments' Content-IDs (``message.xop_include``). MTOM
+        transactions always go as MTOM/XOP packages (ITI TF-2 Appendix V §V.3.3.2.2).
+        Raises:
+            ValueError: wrong body element, or attachments for a transaction without MTOM.
+            SoapFaultError: the peer answered with a SOAP fault.
+            SoapTransportError, SoapProtocolError: no usable answer (SoapConnectError: the
+                request never reached the peer).
+        """
+        if attachments and not transaction.mtom:
+            raise ValueError(f"{transaction.name} does not use MTOM; it cannot carry attachments")
+        message_id = new_message_id()
+        envelope = request_envelope(transaction, body, to=self.address, message_id=message_id)
+        with self._session() as session:
+            response = self.transport.post(
+                session,
+                self.address,
+                envelope,
+                soap_action=transaction.action,
+                attachments=attachments,
+                mtom_package=transaction.mtom,
+            )
+            root, received = self.transport.read_response(response)
+        try:
+            result = _to_response(root, received, response.status_code, transaction)
+        except BaseException:
+            for attachment in received.values():
+                attachment.discard()
+            raise
+        result.request_message_id = message_id
+        return result
+
+    @contextmanager
+    def _session(self) -> Iterator[requests.Session]:
+        """An idle session of the pool, or a new one; given back when the block ends."""
+        with self._lock:
+            session = self._idle.pop() if self._idle else None
+        if session is None:
+            session = self._session_factory()
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._idle.append(session)
+
+    def close(self) -> None:
+        """Close the idle sessions and their connections (the client stays usable)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for session in idle:
+            session.close()
+
+    def __enter__(self) -> SoapClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+# -- the answer ---------------------------------------------------------------------------------
 
 
 def _to_response(

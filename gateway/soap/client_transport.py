@@ -1,19 +1,27 @@
-"""HTTP under the SOAP client: MTOM/XOP requests streamed out, responses streamed in, and errors.
+"""HTTP under the SOAP client: requests sent, answers read, and every network failure mapped once.
 
-:class:`MtomTransport` is the zeep transport :func:`gateway.soap.client.make_client` installs. It
-sends an envelope as plain ``application/soap+xml`` or as an MTOM/XOP ``multipart/related``
-package whose file-backed attachments are streamed in chunks with a Content-Length computed up
-front, and it reads answers with ``stream=True``: MTOM responses go through
-:func:`gateway.soap.mtom.read_multipart`, which spools large parts to files, instead of zeep's
-in-memory MessagePack.
+:class:`HttpTransport` posts an envelope as plain ``application/soap+xml`` or as an MTOM/XOP
+``multipart/related`` package whose file-backed attachments are streamed in chunks with a
+Content-Length computed up front, and reads the answer with ``stream=True``: MTOM answers go
+through :func:`gateway.soap.mtom.read_multipart`, which spools large parts to files.
 
-Errors (what a caller of ``gateway.soap.client.call`` catches; actors translate them into their
-XDS errors, e.g. XDSRegistryNotAvailable, where they enter)::
+Errors (what a caller of :meth:`gateway.soap.client.SoapClient.call` catches; actors translate them
+into their own errors where they enter, e.g. XDSRegistryNotAvailable)::
 
-    SoapClientError
-     ├── SoapTransportError   no SOAP answer: refused, reset, timeout, TLS, HTTP error page
-     ├── SoapProtocolError    an answer, but no usable SOAP 1.2 message (XML, MTOM, body element)
-     └── SoapFaultError       a SOAP fault: code, subcodes, reason, detail
+    SoapClientError               a call to a peer failed
+     ├── SoapTransportError       no complete answer: transient, the same call may succeed later
+     │    └── SoapConnectError    ... and the request never reached the peer (refused, DNS,
+     │                            connect timeout, TLS handshake): it certainly had no effect
+     ├── SoapProtocolError        an answer, but no usable SOAP 1.2 message (XML, MTOM, body)
+     └── SoapFaultError           a SOAP fault: code, subcodes, reason, detail
+
+A :class:`SoapTransportError` that is not a :class:`SoapConnectError` leaves the outcome unknown:
+the peer may have acted on the request and lost only its answer (a registration may exist).
+
+:func:`map_transport_errors` is the single place where ``requests``, ``urllib3`` and socket
+failures become these exceptions (``raise ... from exc``). It wraps the POST *and* every read of
+the answer's body, including the reads that stream and spool MTOM parts, because a peer can send
+its headers and then drop the connection (httpx does the same with ``map_httpcore_exceptions``).
 
 Standards: SOAP 1.2 Part 2 §7 (HTTP binding; §7.1.4 the ``action`` media type parameter, RFC 3902);
 SOAP MTOM (W3C REC 2005-01-25) §4.3; XOP 1.0 §4.1; RFC 2387 (multipart/related).
@@ -21,13 +29,17 @@ SOAP MTOM (W3C REC 2005-01-25) §4.3; XOP 1.0 §4.1; RFC 2387 (multipart/related
 
 from __future__ import annotations
 
+import http.client
 import logging
+import ssl
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import requests
-import zeep
+import urllib3.exceptions
 from lxml import etree
 
 from gateway.soap import mtom, ns
@@ -42,7 +54,16 @@ class SoapClientError(Exception):
 
 
 class SoapTransportError(SoapClientError):
-    """No SOAP answer: connection refused or reset, timeout, TLS failure, or an HTTP error page."""
+    """No complete SOAP answer: reset, timeout, a body cut short, TLS failure, an HTTP error page.
+
+    Transient: the same call may succeed later. Unless it is a :class:`SoapConnectError`, the
+    peer may have acted on the request (only its answer was lost).
+    """
+
+
+class SoapConnectError(SoapTransportError):
+    """The request never reached the peer: connection refused, name not resolved, connect
+    timeout or TLS handshake failure. The call had no effect at the peer."""
 
 
 class SoapProtocolError(SoapClientError):
@@ -74,6 +95,61 @@ class SoapFaultError(SoapClientError):
         self.http_status = http_status
 
 
+# Failures of the network below requests: urllib3 wraps most socket errors, but a raw read of a
+# streamed body can still surface http.client and socket exceptions. Local disk errors (a full
+# spool folder) are other OSErrors and are deliberately not caught here.
+_NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+    ssl.SSLError,
+)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when ``exc`` (from the POST) shows the request never left this node.
+
+    requests wraps urllib3's MaxRetryError, whose ``reason`` is the failure of the connection
+    (NewConnectionError covers refused and unresolved names; ConnectTimeoutError the connect
+    timeout); a TLS handshake failure comes before any request byte is written.
+    """
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    return isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
+
+
+@contextmanager
+def map_transport_errors(address: str, *, reading: bool) -> Iterator[None]:
+    """Turn network failures inside the block into :class:`SoapTransportError` (``from exc``).
+
+    ``reading``: the block reads an answer's body (the request was delivered, so the outcome is
+    unknown); otherwise it sends the request, and failures that happened before anything was
+    sent become :class:`SoapConnectError`. Our own exceptions pass unchanged.
+    """
+    try:
+        yield
+    except SoapClientError:
+        raise
+    except _NETWORK_ERRORS as exc:
+        if reading:
+            raise SoapTransportError(
+                f"the answer from {address} was cut off: {_describe(exc)}"
+            ) from exc
+        if _never_sent(exc):
+            raise SoapConnectError(f"cannot reach {address}: {_describe(exc)}") from exc
+        raise SoapTransportError(f"POST {address} failed: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 class _SizedBody:
     """An iterable body of known length: requests then sends Content-Length, not chunked."""
 
@@ -87,51 +163,24 @@ class _SizedBody:
         return iter(self._chunks)
 
 
-class MtomTransport(zeep.Transport):
-    """A zeep transport that sends MTOM/XOP packages and streams responses.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpTransport:
+    """How one client talks HTTP: timeout, TLS settings and the limits of what it reads.
 
-    ``post_message`` is what :func:`call` uses; zeep's own ``post_xml`` path keeps working (plain
-    SOAP, no attachments). Standard: SOAP MTOM §4.3 (HTTP), XOP 1.0 §4 (package).
+    Holds no connection and no session (the caller passes the session of the call), so one
+    instance serves any number of threads. Standard: SOAP MTOM §4.3 (HTTP), XOP 1.0 §4.
     """
 
-    def __init__(
+    timeout: float
+    verify: bool | str
+    cert: tuple[str, str] | None
+    spool_dir: Path
+    memory_threshold: int
+    max_envelope_bytes: int
+
+    def post(
         self,
-        *,
-        session: requests.Session | None,
-        timeout: float,
-        verify: bool | str,
-        cert: tuple[str, str] | None,
-        spool_dir: Path,
-        memory_threshold: int,
-        max_envelope_bytes: int,
-    ) -> None:
-        super().__init__(timeout=timeout, operation_timeout=timeout, session=session)
-        self.verify, self.cert = verify, cert
-        self.spool_dir = spool_dir
-        self.memory_threshold = memory_threshold
-        self.max_envelope_bytes = max_envelope_bytes
-
-    def post(self, address: str, message: Any, headers: dict[str, str]) -> requests.Response:
-        """POST a request body (bytes or a sized iterable) and return the streamed response.
-
-        Raises:
-            SoapTransportError: connection, TLS or timeout failure.
-        """
-        try:
-            return self.session.post(
-                address,
-                data=message,
-                headers=headers,
-                stream=True,
-                timeout=self.operation_timeout,
-                verify=self.verify,
-                cert=self.cert,
-            )
-        except requests.RequestException as exc:
-            raise SoapTransportError(f"POST {address} failed: {exc}") from exc
-
-    def post_message(
-        self,
+        session: requests.Session,
         address: str,
         envelope: etree._Element,
         *,
@@ -139,39 +188,53 @@ class MtomTransport(zeep.Transport):
         attachments: Sequence[Attachment] = (),
         mtom_package: bool = False,
     ) -> requests.Response:
-        """Send an envelope, as an MTOM/XOP package when ``mtom_package`` or there are attachments.
+        """Send an envelope, as an MTOM/XOP package when ``mtom_package`` or there are
+        attachments; return the response with its body not read yet.
 
         Standard: SOAP 1.2 Part 2 §7.1.4 (action parameter), SOAP MTOM §4.3, RFC 2387.
+        Raises:
+            SoapConnectError: the request never reached the peer.
+            SoapTransportError: the connection failed after that, or timed out.
         """
         xml = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+        body: Any
         if mtom_package or attachments:
             content_type, length, chunks = mtom.build_mtom(
                 xml, list(attachments), soap_action=soap_action
             )
-            body: Any = _SizedBody(chunks, length)
+            body = _SizedBody(chunks, length)
         else:
             content_type = f'{ns.SOAP12_MEDIA_TYPE}; charset=UTF-8; action="{soap_action}"'
             body = xml
         log.debug("POST %s action=%s (%s)", address, soap_action, content_type.split(";")[0])
-        return self.post(address, body, {"Content-Type": content_type})
+        with map_transport_errors(address, reading=False):
+            return session.post(
+                address,
+                data=body,
+                headers={"Content-Type": content_type},
+                stream=True,
+                timeout=self.timeout,
+                verify=self.verify,
+                cert=self.cert,
+            )
 
     def read_response(
         self, response: requests.Response
     ) -> tuple[etree._Element, dict[str, Attachment]]:
-        """Read a (possibly MTOM) response: the parsed envelope and its attachments, spooled.
+        """Read a (possibly MTOM) answer: the parsed envelope and its attachments, spooled.
 
+        The response is closed afterwards; on any failure no spooled part is left behind.
         Raises:
-            SoapTransportError: an HTTP error without a SOAP envelope.
+            SoapTransportError: the body was cut off, or an HTTP error without a SOAP envelope.
             SoapProtocolError: malformed MTOM package or XML.
         """
-        with response:
+        with response, map_transport_errors(response.url or "the peer", reading=True):
             media, _params = mtom.parse_content_type(response.headers.get("Content-Type", ""))
-            attachments: dict[str, Attachment] = {}
+            if media == "multipart/related":
+                root_bytes, attachments = self._read_multipart(response)
+            else:
+                root_bytes, attachments = self._read_plain(response), {}
             try:
-                if media == "multipart/related":
-                    root_bytes, attachments = self._read_multipart(response)
-                else:
-                    root_bytes = self._read_plain(response)
                 return self._parse(root_bytes, response), attachments
             except BaseException:
                 for attachment in attachments.values():
@@ -181,12 +244,13 @@ class MtomTransport(zeep.Transport):
     def _read_multipart(self, response: requests.Response) -> tuple[bytes, dict[str, Attachment]]:
         raw = response.raw
         raw.decode_content = True  # undo any Content-Encoding; the MIME parser wants the package
+        stream = cast(BinaryIO, raw)  # urllib3's HTTPResponse is a readable binary stream
         encoded = bool(response.headers.get("Content-Encoding"))
         length = response.headers.get("Content-Length")
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         try:
             message = mtom.read_multipart(
-                raw,
+                stream,
                 response.headers["Content-Type"],
                 content_length=int(length) if length and not encoded else None,
                 spool_dir=self.spool_dir,
@@ -194,7 +258,7 @@ class MtomTransport(zeep.Transport):
                 max_root_bytes=self.max_envelope_bytes,
             )
         except mtom.MultipartError as exc:
-            raise self._http_error(response) or SoapProtocolError(
+            raise _http_error(response) or SoapProtocolError(
                 f"Malformed MTOM response: {exc}"
             ) from exc
         return message.root, message.attachments
@@ -211,19 +275,16 @@ class MtomTransport(zeep.Transport):
         try:
             root = parse_bytes(root_bytes, max_bytes=self.max_envelope_bytes)
         except UnsafeXMLError as exc:
-            raise self._http_error(response) or SoapProtocolError(
-                f"Bad response XML: {exc}"
-            ) from exc
+            raise _http_error(response) or SoapProtocolError(f"Bad response XML: {exc}") from exc
         if root.tag not in (ns.qname(ns.SOAP12, "Envelope"), ns.qname(ns.SOAP11, "Envelope")):
-            raise self._http_error(response) or SoapProtocolError(
+            raise _http_error(response) or SoapProtocolError(
                 f"Response is {root.tag}, not a SOAP envelope"
             )
         return root
 
-    @staticmethod
-    def _http_error(response: requests.Response) -> SoapTransportError | None:
-        if response.status_code < 300:
-            return None
-        return SoapTransportError(
-            f"HTTP {response.status_code} {response.reason} from {response.url}"
-        )
+
+def _http_error(response: requests.Response) -> SoapTransportError | None:
+    """An HTTP error status without a SOAP envelope (a proxy's or server's error page)."""
+    if response.status_code < 300:
+        return None
+    return SoapTransportError(f"HTTP {response.status_code} {response.reason} from {response.url}")

@@ -25,14 +25,15 @@ from requests_toolbelt.multipart.decoder import MultipartDecoder
 from gateway.soap import ns
 from gateway.soap.client import (
     ClientResponse,
+    SoapClient,
+    SoapConnectError,
     SoapFaultError,
     SoapProtocolError,
     SoapTransportError,
-    call,
-    make_client,
 )
 from gateway.soap.message import Attachment, xop_include
-from gateway.soap.transactions import ITI_18, ITI_41, ITI_42, ITI_43, RAD_69
+from gateway.soap.transactions import ITI_18, ITI_41, ITI_42, ITI_43, RAD_69, Transaction
+from tests.support.cutting_peer import Answer, CuttingPeer, Received
 
 ENV = ns.SOAP12
 Q = ns.qname
@@ -166,10 +167,10 @@ def test_plain_request_carries_ws_addressing(server: RecordingServer, tmp_path: 
     )
     server.respond = _plain_answer(answer, ITI_18.response_action)
     address = server.url + "/xds/registry"
-    client = make_client(address, transaction_path="/xds/registry", spool_dir=tmp_path)
+    client = SoapClient(address, spool_dir=tmp_path)
     body = _query_request()
 
-    response = call(client, ITI_18, body)
+    response = client.call(ITI_18, body)
 
     (recorded,) = server.requests
     assert recorded.path == "/xds/registry"
@@ -207,12 +208,10 @@ def test_plain_request_carries_ws_addressing(server: RecordingServer, tmp_path: 
 
 def test_message_ids_differ_per_call(server: RecordingServer, tmp_path: Path) -> None:
     server.respond = _plain_answer(REGISTRY_RESPONSE, ITI_42.response_action)
-    client = make_client(
-        server.url + "/xds/registry", transaction_path="/xds/registry", spool_dir=tmp_path
-    )
+    client = SoapClient(server.url + "/xds/registry", spool_dir=tmp_path)
     body = etree.Element(Q(ns.LCM, "SubmitObjectsRequest"), nsmap={"lcm": ns.LCM})
-    first = call(client, ITI_42, body)
-    second = call(client, ITI_42, body)
+    first = client.call(ITI_42, body)
+    second = client.call(ITI_42, body)
     assert first.request_message_id != second.request_message_id
     assert [_request_message_id(r) for r in server.requests] == [
         first.request_message_id,
@@ -221,13 +220,11 @@ def test_message_ids_differ_per_call(server: RecordingServer, tmp_path: Path) ->
 
 
 def test_wrong_body_element_is_refused(tmp_path: Path) -> None:
-    client = make_client(
-        "http://127.0.0.1:9/xds/registry", transaction_path="/xds/registry", spool_dir=tmp_path
-    )
+    client = SoapClient("http://127.0.0.1:9/xds/registry", spool_dir=tmp_path)
     with pytest.raises(ValueError, match="AdhocQueryRequest"):
-        call(client, ITI_18, etree.Element(Q(ns.LCM, "SubmitObjectsRequest")))
+        client.call(ITI_18, etree.Element(Q(ns.LCM, "SubmitObjectsRequest")))
     with pytest.raises(ValueError, match="MTOM"):
-        call(client, ITI_18, _query_request(), [Attachment.from_bytes(b"x")])
+        client.call(ITI_18, _query_request(), [Attachment.from_bytes(b"x")])
 
 
 # -- MTOM request -------------------------------------------------------------------------------
@@ -268,13 +265,12 @@ def test_mtom_request_parts_are_exact_and_files_stream(
 
     monkeypatch.setattr(Attachment, "read_bytes", no_whole_read)
     with SpySession() as session:
-        client = make_client(
+        client = SoapClient(
             server.url + "/xds/repository",
-            transaction_path="/xds/repository",
-            session=session,
+            session_factory=lambda: session,
             spool_dir=tmp_path / "spool",
         )
-        response = call(client, ITI_41, _pnr_body([small, big]), [small, big])
+        response = client.call(ITI_41, _pnr_body([small, big]), [small, big])
 
     assert response.body.tag == Q(ns.RS, "RegistryResponse")
     (recorded,) = server.requests
@@ -310,11 +306,9 @@ def test_mtom_transaction_without_attachments_is_still_mtom(
         'Success"/></xdsb:RetrieveDocumentSetResponse>'
     )
     server.respond = _plain_answer(answer, ITI_43.response_action)
-    client = make_client(
-        server.url + "/xds/repository", transaction_path="/xds/repository", spool_dir=tmp_path
-    )
+    client = SoapClient(server.url + "/xds/repository", spool_dir=tmp_path)
     body = etree.Element(Q(ns.XDSB, "RetrieveDocumentSetRequest"), nsmap={"xdsb": ns.XDSB})
-    response = call(client, ITI_43, body)
+    response = client.call(ITI_43, body)
     (recorded,) = server.requests
     assert recorded.headers["content-type"].startswith("multipart/related")
     decoder = MultipartDecoder(recorded.body, recorded.headers["content-type"])
@@ -370,9 +364,8 @@ def test_mtom_response_parts_are_exact_and_spooled(server: RecordingServer, tmp_
     content_type, payload = _mtom_response({"edged@test": edged, "large@test": large})
     server.respond = lambda _r: ("200 OK", [("Content-Type", content_type)], payload)
     spool = tmp_path / "spool"
-    client = make_client(
+    client = SoapClient(
         server.url + "/xdsi/source",
-        transaction_path="/xdsi/source",
         spool_dir=spool,
         memory_threshold=64 * 1024,
     )
@@ -380,7 +373,7 @@ def test_mtom_response_parts_are_exact_and_spooled(server: RecordingServer, tmp_
         Q(ns.IHERAD, "RetrieveImagingDocumentSetRequest"), nsmap={"iherad": ns.IHERAD}
     )
 
-    response = call(client, RAD_69, request)
+    response = client.call(RAD_69, request)
 
     documents = response.body.findall(f"{Q(ns.XDSB, 'DocumentResponse')}/{Q(ns.XDSB, 'Document')}")
     assert len(documents) == 2
@@ -415,11 +408,9 @@ def test_soap12_fault_becomes_soap_fault_error(server: RecordingServer, tmp_path
         [("Content-Type", "application/soap+xml; charset=UTF-8")],
         payload,
     )
-    client = make_client(
-        server.url + "/xds/registry", transaction_path="/xds/registry", spool_dir=tmp_path
-    )
+    client = SoapClient(server.url + "/xds/registry", spool_dir=tmp_path)
     with pytest.raises(SoapFaultError) as info:
-        call(client, ITI_18, _query_request())
+        client.call(ITI_18, _query_request())
     error = info.value
     assert error.code == Q(ENV, "Sender")
     assert error.subcodes == (Q(ns.WSA, "InvalidAddressingHeader"), Q(ns.WSA, "InvalidCardinality"))
@@ -434,31 +425,87 @@ def test_http_error_page_is_a_transport_error(server: RecordingServer, tmp_path:
         [("Content-Type", "text/html")],
         b"<html><body>no such endpoint</body></html>",
     )
-    client = make_client(
-        server.url + "/nowhere", transaction_path="/xds/registry", spool_dir=tmp_path
-    )
+    client = SoapClient(server.url + "/nowhere", spool_dir=tmp_path)
     with pytest.raises(SoapTransportError, match="404"):
-        call(client, ITI_18, _query_request())
+        client.call(ITI_18, _query_request())
 
 
 def test_unexpected_body_is_a_protocol_error(server: RecordingServer, tmp_path: Path) -> None:
     server.respond = _plain_answer(REGISTRY_RESPONSE, ITI_18.response_action)
-    client = make_client(
-        server.url + "/xds/registry", transaction_path="/xds/registry", spool_dir=tmp_path
-    )
+    client = SoapClient(server.url + "/xds/registry", spool_dir=tmp_path)
     with pytest.raises(SoapProtocolError, match="AdhocQueryResponse"):
-        call(client, ITI_18, _query_request())
+        client.call(ITI_18, _query_request())
 
 
 def test_refused_connection_is_a_transport_error(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port that was free a moment ago and has no listener
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = make_client(
+    client = SoapClient(
         f"http://127.0.0.1:{port}/xds/registry",
-        transaction_path="/xds/registry",
         timeout=5,
         spool_dir=tmp_path,
     )
-    with pytest.raises(SoapTransportError):
-        call(client, ITI_18, _query_request())
+    with pytest.raises(SoapConnectError):
+        client.call(ITI_18, _query_request())
+
+
+# -- answers cut short: the peer sends its headers, part of the body, then drops the connection --
+
+
+@pytest.fixture
+def cutting() -> Iterator[CuttingPeer]:
+    peer = CuttingPeer()
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+def _plain(_request: Received) -> Answer:
+    body = _envelope(REGISTRY_RESPONSE, action=ITI_42.response_action)
+    return Answer(200, [("Content-Type", "application/soap+xml; charset=UTF-8")], body)
+
+
+def _mtom(_request: Received) -> Answer:
+    large = b"\r\n" + os.urandom(3 * 1024 * 1024) + b"\r\n"
+    content_type, payload = _mtom_response({"edged@test": b"\r\nDICM\r\n", "large@test": large})
+    return Answer(200, [("Content-Type", content_type)], payload)
+
+
+@pytest.mark.parametrize(
+    ("answer", "transaction", "keep", "chunked"),
+    [
+        (_plain, ITI_42, 0, False),  # headers, then nothing
+        (_plain, ITI_42, 100, False),  # in the middle of the envelope
+        (_plain, ITI_42, 100, True),  # chunked: the last chunk never comes
+        (_mtom, RAD_69, 2 * 1024 * 1024, False),  # while spooling a large MTOM part
+        (_mtom, RAD_69, 2 * 1024 * 1024, True),
+    ],
+)
+def test_answer_cut_off_is_a_transport_error_and_leaves_nothing(
+    cutting: CuttingPeer,
+    tmp_path: Path,
+    answer: Callable[[Received], Answer],
+    transaction: Transaction,
+    keep: int,
+    chunked: bool,
+) -> None:
+    cutting.answer, cutting.chunked = answer, chunked
+    cutting.cut = lambda number: keep if number == 0 else None  # only the first answer
+    spool = tmp_path / "spool"
+    client = SoapClient(
+        cutting.start() + transaction.path, timeout=10, spool_dir=spool, memory_threshold=1024
+    )
+    body = _query_request() if transaction is ITI_18 else etree.Element(transaction.request_qname)
+    with pytest.raises(SoapTransportError) as info:
+        client.call(transaction, body)
+    assert not isinstance(info.value, SoapConnectError)  # delivered: the outcome is unknown
+    assert "cut off" in str(info.value)
+    [cut] = cutting.cuts
+    assert 0 <= cut.sent < cut.answer_size
+    assert not spool.exists() or list(spool.iterdir()) == []  # no spooled part left behind
+    answer_again = client.call(transaction, body)  # the same client works on
+    assert answer_again.body.tag == transaction.response_qname
+    answer_again.discard_attachments()
+    client.close()

@@ -15,7 +15,7 @@ from gateway.imaging import synthetic
 from gateway.imaging.index import PUBLISHED
 from gateway.metadata import vocabulary as v
 from gateway.soap import transactions as tx
-from gateway.soap.client import call, make_client
+from gateway.soap.client import SoapClient
 from gateway.soap.registry_response import SUCCESS
 from tests.integration.imaging.conftest import Running, associate, run_storescu, storescu
 from tests.unit.imaging.support import SOURCE_UID, evidence_instances, study_spec
@@ -57,8 +57,7 @@ def big_study(tmp_path: Path) -> tuple[synthetic.StudySpec, list[pydicom.Dataset
 
 
 def retrieve(url: str, request: codec.ImagingRetrieveRequest) -> codec.ParsedResponse:
-    client = make_client(url, transaction_path=tx.IMAGING_SOURCE_PATH, timeout=60)
-    response = call(client, tx.RAD_69, codec.build_request(request))
+    response = SoapClient(url, timeout=60).call(tx.RAD_69, codec.build_request(request))
     return codec.parse_response(response.body, response.attachments)
 
 

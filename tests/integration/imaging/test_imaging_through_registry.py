@@ -29,7 +29,7 @@ from gateway.metadata.ebrim import parse_registry_object_list
 from gateway.metadata.model import Association, DocumentEntry
 from gateway.soap import ns
 from gateway.soap import transactions as tx
-from gateway.soap.client import call, make_client
+from gateway.soap.client import SoapClient
 from tests.integration.imaging.conftest import associate, run_storescu, storescu
 from tests.integration.imaging.test_imaging_dicom import big_study, retrieve, whole_study
 
@@ -88,8 +88,7 @@ def _query(gw: Gateway, query_id: str, slots: dict[str, str], return_type: str =
         slot = etree.SubElement(adhoc, ns.qname(ns.RIM, "Slot"), name=name)
         values = etree.SubElement(slot, ns.qname(ns.RIM, "ValueList"))
         etree.SubElement(values, ns.qname(ns.RIM, "Value")).text = value
-    client = make_client(gw.base_url + tx.REGISTRY_PATH, transaction_path=tx.REGISTRY_PATH)
-    response = call(client, tx.ITI_18, body)
+    response = SoapClient(gw.base_url + tx.REGISTRY_PATH).call(tx.ITI_18, body)
     assert response.body.get("status", "").endswith(":Success"), etree.tostring(response.body)
     object_list = response.body.find(ns.qname(ns.RIM, "RegistryObjectList"))
     return parse_registry_object_list(object_list)
@@ -125,8 +124,7 @@ def _retrieve_document(gw: Gateway, entry: DocumentEntry) -> bytes:
         request, ns.qname(ns.XDSB, "RepositoryUniqueId")
     ).text = entry.repository_unique_id
     etree.SubElement(request, ns.qname(ns.XDSB, "DocumentUniqueId")).text = entry.unique_id
-    client = make_client(gw.base_url + tx.REPOSITORY_PATH, transaction_path=tx.REPOSITORY_PATH)
-    response = call(client, tx.ITI_43, body)
+    response = SoapClient(gw.base_url + tx.REPOSITORY_PATH).call(tx.ITI_43, body)
     [document] = response.body.findall(ns.qname(ns.XDSB, "DocumentResponse"))
     assert document.findtext(ns.qname(ns.XDSB, "mimeType")) == "application/dicom"
     data = response.attachment_for(document.find(ns.qname(ns.XDSB, "Document"))).read_bytes()

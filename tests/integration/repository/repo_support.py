@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import zeep
 from lxml import etree
 
 from gateway.app import Gateway
@@ -27,7 +26,7 @@ from gateway.repository.actor import Repository
 from gateway.repository.model import ProvidedDocument
 from gateway.repository.registry_client import InProcessRegistryClient
 from gateway.soap import ns, registry_response
-from gateway.soap.client import make_client
+from gateway.soap.client import SoapClient
 from gateway.soap.dispatch import SoapApplication
 from gateway.soap.message import Attachment
 from gateway.soap.transactions import ENDPOINTS, ITI_18, ITI_41, ITI_43, REPOSITORY_PATH
@@ -58,9 +57,9 @@ class RepositorySystem:
     def url(self) -> str:
         return self.gateway.base_url + REPOSITORY_PATH
 
-    def client(self) -> zeep.Client:
+    def client(self) -> SoapClient:
         spool = self.root.parent / "client-spool"  # MTOM answers spooled under tmp_path
-        return make_client(self.url, transaction_path=REPOSITORY_PATH, timeout=30, spool_dir=spool)
+        return SoapClient(self.url, timeout=30, spool_dir=spool)
 
 
 def start_system(data_dir: Path, registry: FakeRegistry) -> RepositorySystem:

@@ -11,7 +11,6 @@ from lxml import etree
 from gateway.errors import XDSExtraMetadataNotSaved, XDSPatientIdDoesNotMatch
 from gateway.metadata.ebrim import build_submit_objects_request, parse_submit_objects_request
 from gateway.soap import ns
-from gateway.soap.client import call
 from gateway.soap.message import Attachment
 from gateway.soap.transactions import ITI_41
 from tests.integration.repository.repo_support import (
@@ -39,7 +38,7 @@ def shape(element: etree._Element) -> list[tuple[str, dict[str, str]]]:
 def provide(system: RepositorySystem, contents: list[bytes], **kwargs: object) -> etree._Element:
     submission = submission_with(contents, **kwargs)
     body, attachments = provide_body(submission, contents)
-    return call(system.client(), ITI_41, body, attachments).body
+    return system.client().call(ITI_41, body, attachments).body
 
 
 def test_mtom_provide_registers_hash_size_and_repository_id(system: RepositorySystem) -> None:
@@ -122,7 +121,7 @@ def test_missing_document_and_missing_metadata(system: RepositorySystem) -> None
         submission,
         [("Document01", attachments[0].content_id), ("Orphan", attachments[1].content_id)],
     )
-    response = call(system.client(), ITI_41, body, attachments).body
+    response = system.client().call(ITI_41, body, attachments).body
     codes = error_codes(response)
     assert status_of(response) == "Failure"
     assert "XDSMissingDocument" in codes and "XDSMissingDocumentMetadata" in codes
@@ -132,7 +131,7 @@ def test_missing_document_and_missing_metadata(system: RepositorySystem) -> None
 def test_mime_type_mismatch_is_refused(system: RepositorySystem) -> None:
     submission = submission_with([DOC])
     body, attachments = provide_body(submission, [DOC], content_type="image/png")
-    response = call(system.client(), ITI_41, body, attachments).body
+    response = system.client().call(ITI_41, body, attachments).body
     assert error_codes(response) == ["InvalidDocumentContent"]
     assert system.registry.requests == []
 

@@ -16,7 +16,7 @@ from gateway.repository.index import StoredDocument
 from gateway.repository.model import DocumentRequest
 from gateway.repository.retrieve_codec import build_request, parse_response
 from gateway.repository.storage import storage_key
-from gateway.soap.client import ClientResponse, call
+from gateway.soap.client import ClientResponse
 from gateway.soap.transactions import ITI_41, ITI_43
 from tests.integration.repository.repo_support import (
     REPOSITORY_UID,
@@ -35,12 +35,12 @@ def stored(system: RepositorySystem, contents: list[bytes], **entry: object) -> 
     """Provide the contents; return their uniqueIds."""
     submission = submission_with(contents, **entry)
     body, attachments = provide_body(submission, contents)
-    assert status_of(call(system.client(), ITI_41, body, attachments).body) == "Success"
+    assert status_of(system.client().call(ITI_41, body, attachments).body) == "Success"
     return [e.unique_id or "" for e in submission.document_entries]
 
 
 def retrieve(system: RepositorySystem, *requests: DocumentRequest) -> ClientResponse:
-    return call(system.client(), ITI_43, build_request(requests))
+    return system.client().call(ITI_43, build_request(requests))
 
 
 def request(uid: str, repository: str = REPOSITORY_UID, home: str | None = None) -> DocumentRequest:

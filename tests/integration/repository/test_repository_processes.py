@@ -29,8 +29,8 @@ from gateway.repository import cli
 from gateway.repository.registry_client import SoapRegistryClient
 from gateway.repository.storage import storage_key
 from gateway.repository.template import FillOptions
-from gateway.soap.client import SoapClientError, call, make_client
-from gateway.soap.transactions import ITI_41, REPOSITORY_PATH
+from gateway.soap.client import SoapClient, SoapClientError
+from gateway.soap.transactions import ITI_41
 from tests.factories import PATIENT_ID
 from tests.integration.repository.repo_support import (
     REPOSITORY_UID,
@@ -143,7 +143,7 @@ class Clients:
         self.threads = [threading.Thread(target=self._run, args=(n,)) for n in range(count)]
 
     def _run(self, n: int) -> None:
-        client = make_client(self.url, transaction_path=REPOSITORY_PATH, timeout=60)
+        client = SoapClient(self.url, timeout=60)
         rng = random.Random(n)
         for seq in itertools.count(1):
             if self.stop.is_set():
@@ -155,7 +155,7 @@ class Clients:
                 self.attempted.add(uid)
             body, attachments = provide_body(submission, [data])
             try:
-                answer = call(client, ITI_41, body, attachments)
+                answer = client.call(ITI_41, body, attachments)
             except SoapClientError:
                 return  # the server died
             if status_of(answer.body) == "Success":

@@ -13,7 +13,6 @@ from gateway.errors import (
 )
 from gateway.metadata.ebrim import build_registry_object_list, build_submit_objects_request
 from gateway.metadata.model import DocumentEntry, Submission
-from gateway.repository import registry_client
 from gateway.repository.registry_client import (
     GET_DOCUMENTS,
     InProcessRegistryClient,
@@ -24,7 +23,7 @@ from gateway.repository.registry_client import (
     response_status,
 )
 from gateway.soap import ns, registry_response
-from gateway.soap.client import SoapFaultError, SoapTransportError
+from gateway.soap.client import SoapClient, SoapFaultError, SoapTransportError
 from gateway.soap.transactions import ITI_18
 from tests.factories import make_submission
 
@@ -133,6 +132,7 @@ def test_in_process_query() -> None:
     "failure",
     [
         SoapTransportError("refused"),
+        SoapTransportError("the answer from http://127.0.0.1:9 was cut off: IncompleteRead"),
         SoapFaultError(code="{http://www.w3.org/2003/05/soap-envelope}Receiver", reason="x"),
     ],
 )
@@ -140,7 +140,7 @@ def test_soap_client_maps_failures(monkeypatch: pytest.MonkeyPatch, failure: Exc
     def fail(*_args: object, **_kwargs: object) -> None:
         raise failure
 
-    monkeypatch.setattr(registry_client, "call", fail)
+    monkeypatch.setattr(SoapClient, "call", fail)
     client = SoapRegistryClient("http://127.0.0.1:9/xds/registry", timeout=1)
     with pytest.raises(XDSRegistryNotAvailable, match=r"127\.0\.0\.1:9"):
         client.register(etree.Element("r"))

@@ -1,84 +1,28 @@
-"""Client pieces that need no socket: zeep attachment fix, WS-Addressing headers, envelope build."""
+"""Client pieces that need no socket: WS-Addressing headers, the request envelope, and the one
+place where network failures become the client's errors."""
 
 from __future__ import annotations
 
-import base64
+import http.client
 
 import pytest
-import zeep.wsdl.attachments
+import requests
+import urllib3.exceptions
 from lxml import etree
-from requests_toolbelt.multipart.decoder import MultipartDecoder
-from zeep.wsdl.attachments import MessagePack
 
 from gateway.soap import ns
 from gateway.soap.client import (
-    AddressingPlugin,
-    MtomTransport,
+    SoapConnectError,
+    SoapProtocolError,
+    SoapTransportError,
     addressing_headers,
-    make_client,
-    patch_zeep_attachments,
+    request_envelope,
 )
-from gateway.soap.transactions import ITI_18, ITI_41, RAD_69
+from gateway.soap.client_transport import map_transport_errors
+from gateway.soap.transactions import ITI_18, ITI_41, RAD_69, Transaction
 
 ENV = ns.SOAP12
 Q = ns.qname
-EDGED = b"\r\n\r\nDICM\x00\r\nbinary\r\n"
-# zeep's own property, captured at collection time (before any test calls make_client).
-ZEEP_CONTENT = zeep.wsdl.attachments.Attachment.__dict__["content"]
-
-
-class _Part:
-    """The shape of a requests_toolbelt BodyPart that zeep's Attachment reads."""
-
-    def __init__(self, content: bytes, encoding: str = "binary") -> None:
-        self.encoding = "utf-8"
-        self.headers = {
-            b"Content-ID": b"<a@b>",
-            b"Content-Type": b"application/octet-stream",
-            b"Content-Transfer-Encoding": encoding.encode(),
-        }
-        self.content = content
-
-
-@pytest.fixture
-def unpatched(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run with zeep's original Attachment.content; monkeypatch restores the class afterwards."""
-    if getattr(ZEEP_CONTENT.func, "__module__", "") == "gateway.soap.client":
-        pytest.skip("zeep's Attachment.content was patched before this module was imported")
-    monkeypatch.setattr(zeep.wsdl.attachments.Attachment, "content", ZEEP_CONTENT)
-
-
-def test_zeep_strips_crlf_without_the_patch(unpatched: None) -> None:
-    # Documents the zeep 4.3 behaviour the patch exists for (and keeps the next test honest).
-    attachment = zeep.wsdl.attachments.Attachment(_Part(EDGED))
-    if attachment.content == EDGED:
-        pytest.skip("this zeep version keeps CR/LF already")
-    assert attachment.content == EDGED.strip(b"\r\n")
-
-
-def test_patch_makes_binary_parts_exact(unpatched: None) -> None:
-    patch_zeep_attachments()
-    first = zeep.wsdl.attachments.Attachment.__dict__["content"]
-    patch_zeep_attachments()  # idempotent: the same property stays in place
-    assert zeep.wsdl.attachments.Attachment.__dict__["content"] is first
-    assert zeep.wsdl.attachments.Attachment(_Part(EDGED)).content == EDGED
-    encoded = zeep.wsdl.attachments.Attachment(_Part(base64.b64encode(EDGED), "base64"))
-    assert encoded.content == EDGED
-    assert zeep.wsdl.attachments.Attachment(_Part(EDGED, "8bit")).content == EDGED
-
-
-def test_patched_message_pack_is_exact(unpatched: None) -> None:
-    patch_zeep_attachments()
-    boundary = "b0undary"
-    payload = (
-        f"--{boundary}\r\nContent-Type: application/xop+xml\r\nContent-ID: <root@x>\r\n\r\n"
-        f"<root/>\r\n--{boundary}\r\nContent-Type: application/dicom\r\n"
-        f"Content-Transfer-Encoding: binary\r\nContent-ID: <doc@x>\r\n\r\n"
-    ).encode()
-    payload += EDGED + f"\r\n--{boundary}--\r\n".encode()
-    decoder = MultipartDecoder(payload, f'multipart/related; boundary="{boundary}"')
-    pack = MessagePack(parts=decoder.parts[1:])
-    assert pack.get_by_content_id("<doc@x>").content == EDGED
 
 
 def test_addressing_headers() -> None:
@@ -106,27 +50,88 @@ def test_addressing_headers() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("path", "transaction"),
-    [("/xds/registry", ITI_18), ("/xds/repository", ITI_41), ("/xdsi/source", RAD_69)],
-)
-def test_client_envelope_has_one_set_of_wsa_headers(path: str, transaction, tmp_path) -> None:
-    address = "https://peer.example:8443" + path
-    client = make_client(address, transaction_path=path, spool_dir=tmp_path)
-    assert isinstance(client.transport, MtomTransport)
-    assert any(isinstance(p, AddressingPlugin) for p in client.plugins)
-    assert client.service._binding_options["address"] == address
-    envelope = client.create_message(client.service, transaction.operation)
-    header = envelope.find(Q(ENV, "Header"))
-    tags = [child.tag for child in header]
-    assert tags == [Q(ns.WSA, n) for n in ("Action", "MessageID", "ReplyTo", "To")]
-    assert header.findtext(Q(ns.WSA, "Action")) == transaction.action
-    assert header.findtext(Q(ns.WSA, "To")) == address
-    (placeholder,) = envelope.find(Q(ENV, "Body"))
-    assert placeholder.tag == transaction.request_qname
+@pytest.mark.parametrize("transaction", [ITI_18, ITI_41, RAD_69])
+def test_request_envelope_has_one_set_of_wsa_headers_and_the_body(
+    transaction: Transaction,
+) -> None:
+    address = "https://peer.example:8443" + transaction.path
+    body = etree.Element(
+        transaction.request_qname, nsmap={"x": ns.split_qname(transaction.request_qname)[0]}
+    )
+    etree.SubElement(body, Q(ns.RIM, "Slot"), name="$x").text = "\r\n kept \u00e9"
+    envelope = request_envelope(transaction, body, to=address, message_id="urn:uuid:1")
     assert etree.QName(envelope).namespace == ENV
+    header, body_el = envelope
+    assert header.tag == Q(ENV, "Header") and body_el.tag == Q(ENV, "Body")
+    assert [child.tag for child in header] == [
+        Q(ns.WSA, n) for n in ("Action", "MessageID", "ReplyTo", "To")
+    ]
+    assert header.findtext(Q(ns.WSA, "Action")) == transaction.action
+    assert header.findtext(Q(ns.WSA, "MessageID")) == "urn:uuid:1"
+    assert header.findtext(Q(ns.WSA, "To")) == address
+    (sent,) = body_el
+    assert sent is not body  # a copy: the caller's element stays where it is
+    assert _exc_c14n(sent) == _exc_c14n(body)
 
 
-def test_make_client_refuses_unknown_path(tmp_path) -> None:
-    with pytest.raises(ValueError, match="No WSDL"):
-        make_client("http://peer/x", transaction_path="/x", spool_dir=tmp_path)
+def test_request_envelope_refuses_another_body() -> None:
+    with pytest.raises(ValueError, match="AdhocQueryRequest"):
+        request_envelope(ITI_18, etree.Element(Q(ns.LCM, "SubmitObjectsRequest")), to="http://x")
+
+
+def _refused() -> requests.ConnectionError:
+    reason = urllib3.exceptions.NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    return requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, "/", reason))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("failure", "reading", "expected"),
+    [
+        (_refused(), False, SoapConnectError),
+        (requests.exceptions.ConnectTimeout("connect timed out"), False, SoapConnectError),
+        (requests.exceptions.SSLError("handshake failure"), False, SoapConnectError),
+        (
+            requests.ConnectionError("Connection aborted: RemoteDisconnected"),
+            False,
+            SoapTransportError,
+        ),
+        (requests.exceptions.ReadTimeout("read timed out"), False, SoapTransportError),
+        (
+            urllib3.exceptions.ProtocolError("IncompleteRead(10 bytes read, 90 more)"),
+            True,
+            SoapTransportError,
+        ),
+        (requests.exceptions.ChunkedEncodingError("ended prematurely"), True, SoapTransportError),
+        (
+            urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out"),
+            True,
+            SoapTransportError,
+        ),  # type: ignore[arg-type]
+        (http.client.IncompleteRead(b"x", 5), True, SoapTransportError),
+        (ConnectionResetError(104, "Connection reset by peer"), True, SoapTransportError),
+        (TimeoutError("timed out"), True, SoapTransportError),
+    ],
+)
+def test_network_failures_are_mapped_once(
+    failure: BaseException, reading: bool, expected: type[Exception]
+) -> None:
+    with pytest.raises(expected) as info, map_transport_errors("http://peer/x", reading=reading):
+        raise failure
+    assert type(info.value) is expected
+    assert info.value.__cause__ is failure
+    assert "http://peer/x" in str(info.value)
+
+
+def test_other_failures_pass_unchanged() -> None:
+    own = SoapProtocolError("bad XML")
+    with pytest.raises(SoapProtocolError) as info, map_transport_errors("x", reading=True):
+        raise own
+    assert info.value is own
+    disk = OSError(28, "No space left on device")  # a full spool folder is no network failure
+    with pytest.raises(OSError) as caught, map_transport_errors("x", reading=True):
+        raise disk
+    assert caught.value is disk
+
+
+def _exc_c14n(element: etree._Element) -> bytes:
+    return etree.tostring(element, method="c14n", exclusive=True)
