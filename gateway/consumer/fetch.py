@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Protocol, TextIO
+from typing import Protocol, TextIO, TypeVar
 
 from gateway.consumer.clients import (
     ImagingSourceClient,
@@ -55,6 +55,8 @@ from gateway.metadata.model import DocumentEntry
 
 log = logging.getLogger("gateway.consumer")
 
+_ClientT = TypeVar("_ClientT", RegistryQueryClient, RepositoryRetrieveClient, ImagingSourceClient)
+
 
 class ImagingSource(Protocol):
     """What the fetch needs of an imaging document source (:class:`ImagingSourceClient`)."""
@@ -87,9 +89,17 @@ class StudyFetcher:
         self._sources: dict[str, ImagingSource] = {}
         self._source_factory = source_factory or self._soap_source
 
-    def _options(self) -> dict[str, object]:
+    def _connect(self, cls: type[_ClientT], url: str) -> _ClientT:
+        """A client of ``cls`` for ``url`` with the settings' timeout and TLS; MTOM parts are
+        spooled next to the destination (saving them is then a rename)."""
         s = self.settings
-        return {"timeout": s.timeout, "verify": s.verify, "cert": s.cert}
+        return cls(
+            url,
+            timeout=s.timeout,
+            verify=s.verify,
+            cert=s.cert,
+            spool_dir=self.destination.spool_dir,
+        )
 
     # -- manifests ------------------------------------------------------------------------------
     def find_manifests(self, request: FetchRequest) -> list[DocumentEntry]:
@@ -106,8 +116,11 @@ class StudyFetcher:
             time_from=request.since,
         )
         query_id, slots = build_slots(options)
-        client = RegistryQueryClient(self.settings.require_registry(), **self._options())
-        result = client.query(query_id, slots)
+        client = self._connect(RegistryQueryClient, self.settings.require_registry())
+        try:
+            result = client.query(query_id, slots)
+        finally:
+            client.close()
         for error in result.errors:
             log.warning("ITI-18 %s", error)
         entries = [obj for obj in result.objects if isinstance(obj, DocumentEntry)]
@@ -125,11 +138,12 @@ class StudyFetcher:
         for repository_id, members in by_repository.items():
             try:
                 url = self.settings.repository_url(repository_id)
-                client = RepositoryRetrieveClient(
-                    url, spool_dir=self.destination.spool_dir, **self._options()
-                )
+                client = self._connect(RepositoryRetrieveClient, url)
                 refs = [_document_ref(entry, repository_id) for entry in members]
-                result = client.retrieve(refs)
+                try:
+                    result = client.retrieve(refs)
+                finally:
+                    client.close()
             except ConsumerError as exc:
                 problems.append(f"manifests of repository {repository_id or '?'}: {exc}")
                 continue
@@ -180,6 +194,10 @@ class StudyFetcher:
             report.problems.append(str(exc))
         finally:
             report.notes.extend(self.destination.finish())
+            for source in self._sources.values():
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()
         return report
 
     # -- one study ------------------------------------------------------------------------------
@@ -233,7 +251,7 @@ class StudyFetcher:
         return reachable
 
     def _soap_source(self, url: str) -> ImagingSource:
-        return ImagingSourceClient(url, spool_dir=self.destination.spool_dir, **self._options())
+        return self._connect(ImagingSourceClient, url)
 
     def _source(self, location: str) -> ImagingSource:
         client = self._sources.get(location)

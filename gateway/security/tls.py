@@ -17,7 +17,10 @@ import os
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import requests
 
 # RFC 9325 §4.2: the RECOMMENDED TLS 1.2 cipher suites (ECDHE key exchange, AES-GCM), in OpenSSL
 # names. Both ECDSA and RSA certificates are covered, so certs made with either key type work.
@@ -196,7 +199,7 @@ class _DeferredSSLSocket(ssl.SSLSocket):
 
     def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
         self._handshake_once()
-        return super().recv_into(buffer, nbytes, flags)  # type: ignore[arg-type]
+        return super().recv_into(buffer, nbytes, flags)
 
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
         self._handshake_once()
@@ -220,7 +223,7 @@ class DeferredHandshakeContext(ssl.SSLContext):
     write (bounded by :data:`HANDSHAKE_TIMEOUT`), and authentication failures are reported.
     """
 
-    def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> ssl.SSLSocket:  # type: ignore[override]
+    def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
         if kwargs.get("server_side"):
             kwargs["do_handshake_on_connect"] = False
         return super().wrap_socket(sock, *args, **kwargs)
@@ -243,9 +246,8 @@ def dicom_server_context(
     B.9 (BCP 195 TLS Profile); ITI TF-2 §3.19.
     """
     context = _harden(DeferredHandshakeContext(ssl.PROTOCOL_TLS_SERVER), ciphers)
-    context.sslsocket_class = type(  # type: ignore[misc]
-        "DeferredSSLSocket", (_DeferredSSLSocket,), {"_report": staticmethod(on_handshake_failure)}
-    )
+    report = staticmethod(on_handshake_failure) if on_handshake_failure is not None else None
+    context.sslsocket_class = type("DeferredSSLSocket", (_DeferredSSLSocket,), {"_report": report})
     _load_chain(context, cert, key)
     if ca is not None and str(ca):
         _load_ca(context, ca)
@@ -297,11 +299,11 @@ class TlsFiles:
         )
 
     def requests_kwargs(self) -> dict[str, Any]:
-        """``verify``/``cert`` for requests and the gateway's zeep clients (``make_client``)."""
+        """``verify``/``cert`` for requests and the gateway's SOAP clients (``SoapClient``)."""
         return {"verify": self.ca_file, "cert": (self.certificate, self.private_key)}
 
 
-def requests_session(context: ssl.SSLContext) -> Any:
+def requests_session(context: ssl.SSLContext) -> requests.Session:
     """A ``requests.Session`` whose https connections all use ``context`` (CA and client cert).
 
     requests would otherwise build its own context (default cipher list, the CA bundle passed
@@ -324,7 +326,7 @@ def requests_session(context: ssl.SSLContext) -> Any:
 
         def build_connection_pool_key_attributes(
             self, request: Any, verify: Any, cert: Any = None
-        ) -> tuple[dict[str, Any], dict[str, Any]]:
+        ) -> tuple[Any, Any]:
             host_params, _ignored = super().build_connection_pool_key_attributes(
                 request, True, None
             )
