@@ -77,6 +77,7 @@ class ImagingSourceSettings:
     dicom_port: int = 11112
     repository_url: str = ""  # empty = the repository of this process
     study_idle_seconds: int = 30
+    publish_parallel: int = 4  # manifests of different studies sent at once (RAD-68)
     host: str = "127.0.0.1"  # DICOM listener address
     retrieve_ae_title: str = ""  # Retrieve AE Title written in manifests; empty = ae_title
     source_id: str = ""  # SubmissionSet.sourceId (OID); empty = unique_id
@@ -275,6 +276,7 @@ def _check_values(settings: Settings) -> None:
         "consumer.batch_size": settings.consumer.batch_size,
         "consumer.timeout": settings.consumer.timeout,
         "imaging_source.study_idle_seconds": settings.imaging_source.study_idle_seconds,
+        "imaging_source.publish_parallel": settings.imaging_source.publish_parallel,
         "imaging_source.max_pdu": settings.imaging_source.max_pdu,
         "audit.retry_max_seconds": settings.audit.retry_max_seconds,
     }

@@ -14,6 +14,10 @@ Study state machine (``schema.STATES``)::
 
 An instance that arrives while its study is ``publishing`` puts the study back to ``receiving``,
 so the manifest being sent is followed by a replacement that includes it (RAD TF-3 §4.68.4.1.1).
+
+A manifest is recorded as *pending* (``imaging_pending_manifest``) before it is sent and forgotten
+when its registration is settled: published, or refused. A pending manifest whose answer was lost
+is sent again, byte for byte, by the next publication of its study.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, case, create_engine, event, select, update
+from sqlalchemy import Engine, bindparam, case, create_engine, delete, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -34,6 +38,7 @@ from gateway.imaging.schema import (
     PUBLISHING,
     RECEIVING,
     imaging_instance,
+    imaging_pending_manifest,
     imaging_study,
     metadata,
 )
@@ -89,6 +94,35 @@ class Manifest:
     series_instance_uid: str
     entry_uuid: str
     patient_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PendingManifest:
+    """A manifest sent (or about to be) whose registration is not settled: the exact ITI-41
+    body and KOS, what it lists, and what it replaces (a row of ``imaging_pending_manifest``)."""
+
+    study_instance_uid: str
+    sop_instance_uid: str
+    series_instance_uid: str
+    entry_uuid: str
+    patient_id: str
+    replaces: str | None
+    instance_count: int
+    instances_digest: str
+    content_id: str
+    request: bytes
+    kos: bytes
+    created_at: float = 0.0
+
+    @property
+    def manifest(self) -> Manifest:
+        """What the index records once this manifest is registered."""
+        return Manifest(
+            sop_instance_uid=self.sop_instance_uid,
+            series_instance_uid=self.series_instance_uid,
+            entry_uuid=self.entry_uuid,
+            patient_id=self.patient_id,
+        )
 
 
 class _Statements:
@@ -291,12 +325,16 @@ class ImagingIndex:
             row = conn.execute(select(imaging_study).where(c.study_instance_uid == study_uid)).one()
         return _record(StudyRecord, row)
 
-    def mark_published(self, study_uid: str, manifest: Manifest) -> None:
-        """Record a published manifest; the study stays ``receiving`` if instances came in."""
+    def mark_published(self, study_uid: str, manifest: Manifest, *, reopen: bool = False) -> None:
+        """Record a published manifest and forget the pending one; the study stays ``receiving``
+        if instances came in, and becomes ``receiving`` when ``reopen`` (the manifest lists less
+        than the study holds now, so a replacement must follow)."""
         now = self.clock()
         c = imaging_study.c
         values = {
-            "state": case((c.state == PUBLISHING, PUBLISHED), else_=c.state),
+            "state": RECEIVING
+            if reopen
+            else case((c.state == PUBLISHING, PUBLISHED), else_=c.state),
             "published_at": now,
             "publish_count": c.publish_count + 1,
             "manifest_sop_instance_uid": manifest.sop_instance_uid,
@@ -308,7 +346,7 @@ class ImagingIndex:
             "retry_after": None,
             "claimed_at": None,
         }
-        self._update(study_uid, values)
+        self._update(study_uid, values, forget_pending=True)
 
     def mark_held(self, study_uid: str, reason: str, *, retry_seconds: float) -> None:
         """Hold a study whose patient cannot be mapped yet (retried after ``retry_seconds``)."""
@@ -321,8 +359,14 @@ class ImagingIndex:
         }
         self._update(study_uid, values)
 
-    def mark_failed(self, study_uid: str, error: str, *, retry_seconds: float) -> None:
-        """Give a study back after a failed publication; retried after ``retry_seconds``."""
+    def mark_failed(
+        self, study_uid: str, error: str, *, retry_seconds: float, forget_pending: bool = True
+    ) -> None:
+        """Give a study back after a failed publication; retried after ``retry_seconds``.
+
+        ``forget_pending=False`` keeps the pending manifest (its registration is not settled), so
+        the retry sends it again instead of a new one.
+        """
         c = imaging_study.c
         values = {
             "state": case((c.state == PUBLISHING, RECEIVING), else_=c.state),
@@ -330,7 +374,7 @@ class ImagingIndex:
             "retry_after": self.clock() + retry_seconds,
             "claimed_at": None,
         }
-        self._update(study_uid, values)
+        self._update(study_uid, values, forget_pending=forget_pending)
 
     def release_stale_claims(self, older_than_seconds: float) -> int:
         """Give back studies a crashed worker left in ``publishing``; return how many."""
@@ -344,13 +388,40 @@ class ImagingIndex:
         with self.engine.begin() as conn:
             return int(conn.execute(statement).rowcount)
 
-    def _update(self, study_uid: str, values: dict[str, Any]) -> None:
+    def _update(
+        self, study_uid: str, values: dict[str, Any], *, forget_pending: bool = False
+    ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 update(imaging_study)
                 .where(imaging_study.c.study_instance_uid == study_uid)
                 .values(**values)
             )
+            if forget_pending:
+                conn.execute(
+                    delete(imaging_pending_manifest).where(
+                        imaging_pending_manifest.c.study_instance_uid == study_uid
+                    )
+                )
+
+    # -- pending manifests ------------------------------------------------------------------------
+    def save_pending(self, pending: PendingManifest) -> None:
+        """Record a manifest about to be sent (replacing an earlier pending one of the study)."""
+        values = {f.name: getattr(pending, f.name) for f in fields(PendingManifest)}
+        values["created_at"] = self.clock()
+        table = imaging_pending_manifest
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(table).where(table.c.study_instance_uid == pending.study_instance_uid)
+            )
+            conn.execute(table.insert().values(**values))
+
+    def pending(self, study_uid: str) -> PendingManifest | None:
+        """The study's manifest whose registration is not settled, or None."""
+        table = imaging_pending_manifest
+        with self.engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.study_instance_uid == study_uid)).first()
+        return None if row is None else _record(PendingManifest, row)
 
     def states(self, study_uids: Sequence[str]) -> dict[str, str]:
         """``{study_uid: state}`` for the studies that exist."""
@@ -373,6 +444,7 @@ __all__ = [
     "ImagingIndex",
     "InstanceRecord",
     "Manifest",
+    "PendingManifest",
     "StudyRecord",
     "create_index_engine",
 ]

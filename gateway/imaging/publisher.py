@@ -10,13 +10,27 @@ ITI TF-3 §4.2.2.2), which the registry then deprecates.
 
 A study whose patient has no affinity-domain identifier yet is *held* (logged at WARNING with
 what is missing) and retried until an ITI-8 feed makes the mapping known.
+
+Studies publish in parallel, at most ``PublisherConfig.parallel`` at once per process; a study is
+only ever published under its claim in the index (one conditional UPDATE, shared by every process
+on the database), so two manifests of one study are never on their way at the same time.
+
+Never lost, never published twice: a manifest is recorded as pending before it is sent. When no
+answer settles it (the answer was lost, or the repository's registry did not answer), the study
+is retried later with *the same* submission, byte for byte. Its uniqueIds make that idempotent:
+the repository stores an identical document once, and a registry that has it already answers
+XDSDuplicateUniqueIdInRegistry for its SubmissionSet, which means the first send was registered.
+A pending manifest is forgotten when it is published, or refused for its content.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -33,7 +47,7 @@ from gateway.imaging.index import (
     RECEIVING,
     ImagingIndex,
     InstanceRecord,
-    Manifest,
+    PendingManifest,
     StudyRecord,
 )
 from gateway.imaging.ingest import read_header
@@ -71,14 +85,30 @@ class PublishResult:
     detail: str = ""
 
 
+# Answers to a manifest sent again that say nothing about whether the earlier send was
+# registered (ITI TF-3 Table 4.2.4.1-2): the pending manifest is kept and sent again later.
+_NO_NEWS_CODES = frozenset(
+    {
+        "XDSRegistryNotAvailable",
+        "XDSRegistryBusy",
+        "XDSRepositoryBusy",
+        "XDSRegistryOutOfResources",
+        "XDSRepositoryOutOfResources",
+        "XDSRegistryError",
+        "XDSRepositoryError",
+    }
+)
+# A SubmissionSet uniqueId is registered already: ours, from the earlier send of this manifest.
+_ALREADY_REGISTERED = "XDSDuplicateUniqueIdInRegistry"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Prepared:
     """A manifest ready to send and what to record once it is registered."""
 
     request: etree._Element
     attachment: Attachment
-    manifest: Manifest
-    replaces: str | None
+    pending: PendingManifest
 
 
 def _uid() -> str:
@@ -97,6 +127,9 @@ class PublisherConfig:
     retry_seconds: float = 60.0  # after a failed publication
     held_retry_seconds: float = 10.0  # how often a held study's patient is looked up again
     stale_claim_seconds: float = 600.0  # a claim older than this was left by a crashed worker
+    parallel: int = (
+        4  # manifests of different studies sent at once (imaging_source.publish_parallel)
+    )
 
 
 class Publisher:
@@ -113,11 +146,16 @@ class Publisher:
         observers: Sequence[Callable[[PublishResult], None]] = (),
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        if config.parallel < 1:
+            raise ValueError("imaging_source.publish_parallel must be at least 1")
         self.index, self.store, self.repository = index, store, repository
         self.config = config
         self.domain_lookup = domain_lookup
         self.observers = list(observers)
         self.now = now
+        self._slots = threading.BoundedSemaphore(config.parallel)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def publish(self, study_uid: str, *, force: bool = False) -> PublishResult:
         """Publish a study now (on demand). A published study without news is left alone unless
@@ -133,25 +171,61 @@ class Publisher:
                 entry_uuid=study.manifest_entry_uuid,
                 patient_id=study.patient_id,
             )
-        claim = self.index.claim(study_uid, (RECEIVING, HELD, PUBLISHED))
-        if claim is None:
-            return PublishResult(study_instance_uid=study_uid, outcome=BUSY_OUTCOME)
-        return self._run(claim)
+        with self._slots:  # counts against publish_parallel like the idle worker's
+            claim = self.index.claim(study_uid, (RECEIVING, HELD, PUBLISHED))
+            if claim is None:
+                return PublishResult(study_instance_uid=study_uid, outcome=BUSY_OUTCOME)
+            return self._run(claim)
 
     def publish_due(self, idle_seconds: float) -> list[PublishResult]:
-        """One idle-worker cycle: publish quiet studies, retry held ones whose time has come."""
+        """One idle-worker cycle, waiting for every publication it starts: publish quiet
+        studies, retry held and failed ones whose time has come."""
+        futures = self.dispatch_due(idle_seconds, wait_for_slots=True)
+        return [future.result() for future in futures]
+
+    def dispatch_due(
+        self, idle_seconds: float, *, wait_for_slots: bool = False
+    ) -> list[Future[PublishResult]]:
+        """Claim due studies and publish them in the background, at most ``config.parallel`` at
+        once; return the publications started. A study is claimed only when a slot is free
+        (``wait_for_slots``: wait for one; else stop claiming until the next cycle)."""
         released = self.index.release_stale_claims(self.config.stale_claim_seconds)
         if released:
             log.warning("released %d study claim(s) left by a stopped worker", released)
-        results: dict[str, PublishResult] = {}
+        started: dict[str, Future[PublishResult]] = {}
         for state in (RECEIVING, HELD):
             for uid in self.index.due_studies(state, idle_seconds):
-                if uid in results:  # just held in this cycle: its retry comes later
+                if uid in started:  # just held in this cycle: its retry comes later
                     continue
+                if not self._slots.acquire(blocking=wait_for_slots):
+                    return list(started.values())
                 claim = self.index.claim(uid, (state,), idle_seconds=idle_seconds)
-                if claim is not None:
-                    results[uid] = self._run(claim)
-        return list(results.values())
+                if claim is None:  # another worker or process has it
+                    self._slots.release()
+                    continue
+                started[uid] = self._executor().submit(self._run_in_slot, claim)
+        return list(started.values())
+
+    def close(self) -> None:
+        """Wait for the publications in progress, then stop the worker threads."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.config.parallel, thread_name_prefix="imaging-publish"
+                )
+            return self._pool
+
+    def _run_in_slot(self, claim: StudyRecord) -> PublishResult:
+        try:
+            return self._run(claim)
+        finally:
+            self._slots.release()
 
     def _run(self, claim: StudyRecord) -> PublishResult:
         uid = claim.study_instance_uid
@@ -163,7 +237,10 @@ class Publisher:
             result = PublishResult(study_instance_uid=uid, outcome=FAILED_OUTCOME, detail=str(exc))
         except Exception as exc:  # never lose a study to a bug: log, give it back, retry
             log.exception("study %s: publication failed", uid)
-            self.index.mark_failed(uid, repr(exc), retry_seconds=self.config.retry_seconds)
+            # a manifest that may have left keeps being pending: it is sent again, never a twin
+            self.index.mark_failed(
+                uid, repr(exc), retry_seconds=self.config.retry_seconds, forget_pending=False
+            )
             result = PublishResult(study_instance_uid=uid, outcome=FAILED_OUTCOME, detail=repr(exc))
         for observer in self.observers:
             try:
@@ -174,6 +251,9 @@ class Publisher:
 
     def _publish_claimed(self, claim: StudyRecord) -> PublishResult:
         uid = claim.study_instance_uid
+        pending = self.index.pending(uid)
+        if pending is not None:
+            return self._send_again(pending)
         instances = self.index.instances_of_study(uid)
         if not instances:
             raise rad68.PublishError(f"study {uid} has no stored instance")
@@ -187,29 +267,85 @@ class Publisher:
             return PublishResult(
                 study_instance_uid=uid, outcome=HELD_OUTCOME, detail=mapping.reason
             )
-        started = time.monotonic()
         prepared = self._prepare(claim, instances, headers, mapping)
-        rad68.send(self.repository, prepared.request, prepared.attachment)
-        self.index.mark_published(uid, prepared.manifest)
-        replaces = prepared.replaces
+        self.index.save_pending(prepared.pending)  # before the manifest leaves this process
+        return self._send(prepared, again=False)
+
+    def _send_again(self, pending: PendingManifest) -> PublishResult:
+        """Send a pending manifest unchanged (its earlier send has no settled outcome)."""
         log.info(
-            "study %s published: manifest %s (%d instances, %s, %.0f ms)%s",
+            "study %s: sending manifest %s again (its registration was not confirmed)",
+            pending.study_instance_uid,
+            pending.sop_instance_uid,
+        )
+        prepared = _Prepared(
+            request=rad68.parse_request(pending.request),
+            attachment=Attachment.from_bytes(
+                pending.kos, content_type=KOS_MIME_TYPE, content_id=pending.content_id
+            ),
+            pending=pending,
+        )
+        return self._send(prepared, again=True)
+
+    def _send(self, prepared: _Prepared, *, again: bool) -> PublishResult:
+        """Send a pending manifest and settle it in the index (RAD TF-3 §4.68.4.1.3)."""
+        pending = prepared.pending
+        uid = pending.study_instance_uid
+        started = time.monotonic()
+        try:
+            rad68.send(self.repository, prepared.request, prepared.attachment)
+        except rad68.PublishError as exc:
+            if not (again and _ALREADY_REGISTERED in exc.codes):
+                return self._failed(pending, exc, again=again)
+            log.info(
+                "study %s: manifest %s was registered by its earlier send",
+                uid,
+                pending.sop_instance_uid,
+            )
+        reopen = _digest(self.index.instances_of_study(uid)) != pending.instances_digest
+        self.index.mark_published(uid, pending.manifest, reopen=reopen)
+        log.info(
+            "study %s published: manifest %s (%d instances, %s, %.0f ms)%s%s",
             uid,
-            prepared.manifest.sop_instance_uid,
-            len(instances),
-            mapping.patient_id,
+            pending.sop_instance_uid,
+            pending.instance_count,
+            pending.patient_id,
             (time.monotonic() - started) * 1000,
-            f", replaces {replaces}" if replaces else "",
+            f", replaces {pending.replaces}" if pending.replaces else "",
+            "; instances arrived since: a replacement follows" if reopen else "",
         )
         return PublishResult(
             study_instance_uid=uid,
             outcome=PUBLISHED_OUTCOME,
-            manifest_uid=prepared.manifest.sop_instance_uid,
-            entry_uuid=prepared.manifest.entry_uuid,
-            replaced_entry_uuid=replaces,
-            patient_id=mapping.patient_id,
-            instances=len(instances),
+            manifest_uid=pending.sop_instance_uid,
+            entry_uuid=pending.entry_uuid,
+            replaced_entry_uuid=pending.replaces,
+            patient_id=pending.patient_id,
+            instances=pending.instance_count,
         )
+
+    def _failed(
+        self, pending: PendingManifest, exc: rad68.PublishError, *, again: bool
+    ) -> PublishResult:
+        """Give the study back for a retry; keep the manifest pending unless it is settled as
+        not registered (refused for its content, or never delivered on its first send)."""
+        uid = pending.study_instance_uid
+        unknown = isinstance(exc, rad68.PublishOutcomeUnknown)
+        no_news = again and (not exc.codes or bool(_NO_NEWS_CODES.intersection(exc.codes)))
+        keep = unknown or no_news
+        if keep:
+            log.warning(
+                "study %s: manifest %s not confirmed, sent again later: %s",
+                uid,
+                pending.sop_instance_uid,
+                exc,
+            )
+        else:
+            log.error("study %s: publication failed, retrying later: %s", uid, exc)
+        self.index.mark_failed(
+            uid, str(exc), retry_seconds=self.config.retry_seconds, forget_pending=not keep
+        )
+        return PublishResult(study_instance_uid=uid, outcome=FAILED_OUTCOME, detail=str(exc))
 
     def _prepare(
         self,
@@ -251,16 +387,23 @@ class Publisher:
             replaces=document.replaces,
         )
         assert mapping.patient_id is not None
+        request = rad68.build_request(submission, entry.entry_uuid, attachment)
         return _Prepared(
-            request=rad68.build_request(submission, entry.entry_uuid, attachment),
+            request=request,
             attachment=attachment,
-            manifest=Manifest(
+            pending=PendingManifest(
+                study_instance_uid=uid,
                 sop_instance_uid=ids.sop_instance_uid,
                 series_instance_uid=ids.series_instance_uid,
                 entry_uuid=document.entry_uuid,
                 patient_id=mapping.patient_id,
+                replaces=document.replaces,
+                instance_count=len(instances),
+                instances_digest=_digest(instances),
+                content_id=attachment.content_id,
+                request=rad68.serialize_request(request),
+                kos=attachment.read_bytes(),
             ),
-            replaces=document.replaces,
         )
 
     def _series_headers(self, instances: Sequence[InstanceRecord]) -> list[Dataset]:
@@ -278,3 +421,11 @@ def _reference(record: InstanceRecord) -> Reference:
         sop_instance_uid=record.sop_instance_uid,
         series_instance_uid=record.series_instance_uid,
     )
+
+
+def _digest(instances: Sequence[InstanceRecord]) -> str:
+    """What a manifest lists about a study's instances, as one value to compare."""
+    identities = sorted(
+        (r.sop_instance_uid, r.series_instance_uid, r.sop_class_uid) for r in instances
+    )
+    return hashlib.sha256(repr(identities).encode()).hexdigest()

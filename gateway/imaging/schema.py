@@ -12,6 +12,11 @@ or use another one; every name starts with ``imaging_`` so nothing collides.
   columns remember the last published KOS so that a later one replaces it (RPLC, ITI TF-3
   §4.2.2.2; RAD TF-3 §4.68.4.1.1 "previously submitted manifest changes").
 
+- ``imaging_pending_manifest``: a manifest that was sent but whose registration is not settled
+  (the repository's answer was lost, or it could not reach its registry). It holds the exact
+  ITI-41 body and KOS bytes so the next attempt sends the same submission again (same uniqueIds:
+  registered at most once) instead of a new manifest that would double the study.
+
 Times are POSIX seconds (``time.time()``) in double precision: only compared with each other.
 """
 
@@ -23,6 +28,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -77,4 +83,21 @@ imaging_study = Table(
     Column("held_reason", Text),
     Column("last_error", Text),
     Index("ix_imaging_study_state", "state", "last_received"),
+)
+
+imaging_pending_manifest = Table(
+    "imaging_pending_manifest",
+    metadata,
+    Column("study_instance_uid", String(UID), primary_key=True),
+    Column("sop_instance_uid", String(UID), nullable=False),  # = DocumentEntry.uniqueId
+    Column("series_instance_uid", String(UID), nullable=False),
+    Column("entry_uuid", String(64), nullable=False),
+    Column("patient_id", String(CX), nullable=False),
+    Column("replaces", String(64)),  # entryUUID the manifest replaces (RPLC), if any
+    Column("instance_count", Integer, nullable=False),
+    Column("instances_digest", String(64), nullable=False),  # what the manifest lists
+    Column("content_id", String(256), nullable=False),  # of the KOS's MTOM part
+    Column("request", LargeBinary, nullable=False),  # the ITI-41 body as sent (XML)
+    Column("kos", LargeBinary, nullable=False),  # the KOS, DICOM Part 10
+    Column("created_at", Float, nullable=False),
 )

@@ -76,6 +76,7 @@ class ImagingSource:
         poll_seconds: float | None = None,
         retry_seconds: float = 60.0,
         held_retry_seconds: float = 10.0,
+        publish_parallel: int = 4,
         maximum_pdu_size: int = DEFAULT_MAX_PDU,
         require_called_aet: bool = True,
         fsync: bool = True,
@@ -96,6 +97,7 @@ class ImagingSource:
             codes=codes or ManifestCodes(),
             retry_seconds=retry_seconds,
             held_retry_seconds=held_retry_seconds,
+            parallel=publish_parallel,
         )
         self.publisher = Publisher(
             index=index,
@@ -131,11 +133,12 @@ class ImagingSource:
         return address
 
     def stop(self) -> None:
-        """Stop the worker (after the publication in progress) and the listener."""
+        """Stop the worker (after the publications in progress) and the listener."""
         self._stop.set()
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.join()
+        self.publisher.close()
         self.scp.stop()
 
     @property
@@ -144,9 +147,11 @@ class ImagingSource:
         return self.scp.address
 
     def _work(self) -> None:
+        # Each cycle claims due studies into free publication slots and returns at once, so a
+        # slow repository holds only its own slots: other studies keep going out.
         while not self._stop.wait(self.poll_seconds):
             try:
-                self.publisher.publish_due(self.study_idle_seconds)
+                self.publisher.dispatch_due(self.study_idle_seconds)
             except Exception:  # a database outage must not end the worker
                 log.exception("idle worker cycle failed")
 
@@ -205,6 +210,7 @@ class ImagingSource:
             "source_id": section.source_id or None,
             "retrieve_ae_title": section.retrieve_ae_title or None,
             "maximum_pdu_size": section.max_pdu,
+            "publish_parallel": section.publish_parallel,
         }
         return cls(
             unique_id=section.unique_id,

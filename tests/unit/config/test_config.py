@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,16 @@ def test_defaults_are_those_of_architecture_md() -> None:
 
 def test_example_file_documents_exactly_the_defaults() -> None:
     assert load_settings(ROOT / "config" / "gateway.toml", environ={}) == Settings()
+
+
+def test_example_file_names_every_key() -> None:
+    # Equal settings could hide a key the file leaves out (its default applies): every key of
+    # every section must be written in the documented example.
+    written = tomllib.loads((ROOT / "config" / "gateway.toml").read_text())
+    for section in dataclasses.fields(Settings):
+        keys = {f.name for f in dataclasses.fields(getattr(Settings(), section.name))}
+        assert keys <= set(written.get(section.name, {})), section.name
+    assert written["imaging_source"]["publish_parallel"] == 4
 
 
 def test_toml_then_environment_override(tmp_path: Path) -> None:
