@@ -492,7 +492,7 @@ def test_answer_cut_off_is_a_transport_error_and_leaves_nothing(
     chunked: bool,
 ) -> None:
     cutting.answer, cutting.chunked = answer, chunked
-    cutting.cut = lambda number: keep if number == 0 else None  # only the first answer
+    cutting.cut = lambda number, _size: keep if number == 0 else None  # only the first answer
     spool = tmp_path / "spool"
     client = SoapClient(
         cutting.start() + transaction.path, timeout=10, spool_dir=spool, memory_threshold=1024

@@ -2,7 +2,8 @@
 
 Each connection carries one request: the peer reads it (request line, headers, a Content-Length
 body), makes the answer (forwarded to ``target``, a base URL, with the same path; or made by
-``answer``), and asks ``cut(number)`` (``number`` counts requests from 0) how much of it to send:
+``answer``), and asks ``cut(number, size)`` (``number`` counts requests from 0, ``size`` is the
+answer body's length) how much of it to send:
 ``None`` sends it whole; an int sends the status line and the headers announcing the whole body,
 then only that many body bytes, and closes the connection. That is a peer that sends its
 headers and then drops the connection, which no HTTP client can mistake for a complete answer:
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-Cut = Callable[[int], int | None]
+Cut = Callable[[int, int], int | None]
 _HOP_BY_HOP = {"connection", "content-length", "keep-alive", "transfer-encoding"}
 
 
@@ -50,7 +51,7 @@ class CuttingPeer:
 
     target: str | None = None
     answer: Callable[[Received], Answer] | None = None
-    cut: Cut = lambda _number: None
+    cut: Cut = lambda _number, _size: None
     chunked: bool = False
     received: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -103,7 +104,7 @@ class CuttingPeer:
             number = len(self.received)
             self.received.append(request)
         answer = self._forward(request) if self.target else self._made(request)
-        keep = self.cut(number)
+        keep = self.cut(number, len(answer.body))
         request.answer_size = len(answer.body)
         body = answer.body if keep is None else answer.body[:keep]
         request.sent = -1 if keep is None else len(body)

@@ -267,7 +267,9 @@ def test_manifest_whose_answer_was_lost_is_registered_once(
     tmp_path: Path, gateway: Gateway
 ) -> None:
     _feed(gateway, "PAT-0042")
-    peer = CuttingPeer(target=gateway.base_url, cut=lambda number: 0 if number == 0 else None)
+    peer = CuttingPeer(
+        target=gateway.base_url, cut=lambda number, _size: 0 if number == 0 else None
+    )
     base = peer.start()
     try:
         client = SoapRepositoryClient(base + tx.REPOSITORY_PATH, timeout=30)
