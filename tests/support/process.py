@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,3 +85,24 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise KeyError(field)
+
+
+@contextmanager
+def sigint_at_default() -> Iterator[None]:
+    """Start children inside this block with SIGINT at its default action, as an interactive
+    shell starts a command, so a test can interrupt them like Ctrl-C does.
+
+    A process whose SIGINT is *ignored* (a background job of a non-interactive shell, ``nohup``,
+    some CI runners) hands that disposition down to every child (POSIX exec keeps SIG_IGN), and
+    Python then installs no KeyboardInterrupt handler in the child: a SIGINT the test sends is
+    silently dropped. Call from the main thread (``signal.signal`` requires it).
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # exec resets it to SIG_DFL
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -29,6 +29,7 @@ from tests.integration.consumer.consumer_env import (
     source_url,
 )
 from tests.integration.repository.serve_process import feed_patient
+from tests.support.process import sigint_at_default
 
 BATCH = 5
 
@@ -79,14 +80,15 @@ def test_interrupted_fetch_resumes_without_fetching_finished_instances(
     ]  # fmt: skip
 
     proxy.hold_after(3)  # three batches go through, the fourth waits at the gate
-    first = subprocess.Popen(
-        [*consumer_command(), *argv],
-        cwd=ROOT,
-        env=consumer_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with sigint_at_default():  # even when this test runs with SIGINT ignored (a background job)
+        first = subprocess.Popen(
+            [*consumer_command(), *argv],
+            cwd=ROOT,
+            env=consumer_env(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     try:
         if not proxy.waiting.wait(60):
             first.kill()
