@@ -42,7 +42,13 @@ from gateway.consumer.wire import (
     parse_retrieve_response,
 )
 from gateway.errors import XDSError
-from gateway.soap.client import ClientResponse, SessionFactory, SoapClient, SoapClientError
+from gateway.soap.client import (
+    ClientResponse,
+    SessionFactory,
+    SoapClient,
+    SoapClientError,
+    SoapTransportError,
+)
 from gateway.soap.transactions import ITI_18, ITI_43, RAD_69, Transaction
 
 DEFAULT_MEMORY_THRESHOLD = 1024 * 1024
@@ -88,7 +94,10 @@ class _Client:
         except ValueError as exc:  # TlsConfigError: unusable certificate, key or CA file
             raise PeerError(f"{self.transaction.name} to {self.url}: {exc}") from exc
         except SoapClientError as exc:
-            raise PeerError(f"{self.transaction.name} to {self.url}: {exc}") from exc
+            raise PeerError(
+                f"{self.transaction.name} to {self.url}: {exc}",
+                transient=isinstance(exc, SoapTransportError),
+            ) from exc
 
     def close(self) -> None:
         """Close idle connections (the client stays usable)."""

@@ -22,7 +22,12 @@ class ConsumerError(Exception):
 
 
 class PeerError(ConsumerError):
-    """A peer could not be reached or gave no usable answer."""
+    """A peer could not be reached or gave no usable answer; ``transient`` when no complete
+    answer came (``gateway.soap.client.SoapTransportError``): the same request may succeed."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class RequestFailed(ConsumerError):

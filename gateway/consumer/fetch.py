@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from functools import partial
 from typing import Protocol, TextIO, TypeVar
 
 from gateway.consumer.clients import (
@@ -56,6 +57,7 @@ from gateway.metadata.model import DocumentEntry
 log = logging.getLogger("gateway.consumer")
 
 _ClientT = TypeVar("_ClientT", RegistryQueryClient, RepositoryRetrieveClient, ImagingSourceClient)
+_T = TypeVar("_T")
 
 
 class ImagingSource(Protocol):
@@ -118,7 +120,7 @@ class StudyFetcher:
         query_id, slots = build_slots(options)
         client = self._connect(RegistryQueryClient, self.settings.require_registry())
         try:
-            result = client.query(query_id, slots)
+            result = self._retrying("ITI-18", lambda: client.query(query_id, slots))
         finally:
             client.close()
         for error in result.errors:
@@ -141,7 +143,7 @@ class StudyFetcher:
                 client = self._connect(RepositoryRetrieveClient, url)
                 refs = [_document_ref(entry, repository_id) for entry in members]
                 try:
-                    result = client.retrieve(refs)
+                    result = self._retrying("ITI-43", partial(client.retrieve, refs))
                 finally:
                     client.close()
             except ConsumerError as exc:
@@ -149,6 +151,23 @@ class StudyFetcher:
                 continue
             manifests.extend(self._read_manifests(members, result, problems))
         return manifests
+
+    def _retrying(self, what: str, request: Callable[[], _T]) -> _T:
+        """Run ``request``; after a transient failure (no complete answer) run it again, up to
+        ``retries`` more times with the same back-off as RAD-69 batches."""
+        for attempt in range(self.settings.retries):
+            try:
+                return request()
+            except PeerError as exc:
+                if not exc.transient:
+                    raise
+                log.warning("%s failed, asking again: %s", what, exc)
+                self.sleep(self._backoff(attempt + 1))
+        return request()
+
+    def _backoff(self, attempt: int) -> float:
+        """Seconds to wait before attempt number ``attempt`` (1 = the first repetition)."""
+        return min(self.retry_delay * 2 ** (attempt - 1), 5.0)
 
     @staticmethod
     def _read_manifests(
@@ -224,7 +243,7 @@ class StudyFetcher:
                 if not todo:
                     break
                 if attempt:
-                    self.sleep(min(self.retry_delay * 2 ** (attempt - 1), 5.0))
+                    self.sleep(self._backoff(attempt))
                 failures = self._round(request, todo, outcome, progress)
                 todo = [ref for ref in todo if ref.sop_instance_uid in failures]
         finally:

@@ -229,8 +229,7 @@ class HttpTransport:
             SoapProtocolError: malformed MTOM package or XML.
         """
         with response, map_transport_errors(response.url or "the peer", reading=True):
-            media, _params = mtom.parse_content_type(response.headers.get("Content-Type", ""))
-            if media == "multipart/related":
+            if _media_type(response) == "multipart/related":
                 root_bytes, attachments = self._read_multipart(response)
             else:
                 root_bytes, attachments = self._read_plain(response), {}
@@ -281,6 +280,15 @@ class HttpTransport:
                 f"Response is {root.tag}, not a SOAP envelope"
             )
         return root
+
+
+def _media_type(response: requests.Response) -> str:
+    """The answer's media type; "" when it has no usable Content-Type (then read as plain
+    XML, and judged by what the body holds)."""
+    try:
+        return mtom.parse_content_type(response.headers.get("Content-Type", ""))[0]
+    except mtom.MultipartError:
+        return ""
 
 
 def _http_error(response: requests.Response) -> SoapTransportError | None:

@@ -509,3 +509,19 @@ def test_answer_cut_off_is_a_transport_error_and_leaves_nothing(
     assert answer_again.body.tag == transaction.response_qname
     answer_again.discard_attachments()
     client.close()
+
+
+def test_answer_without_content_type(cutting: CuttingPeer, tmp_path: Path) -> None:
+    # A proxy's error page, or a peer forgetting the header: judged by the body, never a crash.
+    answers = iter(
+        [
+            Answer(502, [], b"<html>bad gateway</html>", "Bad Gateway"),
+            Answer(200, [], _envelope(REGISTRY_RESPONSE, action=ITI_42.response_action)),
+        ]
+    )
+    cutting.answer = lambda _request: next(answers)
+    client = SoapClient(cutting.start() + "/xds/registry", timeout=10, spool_dir=tmp_path)
+    body = etree.Element(Q(ns.LCM, "SubmitObjectsRequest"), nsmap={"lcm": ns.LCM})
+    with pytest.raises(SoapTransportError, match="502"):
+        client.call(ITI_42, body)
+    assert client.call(ITI_42, body).body.tag == ITI_42.response_qname

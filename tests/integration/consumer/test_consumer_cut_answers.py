@@ -1,7 +1,7 @@
-"""fetch-study against an imaging source whose answers get cut short: a peer in front of RAD-69
-sends the headers and part of an answer, then drops the connection. The command (run as the
-real ``xdsi-gateway fetch-study`` in its own process) asks for that batch again and finishes with
-every instance on disk, exit 0, no traceback."""
+"""fetch-study against peers whose answers get cut short: a peer in front of the gateway sends the
+headers and part of an answer, then drops the connection (an ITI-18, an ITI-43 and two RAD-69
+answers). The command (run as the real ``xdsi-gateway fetch-study`` in its own process) asks
+again and finishes with every instance on disk, exit 0, no traceback."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from pydicom import dcmread
 
 from gateway.imaging import synthetic
+from gateway.soap.transactions import IMAGING_SOURCE_PATH, REGISTRY_PATH, REPOSITORY_PATH
 from tests.integration.consumer.consumer_env import (
     REPOSITORY_UID,
     SOURCE_UID,
@@ -41,7 +42,9 @@ def gateway(tmp_path: Path) -> Iterator[ServeProcess]:
 
 
 def asked_for(request: Received) -> set[str]:
-    return {u.decode() for u in re.findall(rb"DocumentUniqueId>([0-9.]+)<", request.body)}
+    """The uniqueIds a request names (instances, manifests; the patient of a query)."""
+    found = re.findall(rb"DocumentUniqueId>([0-9.]+)<|PatientId.*?Value>([^<]+)<", request.body)
+    return {(a or b).decode() for a, b in found}
 
 
 @pytest.mark.parametrize("chunked", [False, True])
@@ -51,12 +54,17 @@ def test_cut_answers_are_asked_for_again_and_the_fetch_completes(
     study = make_study(tmp_path / "sent", f"CUT-{uuid.uuid4().hex[:6]}", (10, 10))
     feed_patient(gateway, study.patient)
     send_and_wait(gateway, gateway.registry_url, study)
-    # The second and fourth RAD-69 answers stop half-way through (inside an instance's part).
-    peer = CuttingPeer(
-        target=gateway.base,
-        chunked=chunked,
-        cut=lambda number, size: size // 2 if number in (1, 3) else None,
-    )
+    peer = CuttingPeer(target=gateway.base, chunked=chunked)
+
+    def cut(number: int, size: int) -> int | None:
+        """Half of the first ITI-18 and ITI-43 answers, and of the second and fourth RAD-69
+        answers (inside an instance's MTOM part), then the connection drops."""
+        path = peer.received[number].path
+        nth = sum(1 for r in peer.received[: number + 1] if r.path == path)
+        wanted = (2, 4) if path == IMAGING_SOURCE_PATH else (1,)
+        return size // 2 if nth in wanted else None
+
+    peer.cut = cut
     base = peer.start()
     out = tmp_path / "out"
     try:
@@ -65,9 +73,9 @@ def test_cut_answers_are_asked_for_again_and_the_fetch_completes(
             "fetch-study",
             "--patient", study.patient,
             "--out", str(out),
-            "--registry", gateway.registry_url,
-            "--repository", f"{REPOSITORY_UID}={gateway.repository_url}",
-            "--imaging-source", f"{SOURCE_UID}={base}/xdsi/source",
+            "--registry", base + REGISTRY_PATH,
+            "--repository", f"{REPOSITORY_UID}={base}{REPOSITORY_PATH}",
+            "--imaging-source", f"{SOURCE_UID}={base}{IMAGING_SOURCE_PATH}",
             "--batch-size", str(BATCH),
             "--parallel", "2",
             "--no-progress",
@@ -79,10 +87,14 @@ def test_cut_answers_are_asked_for_again_and_the_fetch_completes(
     assert "Traceback" not in result.stderr
     assert f"complete: {len(study.paths)} instance(s)" in result.stdout
     cuts = peer.cuts
-    assert len(cuts) == 2 and all(0 < c.sent < c.answer_size for c in cuts)
+    assert [c.path for c in cuts].count(REGISTRY_PATH) == 1
+    assert [c.path for c in cuts].count(REPOSITORY_PATH) == 1
+    assert [c.path for c in cuts].count(IMAGING_SOURCE_PATH) == 2
+    assert all(0 < c.sent < c.answer_size for c in cuts)
     later = [asked_for(r) for r in peer.received if r.sent < 0]
-    for cut in cuts:  # each cut batch was asked for again, whole, by a later request
-        assert any(asked_for(cut) <= again for again in later)
+    for cut_request in cuts:  # each cut request was asked again, whole, by a later request
+        assert asked_for(cut_request)
+        assert any(asked_for(cut_request) <= again for again in later)
     sent = study.by_uid
     stored = {
         str(dcmread(p, stop_before_pixels=True).SOPInstanceUID): p for p in out.rglob("*.dcm")

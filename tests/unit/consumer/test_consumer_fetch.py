@@ -6,6 +6,8 @@ import io
 import threading
 from pathlib import Path
 
+import pytest
+
 from gateway.consumer.fetch import FetchRequest, StudyFetcher, entry_matches, match_documents
 from gateway.consumer.manifest import Manifest
 from gateway.consumer.settings import ConsumerSettings
@@ -195,3 +197,29 @@ def test_entries_are_matched_on_reference_ids() -> None:
     assert not entry_matches(other, FetchRequest(patient_id=PATIENT))
     bare = DocumentEntry(entry_uuid="urn:uuid:3", format_code=kos)
     assert entry_matches(bare, FetchRequest(patient_id=PATIENT, study_uid="1.2.3"))
+
+
+def test_transient_failures_of_single_requests_are_retried(tmp_path: Path) -> None:
+    from gateway.consumer.errors import PeerError
+
+    fetcher, *_ = fixture(tmp_path, 1, retries=2)
+    calls: list[int] = []
+
+    def flaky(failures: int, transient: bool):  # type: ignore[no-untyped-def]
+        def request() -> str:
+            calls.append(1)
+            if len(calls) <= failures:
+                raise PeerError("cut off", transient=transient)
+            return "answer"
+
+        return request
+
+    assert fetcher._retrying("ITI-18", flaky(2, True)) == "answer" and len(calls) == 3
+    calls.clear()
+    with pytest.raises(PeerError):
+        fetcher._retrying("ITI-18", flaky(3, True))
+    assert len(calls) == 3  # the first request and two retries
+    calls.clear()
+    with pytest.raises(PeerError):
+        fetcher._retrying("ITI-43", flaky(1, False))  # a fault or a bad body: not repeated
+    assert len(calls) == 1
