@@ -16,6 +16,7 @@ from gateway.imaging.index import (
     ImagingIndex,
     InstanceRecord,
     Manifest,
+    PendingManifest,
 )
 
 
@@ -193,6 +194,44 @@ def test_stale_claims_are_released(index: ImagingIndex, clock: Clock) -> None:
     clock.now = 1601.0
     assert index.release_stale_claims(600) == 1
     assert index.states(["1.1"]) == {"1.1": RECEIVING}
+
+
+def pending(study: str = "1.1", uid: str = "2.25.9") -> PendingManifest:
+    return PendingManifest(
+        study_instance_uid=study,
+        sop_instance_uid=uid,
+        series_instance_uid="2.25.2",
+        entry_uuid="urn:uuid:p",
+        patient_id="P^^^&1.2.3&ISO",
+        replaces=None,
+        instance_count=1,
+        instances_digest="d" * 64,
+        content_id="kos@test",
+        request=b"<xdsb:ProvideAndRegisterDocumentSetRequest/>",
+        kos=bytes(range(256)) * 40,  # binary, 10 KiB
+    )
+
+
+def test_pending_manifest_is_kept_until_settled(index: ImagingIndex, clock: Clock) -> None:
+    index.record_instance(record("1.1.1.1"))
+    assert index.claim("1.1", (RECEIVING,)) is not None
+    assert index.pending("1.1") is None
+    index.save_pending(pending())
+    index.save_pending(pending(uid="2.25.10"))  # one pending manifest per study: the last
+    kept = index.pending("1.1")
+    assert kept is not None and kept.sop_instance_uid == "2.25.10"
+    assert (kept.kos, kept.request, kept.created_at) == (pending().kos, pending().request, 1000.0)
+    index.mark_failed("1.1", "answer lost", retry_seconds=0, forget_pending=False)
+    assert index.pending("1.1") is not None  # still unsettled: sent again next time
+    assert index.claim("1.1", (RECEIVING,)) is not None
+    index.mark_failed("1.1", "refused", retry_seconds=0)
+    assert index.pending("1.1") is None  # refused: forgotten
+    assert index.claim("1.1", (RECEIVING,)) is not None
+    index.save_pending(pending())
+    index.mark_published("1.1", kept.manifest, reopen=True)
+    study = index.study("1.1")
+    assert study is not None and study.state == RECEIVING  # reopened: a replacement follows
+    assert study.manifest_sop_instance_uid == "2.25.10" and index.pending("1.1") is None
 
 
 def run_threads(targets: list[object]) -> list[BaseException]:

@@ -147,13 +147,13 @@ def test_one_at_a_time_when_publish_parallel_is_one(
 
 
 def test_never_two_manifests_of_one_study_at_once(
-    tmp_path: Path, slow: tuple[str, SlowRepository]
+    tmp_path: Path, slow: tuple[str, SlowRepository], db_url: str
 ) -> None:
     url, repository = slow
     repository.gate_after = 3
     # Two sources on one database and folder: two gateway processes sharing PostgreSQL/SQLite.
-    one = make_source(tmp_path, SoapRepositoryClient(url, timeout=30), idle=0)
-    two = make_source(tmp_path, SoapRepositoryClient(url, timeout=30), idle=0)
+    one = make_source(tmp_path, SoapRepositoryClient(url, timeout=30), idle=0, db_url=db_url)
+    two = make_source(tmp_path, SoapRepositoryClient(url, timeout=30), idle=0, db_url=db_url)
     uids = _studies(one, 3)
     start = threading.Barrier(6)
     results: list[object] = []
