@@ -15,31 +15,26 @@ Studies publish in parallel, at most ``PublisherConfig.parallel`` at once per pr
 only ever published under its claim in the index (one conditional UPDATE, shared by every process
 on the database), so two manifests of one study are never on their way at the same time.
 
-Never lost, never published twice: a manifest is recorded as pending before it is sent. When no
-answer settles it (the answer was lost, or the repository's registry did not answer), the study
-is retried later with *the same* submission, byte for byte. Its uniqueIds make that idempotent:
-the repository stores an identical document once, and a registry that has it already answers
-XDSDuplicateUniqueIdInRegistry for its SubmissionSet, which means the first send was registered.
-A pending manifest is forgotten when it is published, or refused for its content.
+Never lost, never published twice: a manifest is recorded as pending before it is sent, and
+``gateway.imaging.delivery`` sends it and settles it; a manifest whose answer was lost is sent
+again unchanged by the study's next publication.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from gateway.imaging import rad68
 from gateway.imaging.codes import KOS_MIME_TYPE, ManifestCodes
+from gateway.imaging.delivery import Delivery, Prepared, instances_digest
 from gateway.imaging.entry import ManifestDocument, build_document_entry, build_submission
 from gateway.imaging.index import (
     HELD,
@@ -53,62 +48,33 @@ from gateway.imaging.index import (
 from gateway.imaging.ingest import read_header
 from gateway.imaging.kos import ManifestIds, Reference, build_manifest, encode_part10
 from gateway.imaging.kos import referenced_requests as kos_requests
+from gateway.imaging.outcomes import (
+    BUSY_OUTCOME,
+    FAILED_OUTCOME,
+    HELD_OUTCOME,
+    PUBLISHED_OUTCOME,
+    UNCHANGED_OUTCOME,
+    UNKNOWN_OUTCOME,
+    PublishResult,
+)
 from gateway.imaging.patient import DicomPatient, DomainLookup, PatientMapping, map_patient
 from gateway.imaging.storage import InstanceStore
 from gateway.metadata.datatypes import new_uuid_urn
 from gateway.soap.message import Attachment
 
-if TYPE_CHECKING:
-    from lxml import etree
-
 log = logging.getLogger("gateway.imaging")
 
-PUBLISHED_OUTCOME = "published"
-HELD_OUTCOME = "held"
-FAILED_OUTCOME = "failed"
-UNCHANGED_OUTCOME = "unchanged"  # on demand: already published, nothing new
-BUSY_OUTCOME = "busy"  # another worker (or process) is publishing it
-UNKNOWN_OUTCOME = "unknown"  # no instance of this study was ever received
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PublishResult:
-    """What happened to one study."""
-
-    study_instance_uid: str
-    outcome: str
-    manifest_uid: str | None = None  # KOS SOP Instance UID = DocumentEntry.uniqueId
-    entry_uuid: str | None = None
-    replaced_entry_uuid: str | None = None
-    patient_id: str | None = None
-    instances: int = 0
-    detail: str = ""
-
-
-# Answers to a manifest sent again that say nothing about whether the earlier send was
-# registered (ITI TF-3 Table 4.2.4.1-2): the pending manifest is kept and sent again later.
-_NO_NEWS_CODES = frozenset(
-    {
-        "XDSRegistryNotAvailable",
-        "XDSRegistryBusy",
-        "XDSRepositoryBusy",
-        "XDSRegistryOutOfResources",
-        "XDSRepositoryOutOfResources",
-        "XDSRegistryError",
-        "XDSRepositoryError",
-    }
-)
-# A SubmissionSet uniqueId is registered already: ours, from the earlier send of this manifest.
-_ALREADY_REGISTERED = "XDSDuplicateUniqueIdInRegistry"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Prepared:
-    """A manifest ready to send and what to record once it is registered."""
-
-    request: etree._Element
-    attachment: Attachment
-    pending: PendingManifest
+__all__ = [
+    "BUSY_OUTCOME",
+    "FAILED_OUTCOME",
+    "HELD_OUTCOME",
+    "PUBLISHED_OUTCOME",
+    "UNCHANGED_OUTCOME",
+    "UNKNOWN_OUTCOME",
+    "PublishResult",
+    "Publisher",
+    "PublisherConfig",
+]
 
 
 def _uid() -> str:
@@ -153,6 +119,9 @@ class Publisher:
         self.domain_lookup = domain_lookup
         self.observers = list(observers)
         self.now = now
+        self.delivery = Delivery(
+            index=index, repository=repository, retry_seconds=config.retry_seconds
+        )
         self._slots = threading.BoundedSemaphore(config.parallel)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -199,12 +168,23 @@ class Publisher:
                     continue
                 if not self._slots.acquire(blocking=wait_for_slots):
                     return list(started.values())
-                claim = self.index.claim(uid, (state,), idle_seconds=idle_seconds)
-                if claim is None:  # another worker or process has it
-                    self._slots.release()
-                    continue
-                started[uid] = self._executor().submit(self._run_in_slot, claim)
+                future = self._start(uid, state, idle_seconds)
+                if future is not None:
+                    started[uid] = future
         return list(started.values())
+
+    def _start(self, uid: str, state: str, idle_seconds: float) -> Future[PublishResult] | None:
+        """Claim a study with the slot just taken and publish it in the background; None (the
+        slot given back) when another worker or process has it."""
+        try:
+            claim = self.index.claim(uid, (state,), idle_seconds=idle_seconds)
+            if claim is not None:
+                return self._executor().submit(self._run_in_slot, claim)
+        except BaseException:
+            self._slots.release()
+            raise
+        self._slots.release()
+        return None
 
     def close(self) -> None:
         """Wait for the publications in progress, then stop the worker threads."""
@@ -253,7 +233,7 @@ class Publisher:
         uid = claim.study_instance_uid
         pending = self.index.pending(uid)
         if pending is not None:
-            return self._send_again(pending)
+            return self.delivery.send_again(pending)
         instances = self.index.instances_of_study(uid)
         if not instances:
             raise rad68.PublishError(f"study {uid} has no stored instance")
@@ -269,83 +249,7 @@ class Publisher:
             )
         prepared = self._prepare(claim, instances, headers, mapping)
         self.index.save_pending(prepared.pending)  # before the manifest leaves this process
-        return self._send(prepared, again=False)
-
-    def _send_again(self, pending: PendingManifest) -> PublishResult:
-        """Send a pending manifest unchanged (its earlier send has no settled outcome)."""
-        log.info(
-            "study %s: sending manifest %s again (its registration was not confirmed)",
-            pending.study_instance_uid,
-            pending.sop_instance_uid,
-        )
-        prepared = _Prepared(
-            request=rad68.parse_request(pending.request),
-            attachment=Attachment.from_bytes(
-                pending.kos, content_type=KOS_MIME_TYPE, content_id=pending.content_id
-            ),
-            pending=pending,
-        )
-        return self._send(prepared, again=True)
-
-    def _send(self, prepared: _Prepared, *, again: bool) -> PublishResult:
-        """Send a pending manifest and settle it in the index (RAD TF-3 §4.68.4.1.3)."""
-        pending = prepared.pending
-        uid = pending.study_instance_uid
-        started = time.monotonic()
-        try:
-            rad68.send(self.repository, prepared.request, prepared.attachment)
-        except rad68.PublishError as exc:
-            if not (again and _ALREADY_REGISTERED in exc.codes):
-                return self._failed(pending, exc, again=again)
-            log.info(
-                "study %s: manifest %s was registered by its earlier send",
-                uid,
-                pending.sop_instance_uid,
-            )
-        reopen = _digest(self.index.instances_of_study(uid)) != pending.instances_digest
-        self.index.mark_published(uid, pending.manifest, reopen=reopen)
-        log.info(
-            "study %s published: manifest %s (%d instances, %s, %.0f ms)%s%s",
-            uid,
-            pending.sop_instance_uid,
-            pending.instance_count,
-            pending.patient_id,
-            (time.monotonic() - started) * 1000,
-            f", replaces {pending.replaces}" if pending.replaces else "",
-            "; instances arrived since: a replacement follows" if reopen else "",
-        )
-        return PublishResult(
-            study_instance_uid=uid,
-            outcome=PUBLISHED_OUTCOME,
-            manifest_uid=pending.sop_instance_uid,
-            entry_uuid=pending.entry_uuid,
-            replaced_entry_uuid=pending.replaces,
-            patient_id=pending.patient_id,
-            instances=pending.instance_count,
-        )
-
-    def _failed(
-        self, pending: PendingManifest, exc: rad68.PublishError, *, again: bool
-    ) -> PublishResult:
-        """Give the study back for a retry; keep the manifest pending unless it is settled as
-        not registered (refused for its content, or never delivered on its first send)."""
-        uid = pending.study_instance_uid
-        unknown = isinstance(exc, rad68.PublishOutcomeUnknown)
-        no_news = again and (not exc.codes or bool(_NO_NEWS_CODES.intersection(exc.codes)))
-        keep = unknown or no_news
-        if keep:
-            log.warning(
-                "study %s: manifest %s not confirmed, sent again later: %s",
-                uid,
-                pending.sop_instance_uid,
-                exc,
-            )
-        else:
-            log.error("study %s: publication failed, retrying later: %s", uid, exc)
-        self.index.mark_failed(
-            uid, str(exc), retry_seconds=self.config.retry_seconds, forget_pending=not keep
-        )
-        return PublishResult(study_instance_uid=uid, outcome=FAILED_OUTCOME, detail=str(exc))
+        return self.delivery.send(prepared, again=False)
 
     def _prepare(
         self,
@@ -353,7 +257,7 @@ class Publisher:
         instances: Sequence[InstanceRecord],
         headers: Sequence[Dataset],
         mapping: PatientMapping,
-    ) -> _Prepared:
+    ) -> Prepared:
         """Build the KOS, its metadata and the ITI-41 request (RAD TF-3 §4.68.4.1.2)."""
         uid, study, moment = claim.study_instance_uid, headers[0], self.now()
         ids = ManifestIds(
@@ -388,7 +292,7 @@ class Publisher:
         )
         assert mapping.patient_id is not None
         request = rad68.build_request(submission, entry.entry_uuid, attachment)
-        return _Prepared(
+        return Prepared(
             request=request,
             attachment=attachment,
             pending=PendingManifest(
@@ -399,7 +303,7 @@ class Publisher:
                 patient_id=mapping.patient_id,
                 replaces=document.replaces,
                 instance_count=len(instances),
-                instances_digest=_digest(instances),
+                instances_digest=instances_digest(instances),
                 content_id=attachment.content_id,
                 request=rad68.serialize_request(request),
                 kos=attachment.read_bytes(),
@@ -421,11 +325,3 @@ def _reference(record: InstanceRecord) -> Reference:
         sop_instance_uid=record.sop_instance_uid,
         series_instance_uid=record.series_instance_uid,
     )
-
-
-def _digest(instances: Sequence[InstanceRecord]) -> str:
-    """What a manifest lists about a study's instances, as one value to compare."""
-    identities = sorted(
-        (r.sop_instance_uid, r.series_instance_uid, r.sop_class_uid) for r in instances
-    )
-    return hashlib.sha256(repr(identities).encode()).hexdigest()
