@@ -24,7 +24,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from gateway.hl7.er7 import (
     SEGMENT_TERMINATOR,
@@ -38,12 +38,18 @@ from gateway.hl7.er7 import (
     version_tuple,
 )
 
-if TYPE_CHECKING:
-    from gateway.hl7.adt import PatientFeedEvent
-
 log = logging.getLogger(__name__)
 
 AckCode = Literal["AA", "AE", "AR"]
+
+
+class HasHeader(Protocol):
+    """Anything that carries the MSH of a received message, e.g. a parsed ADT event
+    (:class:`gateway.hl7.adt.PatientFeedEvent`, one layer up: this module does not import it)."""
+
+    @property
+    def header(self) -> MessageHeader: ...
+
 
 DEFAULT_VERSION = "2.5"
 
@@ -80,7 +86,7 @@ def _timestamp() -> str:
     return datetime.now().astimezone().strftime("%Y%m%d%H%M%S%z")
 
 
-def _header_of(source: bytes | MessageHeader | PatientFeedEvent | None) -> MessageHeader | None:
+def _header_of(source: bytes | MessageHeader | HasHeader | None) -> MessageHeader | None:
     if source is None or isinstance(source, MessageHeader):
         return source
     if isinstance(source, bytes | bytearray | memoryview):
@@ -89,7 +95,7 @@ def _header_of(source: bytes | MessageHeader | PatientFeedEvent | None) -> Messa
 
 
 def build_ack(
-    source: bytes | MessageHeader | PatientFeedEvent | None,
+    source: bytes | MessageHeader | HasHeader | None,
     code: AckCode,
     *,
     error_code: str | None = None,
