@@ -38,6 +38,7 @@ from lxml import etree
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gateway.metadata.provide import build_provide_request  # noqa: E402
 from gateway.repository import iti41  # noqa: E402
 from gateway.repository.model import DocumentRequest  # noqa: E402
 from gateway.repository.retrieve_codec import build_request  # noqa: E402
@@ -74,7 +75,7 @@ def provide_message(url: str, data: bytes, patient: str) -> tuple[str, bytes, st
         sha1=None,
     )
     attachment = Attachment.from_bytes(data, content_type="application/octet-stream")
-    body = iti41.build_request(submission, [(entry.entry_uuid, attachment.content_id)])
+    body = build_provide_request(submission, [(entry.entry_uuid, attachment.content_id)])
     xml = _envelope(body, ITI_41.action, url)
     content_type, _length, chunks = mtom.build_mtom(xml, [attachment], soap_action=ITI_41.action)
     return content_type, b"".join(chunks), entry.unique_id or ""

@@ -39,8 +39,8 @@ from gateway.consumer.settings import ConsumerSettings, consumer_settings
 from gateway.consumer.store import Destination, DicomdirDestination, FolderDestination
 from gateway.consumer.syntaxes import parse_transfer_syntaxes
 from gateway.consumer.table import render_json, render_table, study_uids
-from gateway.consumer.wire import RETURN_LEAF_CLASS, RETURN_OBJECT_REF
 from gateway.metadata.model import DocumentEntry
+from gateway.metadata.query import LEAF_CLASS, OBJECT_REF
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_LISTED = 20  # missing instances listed one per line in the summary
@@ -345,7 +345,7 @@ def run_query(
             cert=consumer.cert,
         )
         result = client.query(
-            query_id, slots, return_type=RETURN_OBJECT_REF if args.object_ref else RETURN_LEAF_CLASS
+            query_id, slots, return_type=OBJECT_REF if args.object_ref else LEAF_CLASS
         )
     except ConsumerError as exc:
         print(f"xdsi-gateway query: {exc}", file=err)

@@ -31,21 +31,24 @@ import zeep
 
 from gateway.consumer.errors import PeerError, RequestFailed
 from gateway.consumer.wire import (
-    RETURN_LEAF_CLASS,
     DocumentRef,
     ImagingRef,
-    QueryResponse,
-    QuerySlot,
-    ResponseFormatError,
     RetrieveResult,
     build_imaging_request,
-    build_query_request,
     build_retrieve_request,
-    parse_query_response,
     parse_retrieve_response,
 )
 from gateway.errors import XDSError
+from gateway.metadata.query import (
+    LEAF_CLASS,
+    AdhocQuery,
+    QueryResponse,
+    QuerySlot,
+    build_query_request,
+    parse_query_response,
+)
 from gateway.soap.client import ClientResponse, SoapClientError, call, make_client
+from gateway.soap.registry_response import ResponseFormatError
 from gateway.soap.transactions import ITI_18, ITI_43, RAD_69, Transaction
 
 DEFAULT_MEMORY_THRESHOLD = 1024 * 1024
@@ -125,7 +128,7 @@ class RegistryQueryClient(_Client):
         query_id: str,
         slots: Sequence[QuerySlot],
         *,
-        return_type: str = RETURN_LEAF_CLASS,
+        return_type: str = LEAF_CLASS,
         home: str | None = None,
     ) -> QueryResponse:
         """Run a stored query; return status, errors (warnings, PartialSuccess) and objects.
@@ -133,7 +136,8 @@ class RegistryQueryClient(_Client):
         Standard: ITI TF-2 §3.18.4.1 (request), §3.18.4.1.3 (response).
         Raises: RequestFailed (status Failure), PeerError (no usable answer).
         """
-        body = build_query_request(query_id, slots, return_type=return_type, home=home)
+        query = AdhocQuery(query_id=query_id, return_type=return_type, home=home, slots=[*slots])
+        body = build_query_request(query)
         answer = self._call(body)
         try:
             result = parse_query_response(answer.body)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.consumer.wire import ResponseError
+from gateway.soap.registry_response import ResponseError
 
 
 class ConsumerError(Exception):

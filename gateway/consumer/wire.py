@@ -1,11 +1,9 @@
-"""The consumer's message bodies: what it sends (ITI-18, ITI-43, RAD-69) and reads back.
+"""The consumer's retrieve bodies: what it sends (ITI-43, RAD-69) and reads back. The ITI-18
+bodies are :mod:`gateway.metadata.query`; RegistryErrors are read by
+:mod:`gateway.soap.registry_response`.
 
 Requests:
 
-- ITI-18 ``query:AdhocQueryRequest``: ``query:ResponseOption`` (returnType LeafClass or ObjectRef,
-  returnComposedObjects true) and one ``rim:AdhocQuery`` whose id is the stored query's UUID and
-  whose ``rim:Slot`` elements carry the parameters (ITI TF-2 §3.18.4.1.2.1-§3.18.4.1.2.3; value
-  coding in :mod:`gateway.consumer.queries`).
 - ITI-43 ``xdsb:RetrieveDocumentSetRequest``: one ``xdsb:DocumentRequest`` per document
   (HomeCommunityId?, RepositoryUniqueId, DocumentUniqueId; ITI TF-2 §3.43.4.1.2).
 - RAD-69 ``iherad:RetrieveImagingDocumentSetRequest``: StudyRequest/@studyInstanceUID >
@@ -13,9 +11,7 @@ Requests:
   (RAD TF-3 §4.69.4.1.2, XDSI.b_ImagingDocumentSource.xsd). The RepositoryUniqueId of an imaging
   DocumentRequest is the Retrieve Location UID the manifest names (RAD TF-3 §4.69.4.1.2).
 
-Responses: ``query:AdhocQueryResponse`` (status, rs:RegistryErrorList, rim:RegistryObjectList read
-with :func:`gateway.metadata.ebrim.parse_registry_object_list`) and
-``xdsb:RetrieveDocumentSetResponse``, which ITI-43 and RAD-69 share (ITI TF-2 §3.43.4.2.2,
+Response: ``xdsb:RetrieveDocumentSetResponse``, which ITI-43 and RAD-69 share (ITI TF-2 §3.43.4.2.2,
 RAD TF-3 §4.69.4.2.2). A Document is an xop:Include of an MTOM part or, from a peer that did not
 use MTOM, inline base64 (XOP 1.0 §1: the same infoset).
 """
@@ -24,26 +20,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lxml import etree
 
-from gateway.metadata.ebrim import parse_registry_object_list
-from gateway.metadata.model import RegistryObject
 from gateway.soap import ns
 from gateway.soap.message import Attachment, cid_from_href
+from gateway.soap.registry_response import (
+    ResponseError,
+    ResponseFormatError,
+    read_errors,
+    short_status,
+)
 
-SEVERITY_ERROR = "urn:oasis:names:tc:ebxml-regrep:ErrorSeverityType:Error"
-RETURN_LEAF_CLASS = "LeafClass"
-RETURN_OBJECT_REF = "ObjectRef"
-
-_Q = ns.QUERY
 _X = ns.XDSB
 _R = ns.IHERAD
 _REGISTRY_RESPONSE = ns.qname(ns.RS, "RegistryResponse")
-_REGISTRY_ERROR = ns.qname(ns.RS, "RegistryError")
-_QUERY_RESPONSE = ns.qname(_Q, "AdhocQueryResponse")
 _RETRIEVE_RESPONSE = ns.qname(_X, "RetrieveDocumentSetResponse")
 _DOCUMENT_RESPONSE = ns.qname(_X, "DocumentResponse")
 _DOCUMENT_REQUEST = ns.qname(_X, "DocumentRequest")
@@ -54,117 +47,6 @@ _NEW_REPOSITORY = ns.qname(_X, "NewRepositoryUniqueId")
 _NEW_DOCUMENT_ID = ns.qname(_X, "NewDocumentUniqueId")
 _MIME = ns.qname(_X, "mimeType")
 _DOCUMENT = ns.qname(_X, "Document")
-
-
-class ResponseFormatError(ValueError):
-    """A peer's response body does not have the structure the transaction defines."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResponseError:
-    """One ``rs:RegistryError`` of a response (ebRS 3.0 rs.xsd; ITI TF-3 §4.2.4.1)."""
-
-    code: str
-    context: str = ""
-    severity: str = SEVERITY_ERROR
-    location: str | None = None
-
-    @property
-    def is_warning(self) -> bool:
-        return self.severity.endswith(":Warning")
-
-    def __str__(self) -> str:
-        where = f" [{self.location}]" if self.location else ""
-        return f"{self.code}: {self.context}{where}" if self.context else f"{self.code}{where}"
-
-
-def short_status(status: str) -> str:
-    """``Success``, ``PartialSuccess`` or ``Failure`` from a RegistryResponse status URN."""
-    return status.rsplit(":", 1)[-1] if status else ""
-
-
-def read_errors(holder: etree._Element | None) -> list[ResponseError]:
-    """Every ``rs:RegistryError`` below an element (a RegistryResponse or AdhocQueryResponse)."""
-    if holder is None:
-        return []
-    return [
-        ResponseError(
-            code=error.get("errorCode", ""),
-            context=(error.get("codeContext") or error.text or "").strip(),
-            severity=error.get("severity", SEVERITY_ERROR),
-            location=error.get("location") or None,
-        )
-        for error in holder.iter(_REGISTRY_ERROR)
-    ]
-
-
-# -- ITI-18 ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class QuerySlot:
-    """One stored-query parameter: its name and the coded text of each ``rim:Value``."""
-
-    name: str
-    values: tuple[str, ...]
-
-
-def build_query_request(
-    query_id: str,
-    slots: Iterable[QuerySlot],
-    *,
-    return_type: str = RETURN_LEAF_CLASS,
-    home: str | None = None,
-) -> etree._Element:
-    """Write an ITI-18 ``query:AdhocQueryRequest`` for a stored query.
-
-    Standard: ITI TF-2 §3.18.4.1.2 (returnType LeafClass/ObjectRef §3.18.4.1.2.1, the
-    AdhocQuery id §3.18.4.1.2.2, one Slot per parameter §3.18.4.1.2.3; ``home`` is the
-    homeCommunityId attribute of §3.18.4.1.2.3.8).
-    """
-    if return_type not in (RETURN_LEAF_CLASS, RETURN_OBJECT_REF):
-        raise ValueError(f"returnType must be LeafClass or ObjectRef, not {return_type!r}")
-    root = etree.Element(ns.qname(_Q, "AdhocQueryRequest"), nsmap={"query": _Q, "rim": ns.RIM})
-    etree.SubElement(
-        root,
-        ns.qname(_Q, "ResponseOption"),
-        returnComposedObjects="true",
-        returnType=return_type,
-    )
-    query = etree.SubElement(root, ns.qname(ns.RIM, "AdhocQuery"), id=query_id)
-    if home:
-        query.set("home", home)
-    for slot in slots:
-        slot_el = etree.SubElement(query, ns.qname(ns.RIM, "Slot"), name=slot.name)
-        value_list = etree.SubElement(slot_el, ns.qname(ns.RIM, "ValueList"))
-        for value in slot.values:
-            etree.SubElement(value_list, ns.qname(ns.RIM, "Value")).text = value
-    return root
-
-
-@dataclass(slots=True, kw_only=True)
-class QueryResponse:
-    """An ``AdhocQueryResponse``: short status, errors and the returned objects in order."""
-
-    status: str
-    errors: list[ResponseError] = field(default_factory=list)
-    objects: list[RegistryObject] = field(default_factory=list)
-
-
-def parse_query_response(element: etree._Element) -> QueryResponse:
-    """Read an ITI-18 ``query:AdhocQueryResponse``.
-
-    Standard: ITI TF-2 §3.18.4.1.3 (status, RegistryErrorList, RegistryObjectList).
-    Raises: ResponseFormatError for another body; XDSErrorList (XDSRegistryMetadataError) when
-    the returned metadata cannot be read.
-    """
-    if element.tag != _QUERY_RESPONSE:
-        raise ResponseFormatError(f"expected query:AdhocQueryResponse, got {element.tag}")
-    return QueryResponse(
-        status=short_status(element.get("status", "")),
-        errors=read_errors(element),
-        objects=parse_registry_object_list(element),
-    )
 
 
 # -- ITI-43 and RAD-69 requests --------------------------------------------------------------------

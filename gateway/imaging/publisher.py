@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
@@ -42,10 +41,7 @@ from gateway.imaging.kos import referenced_requests as kos_requests
 from gateway.imaging.patient import DicomPatient, DomainLookup, PatientMapping, map_patient
 from gateway.imaging.storage import InstanceStore
 from gateway.metadata.datatypes import new_uuid_urn
-from gateway.soap.message import Attachment
-
-if TYPE_CHECKING:
-    from lxml import etree
+from gateway.soap.message import Attachment, Element
 
 log = logging.getLogger("gateway.imaging")
 
@@ -75,7 +71,7 @@ class PublishResult:
 class _Prepared:
     """A manifest ready to send and what to record once it is registered."""
 
-    request: etree._Element
+    request: Element
     attachment: Attachment
     manifest: Manifest
     replaces: str | None

@@ -18,14 +18,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lxml import etree
-
-from gateway.metadata.ebrim import build_submit_objects_request
 from gateway.metadata.model import Submission
-from gateway.soap import ns
+from gateway.metadata.provide import build_provide_request
 from gateway.soap.client import SoapClientError, call, make_client
-from gateway.soap.message import Attachment, xop_include
-from gateway.soap.registry_response import SUCCESS
+from gateway.soap.message import Attachment, Element
+from gateway.soap.registry_response import (
+    ResponseFormatError,
+    ResponseStatus,
+    read_registry_response,
+    response_status,
+    short_status,
+)
 from gateway.soap.transactions import ITI_41, REPOSITORY_PATH
 
 ACTION = ITI_41.action
@@ -33,17 +36,13 @@ RESPONSE_ACTION = ITI_41.response_action
 REQUEST_QNAME = ITI_41.request_qname
 TF = "RAD TF-3 §4.68 (ITI TF-2 §3.41)"
 
-_DOCUMENT = ns.qname(ns.XDSB, "Document")
-_RESPONSE = ns.qname(ns.RS, "RegistryResponse")
-_ERROR = ns.qname(ns.RS, "RegistryError")
-
 
 class RepositoryClient(Protocol):
     """Sends one ITI-41 request (body element and attachments); returns rs:RegistryResponse."""
 
     def provide_and_register(
-        self, request: etree._Element, attachments: Sequence[Attachment]
-    ) -> etree._Element: ...
+        self, request: Element, attachments: Sequence[Attachment]
+    ) -> Element: ...
 
 
 class PublishError(Exception):
@@ -58,11 +57,9 @@ class PublishError(Exception):
 class InProcessRepositoryClient:
     """A repository in this process: ``handler(request, attachments) -> rs:RegistryResponse``."""
 
-    handler: Callable[[etree._Element, Sequence[Attachment]], etree._Element]
+    handler: Callable[[Element, Sequence[Attachment]], Element]
 
-    def provide_and_register(
-        self, request: etree._Element, attachments: Sequence[Attachment]
-    ) -> etree._Element:
+    def provide_and_register(self, request: Element, attachments: Sequence[Attachment]) -> Element:
         """Hand the request to the repository of this process."""
         return self.handler(request, attachments)
 
@@ -80,9 +77,7 @@ class SoapRepositoryClient:
     _client: object | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    def provide_and_register(
-        self, request: etree._Element, attachments: Sequence[Attachment]
-    ) -> etree._Element:
+    def provide_and_register(self, request: Element, attachments: Sequence[Attachment]) -> Element:
         """Send ITI-41. Raises PublishError when no RegistryResponse comes back."""
         with self._lock:  # one zeep client, one call at a time
             if self._client is None:
@@ -99,61 +94,42 @@ class SoapRepositoryClient:
             except SoapClientError as exc:
                 self._audit(request, "Failure")
                 raise PublishError(f"repository {self.url}: {exc}") from exc
-        self._audit(request, response.body.get("status", "").rsplit(":", 1)[-1] or "Failure")
+        self._audit(request, response_status(response.body) or "Failure")
         return response.body
 
-    def _audit(self, request: etree._Element, outcome: str) -> None:
+    def _audit(self, request: Element, outcome: str) -> None:
         """Record the RAD-68 sent (RAD TF-3 §4.68.4.1.4; ITI TF-2 §3.41.5.1.1, Source side)."""
         if self.trail is None:
             return
         from gateway.metadata.ebrim import parse_submit_objects_request
-        from gateway.repository.registry_client import submission_facts
 
         try:
-            facts = submission_facts(parse_submit_objects_request(request, repository=True))
+            facts = parse_submit_objects_request(request, repository=True).audit_facts()
         except Exception:  # auditing never fails a publication
             facts = {}
         self.trail.record_client_call("RAD-68", endpoint=self.url, outcome=outcome, facts=facts)
 
 
-def build_request(
-    submission: Submission, document_id: str, attachment: Attachment
-) -> etree._Element:
+def build_request(submission: Submission, document_id: str, attachment: Attachment) -> Element:
     """The ITI-41 request body: SubmitObjectsRequest + one xdsb:Document (xop:Include).
 
-    Standard: ITI TF-2 §3.41.4.1.2; XOP 1.0 §2.1.
+    Standard: RAD TF-3 §4.68.4.1.2; ITI TF-2 §3.41.4.1.2; XOP 1.0 §2.1.
     """
-    request = etree.Element(REQUEST_QNAME, nsmap={"xdsb": ns.XDSB})
-    request.append(build_submit_objects_request(submission))
-    document = etree.SubElement(request, _DOCUMENT)
-    document.set("id", document_id)
-    document.append(xop_include(attachment.content_id))
-    return request
+    return build_provide_request(submission, [(document_id, attachment.content_id)])
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResponseStatus:
-    """The status of an rs:RegistryResponse and its errors as (code, context) pairs."""
+def read_response(element: Element) -> ResponseStatus:
+    """Read the repository's rs:RegistryResponse (ebRS 3.0 §2.1.3, ITI TF-3 §4.2.4).
 
-    status: str
-    errors: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.status == SUCCESS
-
-
-def read_response(element: etree._Element) -> ResponseStatus:
-    """Read an rs:RegistryResponse (ebRS 3.0 §2.1.3, ITI TF-3 §4.2.4)."""
-    if element.tag != _RESPONSE:
-        raise PublishError(f"the repository answered {element.tag}, not rs:RegistryResponse")
-    errors = tuple(
-        (error.get("errorCode", ""), error.get("codeContext", "")) for error in element.iter(_ERROR)
-    )
-    return ResponseStatus(status=element.get("status", ""), errors=errors)
+    Raises: PublishError for any other answer.
+    """
+    try:
+        return read_registry_response(element)
+    except ResponseFormatError as exc:
+        raise PublishError(f"the repository answered {exc}") from exc
 
 
-def send(client: RepositoryClient, request: etree._Element, attachment: Attachment) -> None:
+def send(client: RepositoryClient, request: Element, attachment: Attachment) -> None:
     """Send one RAD-68 request. Raises PublishError unless the repository answers Success."""
     try:
         response = client.provide_and_register(request, [attachment])
@@ -163,9 +139,9 @@ def send(client: RepositoryClient, request: etree._Element, attachment: Attachme
         raise PublishError(f"repository unreachable: {exc}") from exc
     status = read_response(response)
     if not status.ok:
-        detail = "; ".join(f"{code}: {context}" for code, context in status.errors)
+        detail = "; ".join(str(error) for error in status.errors)
         raise PublishError(
-            f"repository answered {status.status.rsplit(':', 1)[-1]}"
+            f"repository answered {short_status(status.status)}"
             + (f" ({detail})" if detail else ""),
-            codes=[code for code, _ in status.errors],
+            codes=[error.code for error in status.errors],
         )

@@ -23,7 +23,7 @@ import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.soap.transactions import ITI_42
 
@@ -162,24 +162,9 @@ def handle(request: SoapRequest, ctx: Context, *, registry: Registry) -> SoapRes
     with a Failure RegistryResponse. Standard: ITI TF-2 §3.42.4.1, §3.42.4.2.
     """
     submission = ebrim.parse_submit_objects_request(request.body)
-    ctx.audit.update(submission_audit_facts(submission), reply_to=request.addressing.reply_to)
+    ctx.audit.update(submission.audit_facts(), reply_to=request.addressing.reply_to)
     warnings = registry.register_document_set(submission)
     return SoapResponse(body=registry_response(status_for(warnings), warnings))
-
-
-def submission_audit_facts(submission: Submission) -> dict[str, Any]:
-    """The audit facts of an ITI-41/ITI-42 submission: patient and SubmissionSet uniqueId.
-
-    Standard: ITI TF-2 §3.42.5.1 (Patient ParticipantObject, SubmissionSet ParticipantObject).
-    """
-    patients = [e.patient_id for e in submission.document_entries if e.patient_id]
-    submission_set = submission.submission_set
-    if submission_set is not None and submission_set.patient_id:
-        patients.insert(0, submission_set.patient_id)
-    return {
-        "patient_ids": list(dict.fromkeys(patients)),
-        "submission_set_unique_id": submission_set.unique_id if submission_set else None,
-    }
 
 
 def bind(endpoint: Endpoint, registry: Registry) -> None:

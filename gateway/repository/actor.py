@@ -41,7 +41,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gateway.errors import (
     XDSDocumentUniqueIdError,
@@ -73,12 +72,10 @@ from gateway.repository.model import (
     RetrieveResult,
 )
 from gateway.repository.recovery import Recovery, Resolver
-from gateway.repository.registry_client import RegistryClient, response_status
+from gateway.repository.registry_client import RegistryClient
 from gateway.repository.storage import DocumentStorage, LocalFolderStorage, storage_key
-from gateway.soap.message import Attachment
-
-if TYPE_CHECKING:  # the actor handles elements only as opaque values (XML stays at the edges)
-    from lxml import etree
+from gateway.soap.message import Attachment, Element
+from gateway.soap.registry_response import response_status
 
 log = logging.getLogger("gateway.repository")
 
@@ -172,9 +169,7 @@ class Repository:
         self.index.close()
 
     # -- ITI-41 -------------------------------------------------------------------------------
-    def provide(
-        self, submission: Submission, documents: Sequence[ProvidedDocument]
-    ) -> etree._Element:
+    def provide(self, submission: Submission, documents: Sequence[ProvidedDocument]) -> Element:
         """Store the documents and register the submission; return the registry's answer.
 
         Standard: ITI TF-2 §3.41.4.1.3 (expected actions), §3.41.4.2 (the response is the
@@ -194,6 +189,7 @@ class Repository:
             apply_computed(match, self.unique_id)
         items = self._reserve(matches)
         self._place(items)
+        # The element goes to the registry client as it is (XML stays in the codecs).
         request = build_submit_objects_request(submission)
         try:
             response = self.registry.register(request)

@@ -28,7 +28,7 @@ import zeep
 from lxml import etree
 
 from gateway.config import Settings
-from gateway.repository import iti41
+from gateway.metadata.provide import build_provide_request
 from gateway.repository.model import DocumentRequest
 from gateway.repository.progress import CountingAttachment, Progress, count_responses
 from gateway.repository.retrieve_codec import (
@@ -151,7 +151,7 @@ def provide(
         sha1=sha1,
         progress=_progress("sending", size, connection, io),
     )
-    body = iti41.build_request(submission, [(entry.entry_uuid, attachment.content_id)])
+    body = build_provide_request(submission, [(entry.entry_uuid, attachment.content_id)])
     try:
         answer = call(_client(connection), ITI_41, body, [attachment])
     except SoapClientError as exc:

@@ -22,6 +22,7 @@ from gateway.config import load_settings
 from gateway.errors import XDSError
 from gateway.metadata.ebrim import build_registry_object_list, parse_submit_objects_request
 from gateway.metadata.model import DocumentEntry, Submission
+from gateway.metadata.provide import build_provide_request
 from gateway.repository import iti41, iti43
 from gateway.repository.actor import Repository
 from gateway.repository.model import ProvidedDocument
@@ -174,7 +175,7 @@ def provide_body(
         for c, e in zip(contents, entries, strict=False)
     ]
     ids = [e.entry_uuid for e in entries]
-    body = iti41.build_request(
+    body = build_provide_request(
         submission, [(i, a.content_id) for i, a in zip(ids, attachments, strict=False)]
     )
     return body, attachments

@@ -21,10 +21,10 @@ from gateway.repository.registry_client import (
     get_documents_request,
     model_register,
     registered_in,
-    response_status,
 )
 from gateway.soap import ns, registry_response
 from gateway.soap.client import SoapFaultError, SoapTransportError
+from gateway.soap.registry_response import response_status
 from gateway.soap.transactions import ITI_18
 from tests.factories import make_submission
 
