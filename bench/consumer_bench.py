@@ -34,13 +34,13 @@ sys.path.insert(0, str(ROOT))
 from gateway.app import Gateway  # noqa: E402
 from gateway.config import load_settings  # noqa: E402
 from gateway.consumer.clients import RegistryQueryClient, RepositoryRetrieveClient  # noqa: E402
-from gateway.consumer.demo import send_files  # noqa: E402
 from gateway.consumer.fetch import FetchRequest, StudyFetcher  # noqa: E402
 from gateway.consumer.queries import KOS_FORMAT_CODE, QueryOptions, build_slots  # noqa: E402
 from gateway.consumer.settings import ConsumerSettings, consumer_settings  # noqa: E402
 from gateway.consumer.store import FolderDestination  # noqa: E402
 from gateway.consumer.table import study_uids  # noqa: E402
 from gateway.consumer.wire import DocumentRef  # noqa: E402
+from gateway.demo import send_files  # noqa: E402
 from gateway.hl7.mllp import send_messages  # noqa: E402
 from gateway.imaging import synthetic  # noqa: E402
 from gateway.metadata.model import DocumentEntry  # noqa: E402

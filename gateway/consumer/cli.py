@@ -6,7 +6,8 @@
     consumer_cli.add_fetch_arguments(fetch)
     fetch.set_defaults(func=lambda args: consumer_cli.run_fetch(args, _settings(args)))
 
-and likewise ``add_query_arguments``/``run_query`` and ``add_demo_arguments``/``run_demo``.
+and likewise ``add_query_arguments``/``run_query``. (``xdsi-gateway demo`` is assembly, not
+consumer: it starts a whole gateway, so it lives in :mod:`gateway.demo`.)
 
 Exit status: 0 done (every instance present); 1 something is missing or a peer failed (the
 summary says what); 2 bad options; 130 interrupted (re-running continues where it stopped).
@@ -367,28 +368,11 @@ def run_query(
     return EXIT_OK
 
 
-# -- demo -----------------------------------------------------------------------------------------
-
-
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``xdsi-gateway demo``."""
-    from gateway.consumer.demo import add_arguments
-
-    add_arguments(parser)
-
-
-def run_demo(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    """Run ``xdsi-gateway demo``; ``settings`` are not used (the demo has its own)."""
-    from gateway.consumer.demo import run
-
-    return run(args)
-
-
 # -- standalone entry point ----------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The three consumer commands on their own (``python -m gateway.consumer.cli``), the same
+    """The two consumer commands on their own (``python -m gateway.consumer.cli``), the same
     options as under ``xdsi-gateway``."""
     parser = argparse.ArgumentParser(prog="xdsi-consumer", description="Imaging Document Consumer")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -398,9 +382,6 @@ def build_parser() -> argparse.ArgumentParser:
     query = sub.add_parser("query", help="run a stored query (ITI-18) and print the result")
     add_query_arguments(query)
     query.set_defaults(run=run_query)
-    demo = sub.add_parser("demo", help="show the whole exchange on a temporary data folder")
-    add_demo_arguments(demo)
-    demo.set_defaults(run=run_demo)
     return parser
 
 

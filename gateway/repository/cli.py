@@ -25,7 +25,6 @@ from typing import TextIO
 
 import requests
 import zeep
-from lxml import etree
 
 from gateway.config import Settings
 from gateway.metadata.provide import build_provide_request
@@ -35,7 +34,6 @@ from gateway.repository.retrieve_codec import (
     DocumentResponse,
     build_request,
     parse_response,
-    reported_errors,
 )
 from gateway.repository.template import (
     CODE_OPTIONS,
@@ -48,7 +46,8 @@ from gateway.repository.template import (
 )
 from gateway.soap import ns
 from gateway.soap.client import ClientResponse, SoapClientError, call, make_client
-from gateway.soap.message import Attachment, new_content_id
+from gateway.soap.message import Attachment, Element, new_content_id
+from gateway.soap.registry_response import read_errors, response_status
 from gateway.soap.transactions import ITI_41, ITI_43, REPOSITORY_PATH
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -107,12 +106,13 @@ def _sha1(path: Path, progress: Progress | None) -> str:
     return digest.hexdigest()
 
 
-def _report(body: etree._Element, io: Output) -> str:
-    status = body.get("status", "").rsplit(":", 1)[-1]
+def _report(body: Element | None, io: Output) -> str:
+    """Print the status and errors of an rs:RegistryResponse; return the short status."""
+    status = response_status(body) if body is not None else ""
     print(f"status: {status}", file=io.out)
-    for error in reported_errors(body):
-        where = f" [{error.location}]" if error.location else ""
-        print(f"{error.severity} {error.code}: {error.context}{where}", file=io.err)
+    for error in read_errors(body):
+        severity = error.severity.rsplit(":", 1)[-1]
+        print(f"{severity} {error}", file=io.err)
     return status
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import requests
 
-from gateway.consumer.demo import send_files, wait_for_manifest
 from gateway.consumer.settings import ConsumerSettings
+from gateway.demo import send_files, wait_for_manifest
 from gateway.imaging import synthetic
 from gateway.metadata.model import DocumentEntry
 from gateway.soap.transactions import IMAGING_SOURCE_PATH
