@@ -26,7 +26,6 @@ from gateway.consumer.clients import RegistryQueryClient
 from gateway.consumer.errors import ConsumerError
 from gateway.consumer.fetch import FetchReport, FetchRequest, StudyFetcher
 from gateway.consumer.pacs import PacsDestination, parse_store_target
-from gateway.consumer.progress import MB
 from gateway.consumer.queries import (
     KOS_FORMAT_CODE,
     QUERY_IDS,
@@ -42,6 +41,7 @@ from gateway.consumer.syntaxes import parse_transfer_syntaxes
 from gateway.consumer.table import render_json, render_table, study_uids
 from gateway.metadata.model import DocumentEntry
 from gateway.metadata.query import LEAF_CLASS, OBJECT_REF
+from gateway.progress import human
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_LISTED = 20  # missing instances listed one per line in the summary
@@ -202,7 +202,7 @@ def print_summary(report: FetchReport, where: str, out: TextIO) -> None:
         print(
             f"study {study.study_instance_uid}: {study.total} instance(s): "
             f"{study.present} already present, {study.fetched} fetched "
-            f"({study.bytes / MB:.1f} MB) in {study.requests} RAD-69 request(s), "
+            f"({human(study.bytes)}) in {study.requests} RAD-69 request(s), "
             f"{len(study.missing)} missing, {study.seconds:.1f} s",
             file=out,
         )

@@ -36,7 +36,6 @@ from gateway.consumer.manifest import (
     plan_batches,
     read_manifest,
 )
-from gateway.consumer.progress import StudyProgress
 from gateway.consumer.queries import KOS_FORMAT_CODE, QueryOptions, build_slots, modality_code
 from gateway.consumer.report import (
     FetchReport,
@@ -52,6 +51,7 @@ from gateway.consumer.settings import ConsumerSettings
 from gateway.consumer.store import Destination
 from gateway.consumer.wire import DocumentRef, ImagingRef, RetrieveResult
 from gateway.metadata.model import DocumentEntry
+from gateway.progress import Progress, short_uid
 
 log = logging.getLogger("gateway.consumer")
 
@@ -194,7 +194,14 @@ class StudyFetcher:
             manifests=[m.sop_instance_uid for m in manifests],
             total=len(refs),
         )
-        progress = StudyProgress(study_uid, len(refs), stream=self.progress_stream, live=self.live)
+        progress = Progress(
+            f"study {short_uid(study_uid)}",
+            len(refs),
+            unit="instances",
+            stream=self.progress_stream,
+            live=self.live,
+            width=20,
+        )
         present = self.destination.existing(request.patient_id, refs)
         outcome.present = len(present)
         progress.advance(len(present))
@@ -247,7 +254,7 @@ class StudyFetcher:
         request: FetchRequest,
         todo: Sequence[InstanceRef],
         outcome: StudyOutcome,
-        progress: StudyProgress,
+        progress: Progress,
     ) -> dict[str, str]:
         """One pass of RAD-69 requests over ``todo``; return the reason per instance not kept."""
         failures: dict[str, str] = {}
@@ -281,7 +288,7 @@ class StudyFetcher:
         batch: Sequence[InstanceRef],
         future: Future[RetrieveResult],
         outcome: StudyOutcome,
-        progress: StudyProgress,
+        progress: Progress,
     ) -> dict[str, str]:
         """Store what a RAD-69 answer brought; return the reason per instance of the batch
         that is not stored."""

@@ -28,8 +28,8 @@ import zeep
 
 from gateway.config import Settings
 from gateway.metadata.provide import build_provide_request
+from gateway.progress import CountingAttachment, Progress, count_responses
 from gateway.repository.model import DocumentRequest
-from gateway.repository.progress import CountingAttachment, Progress, count_responses
 from gateway.repository.retrieve_codec import (
     DocumentResponse,
     build_request,

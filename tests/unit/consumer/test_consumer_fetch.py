@@ -139,13 +139,13 @@ def test_unknown_locations_and_missing_locations_are_reported_without_requests(
     assert source.calls == [[refs[2].sop_instance_uid]]
 
 
-def test_progress_shows_instances_and_megabytes(tmp_path: Path) -> None:
+def test_progress_shows_instances_and_bytes(tmp_path: Path) -> None:
     fetcher, _, manifest, _ = fixture(tmp_path, 5)
     stream = io.StringIO()
     fetcher.progress_stream = stream
     fetch(fetcher, manifest)
     line = stream.getvalue().strip()
-    assert line.startswith("study ") and "5/5 instances" in line and " MB" in line
+    assert line.startswith("study ") and "5/5 instances" in line and line.endswith("B/s")
 
 
 def test_match_documents_discards_unrequested_and_names_the_reason(tmp_path: Path) -> None:
