@@ -17,7 +17,6 @@ import io
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from pydicom import dcmread
@@ -181,8 +180,3 @@ def _series_order(members: Sequence[InstanceRef]):  # type: ignore[no-untyped-de
         ]
 
     return key
-
-
-def manifest_path_name(manifest: Manifest) -> Path:
-    """A file name for keeping a manifest beside the study it describes."""
-    return Path(f"{manifest.sop_instance_uid}.kos.dcm")

@@ -42,8 +42,6 @@ from gateway.hl7.mllp import MLLPClient, MLLPError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FEED_TIMEOUT = 30.0
-
 
 class PatientIdentitySink(Protocol):
     """Where fed patient identities go (the registry's patient table).

@@ -149,11 +149,6 @@ AUTHOR_SLOTS: tuple[SlotField, ...] = (
 )
 
 
-def reserved_slot_names(spec: Spec) -> frozenset[str]:
-    """The slot names a Spec owns (an extra slot must not reuse one)."""
-    return frozenset(field.slot for field in spec.slots)
-
-
 def rim(local: str) -> str:
     """Clark name of an ebRIM 3.0 element."""
     return ns.qname(ns.RIM, local)
