@@ -19,7 +19,7 @@ from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.logsetup import access_log_observer
 from gateway.soap import transactions as tx
-from gateway.soap.dispatch import Limits, SoapApplication
+from gateway.soap.dispatch import Limits, Observer, SoapApplication
 from gateway.soap.server import HttpServer
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class Gateway:
             max_xml_depth=settings.soap.max_xml_depth,
             memory_threshold=settings.soap.memory_threshold,
         )
-        observers = [access_log_observer]
+        observers: list[Observer] = [access_log_observer]
         if settings.audit.enabled:
             observers.append(
                 self.audit.soap_observer(lambda: settings.http.public_url or self.base_url)

@@ -70,7 +70,7 @@ def client_session(settings: Settings) -> requests.Session | None:
         return None
     from gateway.security.tls import requests_session
 
-    return requests_session(context)  # type: ignore[no-any-return]
+    return requests_session(context)
 
 
 def access_rules(settings: Settings) -> AccessRules:

@@ -16,6 +16,7 @@ summary says what); 2 bad options; 130 interrupted (re-running continues where i
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -183,17 +184,11 @@ def run_fetch(
     return EXIT_OK if report.complete else EXIT_FAILURE
 
 
-class _Silent:
-    """A text stream that drops everything (``--no-progress``)."""
+class _Silent(io.StringIO):
+    """A text stream that drops everything (``--no-progress``); never a terminal."""
 
     def write(self, text: str) -> int:
         return len(text)
-
-    def flush(self) -> None:
-        return None
-
-    def isatty(self) -> bool:
-        return False
 
 
 def print_summary(report: FetchReport, where: str, out: TextIO) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -168,7 +168,7 @@ def plan_batches(
     return planned
 
 
-def _series_order(members: Sequence[InstanceRef]):  # type: ignore[no-untyped-def]
+def _series_order(members: Sequence[InstanceRef]) -> Callable[[InstanceRef], tuple[int, int]]:
     first: dict[tuple[str, str], int] = {}
     for index, ref in enumerate(members):
         first.setdefault((ref.study_instance_uid, ref.series_instance_uid), index)

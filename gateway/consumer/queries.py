@@ -171,7 +171,7 @@ def _refuse(option: str, name: str) -> QueryUsageError:
 
 
 def _status_values(options: QueryOptions) -> str:
-    urns = []
+    urns: list[str] = []
     for status in options.statuses:
         key = status.lower()
         if key == "all":

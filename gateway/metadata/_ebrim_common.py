@@ -38,7 +38,7 @@ class SlotField:
 
 @dataclass(frozen=True, slots=True)
 class CodeField:
-    scheme: str
+    scheme: v.UUID
     attr: str
     many: bool
 

@@ -38,7 +38,7 @@ TF = ITI_42.tf
 from gateway.errors import ConfigError, XDSError, XDSErrorList, XDSRegistryMetadataError
 from gateway.metadata import ebrim
 from gateway.metadata.codes import CodeSet
-from gateway.metadata.model import Submission
+from gateway.metadata.model import DocumentEntry, Folder, Submission
 from gateway.metadata.validate import ITI_42 as ITI_42_RULES
 from gateway.metadata.validate import assign_uuids, validate_submission
 from gateway.registry.database import Database, db_upgrade
@@ -142,7 +142,8 @@ def _check_logical_ids(submission: Submission) -> None:
     """A new object's logicalID, when sent, is its own id: only Update Document Set (ITI-57)
     submits a second version of a logical object. Standard: ITI TF-3 §4.2.3.2 (logicalID)."""
     errors: list[XDSError] = []
-    for obj in [*submission.document_entries, *submission.folders]:
+    objects: list[DocumentEntry | Folder] = [*submission.document_entries, *submission.folders]
+    for obj in objects:
         if obj.logical_id and obj.logical_id != obj.entry_uuid:
             errors.append(
                 XDSRegistryMetadataError(
