@@ -22,10 +22,10 @@ from lxml import etree
 
 from gateway.metadata.ebrim import build_submit_objects_request
 from gateway.metadata.model import Submission
+from gateway.metadata.retrieve import ResponseFormatError, Status, read_registry_response
 from gateway.soap import ns
 from gateway.soap.client import SoapClientError, call, make_client
 from gateway.soap.message import Attachment, xop_include
-from gateway.soap.registry_response import SUCCESS
 from gateway.soap.transactions import ITI_41, REPOSITORY_PATH
 
 ACTION = ITI_41.action
@@ -34,8 +34,6 @@ REQUEST_QNAME = ITI_41.request_qname
 TF = "RAD TF-3 §4.68 (ITI TF-2 §3.41)"
 
 _DOCUMENT = ns.qname(ns.XDSB, "Document")
-_RESPONSE = ns.qname(ns.RS, "RegistryResponse")
-_ERROR = ns.qname(ns.RS, "RegistryError")
 
 
 class RepositoryClient(Protocol):
@@ -131,28 +129,6 @@ def build_request(
     return request
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResponseStatus:
-    """The status of an rs:RegistryResponse and its errors as (code, context) pairs."""
-
-    status: str
-    errors: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.status == SUCCESS
-
-
-def read_response(element: etree._Element) -> ResponseStatus:
-    """Read an rs:RegistryResponse (ebRS 3.0 §2.1.3, ITI TF-3 §4.2.4)."""
-    if element.tag != _RESPONSE:
-        raise PublishError(f"the repository answered {element.tag}, not rs:RegistryResponse")
-    errors = tuple(
-        (error.get("errorCode", ""), error.get("codeContext", "")) for error in element.iter(_ERROR)
-    )
-    return ResponseStatus(status=element.get("status", ""), errors=errors)
-
-
 def send(client: RepositoryClient, request: etree._Element, attachment: Attachment) -> None:
     """Send one RAD-68 request. Raises PublishError unless the repository answers Success."""
     try:
@@ -161,11 +137,13 @@ def send(client: RepositoryClient, request: etree._Element, attachment: Attachme
         raise
     except OSError as exc:
         raise PublishError(f"repository unreachable: {exc}") from exc
-    status = read_response(response)
-    if not status.ok:
-        detail = "; ".join(f"{code}: {context}" for code, context in status.errors)
+    try:
+        answer = read_registry_response(response)
+    except ResponseFormatError as exc:
+        raise PublishError(f"the repository's answer is not usable: {exc}") from exc
+    if answer.status is not Status.SUCCESS:
+        detail = "; ".join(str(error) for error in answer.errors)
         raise PublishError(
-            f"repository answered {status.status.rsplit(':', 1)[-1]}"
-            + (f" ({detail})" if detail else ""),
-            codes=[code for code, _ in status.errors],
+            f"repository answered {answer.status.short}" + (f" ({detail})" if detail else ""),
+            codes=[error.code for error in answer.errors],
         )

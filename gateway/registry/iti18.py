@@ -26,9 +26,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.errors import XDSError, XDSRegistryError
 from gateway.metadata import ebrim
 from gateway.metadata.model import RegistryObject
+from gateway.metadata.retrieve import Status, failure_body
 from gateway.registry.database import Database
 from gateway.registry.queries import AdhocQuery, execute, parse_request
-from gateway.soap import ns, registry_response
+from gateway.soap import ns
 from gateway.soap.dispatch import Context
 from gateway.soap.message import SoapRequest, SoapResponse
 from gateway.soap.transactions import ITI_18
@@ -52,7 +53,7 @@ def response_element(objects: list[RegistryObject]) -> etree._Element:
     Standard: ITI TF-2 §3.18.4.1.3; ebRS 3.0 query.xsd (RegistryObjectList is required).
     """
     element = etree.Element(RESPONSE_QNAME, nsmap=_NSMAP)
-    element.set("status", registry_response.SUCCESS)
+    element.set("status", Status.SUCCESS.value)
     element.append(ebrim.build_registry_object_list(objects))
     return element
 
@@ -62,7 +63,7 @@ def failure_element(error: XDSError) -> etree._Element:
 
     Standard: ITI TF-2 §3.18.4.1.3; ebRS 3.0 query.xsd.
     """
-    element = registry_response.failure_body(ITI_18, error)
+    element = failure_body(ITI_18, error)
     if element.find(_OBJECT_LIST) is None:
         etree.SubElement(element, _OBJECT_LIST, nsmap={"rim": ns.RIM})
     return element

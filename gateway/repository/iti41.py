@@ -17,13 +17,13 @@ from lxml import etree
 from gateway.errors import XDSError, XDSRepositoryMetadataError
 from gateway.metadata.ebrim import build_submit_objects_request, parse_submit_objects_request
 from gateway.metadata.model import Submission
+from gateway.metadata.retrieve import failure_body
 from gateway.repository.actor import Repository
 from gateway.repository.model import ProvidedDocument
 from gateway.repository.registry_client import submission_facts
 from gateway.soap import ns
 from gateway.soap.dispatch import Context, Handler
 from gateway.soap.message import Addressing, Attachment, SoapRequest, SoapResponse, xop_include
-from gateway.soap.registry_response import failure_body
 from gateway.soap.transactions import ITI_41
 
 TRANSACTION = ITI_41

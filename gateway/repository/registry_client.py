@@ -32,7 +32,8 @@ from lxml import etree
 from gateway.errors import XDSError, XDSErrorList, XDSRegistryNotAvailable
 from gateway.metadata.ebrim import parse_registry_object_list, parse_submit_objects_request
 from gateway.metadata.model import DocumentEntry, Submission
-from gateway.soap import ns, registry_response
+from gateway.metadata.retrieve import build_registry_response, failure_body, status_for
+from gateway.soap import ns
 from gateway.soap.client import SoapClientError, call, make_client
 from gateway.soap.transactions import ITI_18, ITI_42, REGISTRY_PATH
 
@@ -88,7 +89,7 @@ class InProcessRegistryClient:
         try:
             return self._register(request)
         except XDSError as error:
-            return registry_response.failure_body(ITI_42, error)
+            return failure_body(ITI_42, error)
         except Exception as exc:
             log.exception("in-process registry failed on ITI-42")
             raise XDSRegistryNotAvailable(f"The registry failed: {exc}") from exc
@@ -203,7 +204,7 @@ def model_register(register: ModelRegisterFunc) -> RegisterFunc:
 
     def register_element(request: etree._Element) -> etree._Element:
         warnings = list(register(parse_submit_objects_request(request)))
-        return registry_response.registry_response(registry_response.status_for(warnings), warnings)
+        return build_registry_response(status_for(warnings), warnings)
 
     return register_element
 
