@@ -8,8 +8,8 @@ returned whole, Failure included, because the caller decides per document what i
 
 MTOM parts of retrieve answers arrive as temporary files in ``spool_dir`` (parts above
 ``memory_threshold``; smaller ones stay in memory); the caller owns them: ``save_to`` each one
-it keeps, :meth:`RetrieveResult.discard` the rest. A spool folder on the same file system as the
-destination makes saving a rename.
+it keeps, :meth:`RetrieveDocumentSetResponse.discard` the rest. A spool folder on the same file
+system as the destination makes saving a rename.
 
 Each client keeps one zeep client per thread (a ``requests`` session is not meant to be shared
 between threads), so one instance can serve a thread pool.
@@ -30,14 +30,6 @@ import requests
 import zeep
 
 from gateway.consumer.errors import PeerError, RequestFailed
-from gateway.consumer.wire import (
-    DocumentRef,
-    ImagingRef,
-    RetrieveResult,
-    build_imaging_request,
-    build_retrieve_request,
-    parse_retrieve_response,
-)
 from gateway.errors import XDSError
 from gateway.metadata.query import (
     LEAF_CLASS,
@@ -47,8 +39,17 @@ from gateway.metadata.query import (
     build_query_request,
     parse_query_response,
 )
+from gateway.metadata.retrieve import (
+    DocumentRequest,
+    ImagingDocumentRequest,
+    ResponseFormatError,
+    RetrieveDocumentSetResponse,
+    RetrieveImagingDocumentSetRequest,
+    build_imaging_request,
+    build_retrieve_request,
+    parse_retrieve_response,
+)
 from gateway.soap.client import ClientResponse, SoapClientError, call, make_client
-from gateway.soap.registry_response import ResponseFormatError
 from gateway.soap.transactions import ITI_18, ITI_43, RAD_69, Transaction
 
 DEFAULT_MEMORY_THRESHOLD = 1024 * 1024
@@ -149,7 +150,7 @@ class RegistryQueryClient(_Client):
 
 
 class _RetrieveClient(_Client):
-    def _retrieve(self, body: object) -> RetrieveResult:
+    def _retrieve(self, body: object) -> RetrieveDocumentSetResponse:
         answer = self._call(body)
         try:
             return parse_retrieve_response(answer.body, answer.attachments)
@@ -165,7 +166,7 @@ class RepositoryRetrieveClient(_RetrieveClient):
 
     transaction = ITI_43
 
-    def retrieve(self, refs: Sequence[DocumentRef]) -> RetrieveResult:
+    def retrieve(self, refs: Sequence[DocumentRequest]) -> RetrieveDocumentSetResponse:
         """Retrieve documents; the result holds what came back and the errors for the rest.
 
         Standard: ITI TF-2 §3.43.4.1, §3.43.4.2. Raises: PeerError (no usable answer).
@@ -179,12 +180,13 @@ class ImagingSourceClient(_RetrieveClient):
     transaction = RAD_69
 
     def retrieve(
-        self, refs: Sequence[ImagingRef], transfer_syntaxes: Sequence[str]
-    ) -> RetrieveResult:
+        self, refs: Sequence[ImagingDocumentRequest], transfer_syntaxes: Sequence[str]
+    ) -> RetrieveDocumentSetResponse:
         """Retrieve instances in one of ``transfer_syntaxes``; the result holds the instances
         returned (MTOM parts) and the errors for the others.
 
         Standard: RAD TF-3 §4.69.4.1.2 (request), §4.69.4.2.2-§4.69.4.2.3 (response).
         Raises: PeerError (no usable answer).
         """
-        return self._retrieve(build_imaging_request(refs, transfer_syntaxes))
+        request = RetrieveImagingDocumentSetRequest.of(refs, transfer_syntaxes)
+        return self._retrieve(build_imaging_request(request))

@@ -49,8 +49,12 @@ from gateway.consumer.report import (
 )
 from gateway.consumer.settings import ConsumerSettings
 from gateway.consumer.store import Destination
-from gateway.consumer.wire import DocumentRef, ImagingRef, RetrieveResult
 from gateway.metadata.model import DocumentEntry
+from gateway.metadata.retrieve import (
+    DocumentRequest,
+    ImagingDocumentRequest,
+    RetrieveDocumentSetResponse,
+)
 from gateway.progress import Progress, short_uid
 
 log = logging.getLogger("gateway.consumer")
@@ -60,8 +64,8 @@ class ImagingSource(Protocol):
     """What the fetch needs of an imaging document source (:class:`ImagingSourceClient`)."""
 
     def retrieve(
-        self, refs: Sequence[ImagingRef], transfer_syntaxes: Sequence[str]
-    ) -> RetrieveResult: ...
+        self, refs: Sequence[ImagingDocumentRequest], transfer_syntaxes: Sequence[str]
+    ) -> RetrieveDocumentSetResponse: ...
 
 
 class StudyFetcher:
@@ -138,7 +142,7 @@ class StudyFetcher:
 
     @staticmethod
     def _read_manifests(
-        entries: Sequence[DocumentEntry], result: RetrieveResult, problems: list[str]
+        entries: Sequence[DocumentEntry], result: RetrieveDocumentSetResponse, problems: list[str]
     ) -> list[Manifest]:
         by_uid = {document.document_unique_id: document for document in result.documents}
         manifests = []
@@ -146,7 +150,7 @@ class StudyFetcher:
             for entry in entries:
                 document = by_uid.get(entry.unique_id or "")
                 if document is None:
-                    errors = "; ".join(str(e) for e in result.errors) or result.status
+                    errors = "; ".join(str(e) for e in result.errors) or result.status.short
                     problems.append(f"manifest {entry.unique_id} not retrieved ({errors})")
                     continue
                 try:
@@ -260,13 +264,13 @@ class StudyFetcher:
         failures: dict[str, str] = {}
         batches = plan_batches(todo, self.settings.batch_size)
         pool = ThreadPoolExecutor(max_workers=self.settings.parallel_requests)
-        pending: dict[Future[RetrieveResult], list[InstanceRef]] = {}
+        pending: dict[Future[RetrieveDocumentSetResponse], list[InstanceRef]] = {}
         try:
             for location, batch in batches:
                 client = self._source(location)
                 syntaxes = request.transfer_syntaxes
                 future = pool.submit(
-                    client.retrieve, [ref.imaging_ref() for ref in batch], syntaxes
+                    client.retrieve, [ref.imaging_request() for ref in batch], syntaxes
                 )
                 pending[future] = batch
             while pending:
@@ -286,7 +290,7 @@ class StudyFetcher:
         self,
         request: FetchRequest,
         batch: Sequence[InstanceRef],
-        future: Future[RetrieveResult],
+        future: Future[RetrieveDocumentSetResponse],
         outcome: StudyOutcome,
         progress: Progress,
     ) -> dict[str, str]:
@@ -307,8 +311,8 @@ class StudyFetcher:
         return reasons
 
 
-def _document_ref(entry: DocumentEntry, repository_id: str) -> DocumentRef:
-    return DocumentRef(
+def _document_ref(entry: DocumentEntry, repository_id: str) -> DocumentRequest:
+    return DocumentRequest(
         repository_unique_id=repository_id,
         document_unique_id=entry.unique_id or "",
         home_community_id=entry.home_community_id,

@@ -20,15 +20,14 @@ from typing import Any, Protocol
 
 from gateway.metadata.model import Submission
 from gateway.metadata.provide import build_provide_request
-from gateway.soap.client import SoapClientError, call, make_client
-from gateway.soap.message import Attachment, Element
-from gateway.soap.registry_response import (
+from gateway.metadata.retrieve import (
     ResponseFormatError,
-    ResponseStatus,
+    Status,
     read_registry_response,
     response_status,
-    short_status,
 )
+from gateway.soap.client import SoapClientError, call, make_client
+from gateway.soap.message import Attachment, Element
 from gateway.soap.transactions import ITI_41, REPOSITORY_PATH
 
 ACTION = ITI_41.action
@@ -118,17 +117,6 @@ def build_request(submission: Submission, document_id: str, attachment: Attachme
     return build_provide_request(submission, [(document_id, attachment.content_id)])
 
 
-def read_response(element: Element) -> ResponseStatus:
-    """Read the repository's rs:RegistryResponse (ebRS 3.0 §2.1.3, ITI TF-3 §4.2.4).
-
-    Raises: PublishError for any other answer.
-    """
-    try:
-        return read_registry_response(element)
-    except ResponseFormatError as exc:
-        raise PublishError(f"the repository answered {exc}") from exc
-
-
 def send(client: RepositoryClient, request: Element, attachment: Attachment) -> None:
     """Send one RAD-68 request. Raises PublishError unless the repository answers Success."""
     try:
@@ -137,11 +125,13 @@ def send(client: RepositoryClient, request: Element, attachment: Attachment) -> 
         raise
     except OSError as exc:
         raise PublishError(f"repository unreachable: {exc}") from exc
-    status = read_response(response)
-    if not status.ok:
-        detail = "; ".join(str(error) for error in status.errors)
+    try:
+        answer = read_registry_response(response)
+    except ResponseFormatError as exc:
+        raise PublishError(f"the repository's answer is not usable: {exc}") from exc
+    if answer.status is not Status.SUCCESS:
+        detail = "; ".join(str(error) for error in answer.errors)
         raise PublishError(
-            f"repository answered {short_status(status.status)}"
-            + (f" ({detail})" if detail else ""),
-            codes=[error.code for error in status.errors],
+            f"repository answered {answer.status.short}" + (f" ({detail})" if detail else ""),
+            codes=[error.code for error in answer.errors],
         )

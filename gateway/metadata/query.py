@@ -4,7 +4,7 @@ A stored-query invocation is an :class:`AdhocQuery` (query id, returnType, ``hom
 ``rim:Slot`` parameters as sent). Consumers and the repository's registry client build one and
 write it with :func:`build_query_request`; the registry reads it with
 :func:`parse_query_request`. The registry answers with :func:`build_query_response` (Success) or
-``gateway.soap.registry_response.failure_body`` (Failure); a consumer reads the answer with
+``gateway.metadata.retrieve.failure_body`` (Failure); a consumer reads the answer with
 :func:`parse_query_response`. The text inside a ``rim:Value`` (quoted strings, lists, numbers)
 is coded by :mod:`gateway.metadata.query_values`.
 
@@ -25,14 +25,8 @@ from lxml import etree
 from gateway.errors import XDSRegistryError
 from gateway.metadata.ebrim import build_registry_object_list, parse_registry_object_list
 from gateway.metadata.model import RegistryObject
+from gateway.metadata.retrieve import RegistryError, ResponseFormatError, Status, read_errors
 from gateway.soap import ns
-from gateway.soap.registry_response import (
-    SUCCESS,
-    ResponseError,
-    ResponseFormatError,
-    read_errors,
-    short_status,
-)
 
 LEAF_CLASS = "LeafClass"
 OBJECT_REF = "ObjectRef"
@@ -169,7 +163,7 @@ def build_query_response(objects: Iterable[RegistryObject]) -> etree._Element:
     """A Success ``query:AdhocQueryResponse`` holding ``objects`` (LeafClass objects or
     ObjectRefs). Standard: ITI TF-2 §3.18.4.1.3; query.xsd (RegistryObjectList is required)."""
     element = etree.Element(_RESPONSE, nsmap=_RESPONSE_NSMAP)
-    element.set("status", SUCCESS)
+    element.set("status", Status.SUCCESS.value)
     element.append(build_registry_object_list(list(objects)))
     return element
 
@@ -179,7 +173,7 @@ class QueryResponse:
     """An ``AdhocQueryResponse``: short status, errors and the returned objects in order."""
 
     status: str
-    errors: list[ResponseError] = field(default_factory=list)
+    errors: list[RegistryError] = field(default_factory=list)
     objects: list[RegistryObject] = field(default_factory=list)
 
 
@@ -187,13 +181,13 @@ def parse_query_response(element: etree._Element) -> QueryResponse:
     """Read a ``query:AdhocQueryResponse``.
 
     Standard: ITI TF-2 §3.18.4.1.3 (status, RegistryErrorList, RegistryObjectList).
-    Raises: ResponseFormatError for another body; XDSErrorList (XDSRegistryMetadataError) when
-    the returned metadata cannot be read.
+    Raises: ResponseFormatError for another body or status; XDSErrorList
+    (XDSRegistryMetadataError) when the returned metadata cannot be read.
     """
     if element.tag != _RESPONSE:
         raise ResponseFormatError(f"expected query:AdhocQueryResponse, got {element.tag}")
     return QueryResponse(
-        status=short_status(element.get("status", "")),
+        status=Status.parse(element.get("status")).short,
         errors=read_errors(element),
         objects=parse_registry_object_list(element),
     )

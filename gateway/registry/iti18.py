@@ -29,9 +29,9 @@ from gateway.metadata.query import (
     parse_query_request,
     query_audit_facts,
 )
+from gateway.metadata.retrieve import failure_body
 from gateway.registry.database import Database
 from gateway.registry.queries import execute
-from gateway.soap import registry_response
 from gateway.soap.dispatch import Context
 from gateway.soap.message import Element, SoapRequest, SoapResponse
 from gateway.soap.transactions import ITI_18
@@ -52,7 +52,7 @@ def failure_element(error: XDSError) -> Element:
 
     Standard: ITI TF-2 §3.18.4.1.3; ebRS 3.0 query.xsd.
     """
-    return registry_response.failure_body(ITI_18, error)
+    return failure_body(ITI_18, error)
 
 
 class StoredQueries:

@@ -39,6 +39,7 @@ from gateway.errors import ConfigError, XDSError, XDSErrorList, XDSRegistryMetad
 from gateway.metadata import ebrim
 from gateway.metadata.codes import CodeSet
 from gateway.metadata.model import DocumentEntry, Folder, Submission
+from gateway.metadata.retrieve import build_registry_response, status_for
 from gateway.metadata.validate import ITI_42 as ITI_42_RULES
 from gateway.metadata.validate import assign_uuids, validate_submission
 from gateway.registry.database import Database, db_upgrade
@@ -46,7 +47,6 @@ from gateway.registry.patients import PatientRegistry
 from gateway.registry.store import RegistrationResult, RegistryStore
 from gateway.soap.dispatch import Context, Endpoint
 from gateway.soap.message import SoapRequest, SoapResponse
-from gateway.soap.registry_response import registry_response, status_for
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -165,7 +165,7 @@ def handle(request: SoapRequest, ctx: Context, *, registry: Registry) -> SoapRes
     submission = ebrim.parse_submit_objects_request(request.body)
     ctx.audit.update(submission.audit_facts(), reply_to=request.addressing.reply_to)
     warnings = registry.register_document_set(submission)
-    return SoapResponse(body=registry_response(status_for(warnings), warnings))
+    return SoapResponse(body=build_registry_response(status_for(warnings), warnings))
 
 
 def bind(endpoint: Endpoint, registry: Registry) -> None:

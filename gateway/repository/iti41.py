@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from gateway.errors import XDSError
 from gateway.metadata.ebrim import parse_submit_objects_request
 from gateway.metadata.provide import read_documents
+from gateway.metadata.retrieve import failure_body
 from gateway.repository.actor import Repository
 from gateway.repository.model import ProvidedDocument
 from gateway.soap.dispatch import Context, Handler
 from gateway.soap.message import Attachment, Element, SoapRequest, SoapResponse
-from gateway.soap.registry_response import failure_body
 from gateway.soap.transactions import ITI_41
 
 TRANSACTION = ITI_41

@@ -38,10 +38,15 @@ from gateway.metadata.query import (
     parse_query_response,
 )
 from gateway.metadata.query_values import quote_list
-from gateway.soap import registry_response
+from gateway.metadata.retrieve import (
+    ResponseFormatError,
+    build_registry_response,
+    failure_body,
+    response_status,
+    status_for,
+)
 from gateway.soap.client import SoapClientError, call, make_client
 from gateway.soap.message import Element
-from gateway.soap.registry_response import response_status
 from gateway.soap.transactions import ITI_18, ITI_42, REGISTRY_PATH
 
 if TYPE_CHECKING:
@@ -95,7 +100,7 @@ class InProcessRegistryClient:
         try:
             return self._register(request)
         except XDSError as error:
-            return registry_response.failure_body(ITI_42, error)
+            return failure_body(ITI_42, error)
         except Exception as exc:
             log.exception("in-process registry failed on ITI-42")
             raise XDSRegistryNotAvailable(f"The registry failed: {exc}") from exc
@@ -198,7 +203,7 @@ def model_register(register: ModelRegisterFunc) -> RegisterFunc:
 
     def register_element(request: Element) -> Element:
         warnings = list(register(parse_submit_objects_request(request)))
-        return registry_response.registry_response(registry_response.status_for(warnings), warnings)
+        return build_registry_response(status_for(warnings), warnings)
 
     return register_element
 
@@ -219,7 +224,7 @@ def registered_in(response: Element, unique_id: str, repository_unique_id: str) 
     the query failed. Standard: ITI TF-2 §3.18.4.1.3."""
     try:
         result = parse_query_response(response)
-    except (registry_response.ResponseFormatError, XDSErrorList):
+    except (ResponseFormatError, XDSErrorList):
         return None
     if result.status != "Success":
         return None

@@ -23,9 +23,10 @@ from typing import Any
 from lxml import etree
 
 from gateway.errors import XDSError, XDSRegistryError, XDSRepositoryError
+from gateway.metadata.retrieve import failure_body, read_errors
 from gateway.soap import envelope as env
 from gateway.soap import fault as faults
-from gateway.soap import mtom, ns, registry_response
+from gateway.soap import mtom, ns
 from gateway.soap.message import Attachment, SoapRequest, SoapResponse
 from gateway.soap.safexml import UnsafeXMLError, parse_bytes
 from gateway.soap.transactions import REGISTRY_PATH, Transaction
@@ -418,7 +419,7 @@ class SoapApplication:
         except faults.SoapFault:
             raise
         except XDSError as error:
-            body = registry_response.failure_body(transaction, error)
+            body = failure_body(transaction, error)
             codes = tuple(e.code for e in error)
             log.info(
                 "request %s %s failed: %s",
@@ -434,7 +435,7 @@ class SoapApplication:
             error = internal(
                 f"Internal error while processing {transaction.name} (request id {request_id})"
             )
-            body = registry_response.failure_body(transaction, error)
+            body = failure_body(transaction, error)
             return self._encode(
                 transaction, request, SoapResponse(body=body), relates, "Failure", (error.code,)
             )
@@ -537,7 +538,7 @@ def _outcome_of(body: etree._Element) -> str:
 
 
 def _error_codes(body: etree._Element) -> tuple[str, ...]:
-    return tuple(e.get("errorCode", "") for e in body.iter(ns.qname(ns.RS, "RegistryError")))
+    return tuple(error.code for error in read_errors(body))
 
 
 def _status_line(status: int) -> str:

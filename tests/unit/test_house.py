@@ -22,15 +22,6 @@ import gateway
 PACKAGE = Path(gateway.__file__).resolve().parent
 ACTOR_ROOMS = ("registry", "repository", "imaging", "consumer")
 ASSEMBLY = ("gateway.app", "gateway.cli", "gateway.demo", "gateway.__main__")
-# Retrieve bodies still built in the actors' rooms until they move to metadata/retrieve.py
-# (issue 13, "One RetrieveDocumentSet codec"); delete each entry as its file goes.
-LXML_PENDING = frozenset(
-    {
-        "gateway.repository.retrieve_codec",
-        "gateway.imaging.rad69_codec",
-        "gateway.consumer.wire",
-    }
-)
 
 
 def _modules() -> dict[str, Path]:
@@ -149,7 +140,7 @@ def test_actors_do_not_import_lxml() -> None:
     users = [
         f"{name}:{line}"
         for name, path in MODULES.items()
-        if _room(name) is not None and name not in LXML_PENDING
+        if _room(name) is not None
         for target, line in _imported(name, path)
         if target == "lxml" or target.startswith("lxml.")
     ]

@@ -10,13 +10,13 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from gateway.imaging import rad69_codec as codec
 from gateway.imaging import synthetic
 from gateway.imaging.index import PUBLISHED
+from gateway.metadata import retrieve as codec
 from gateway.metadata import vocabulary as v
+from gateway.metadata.retrieve import Status
 from gateway.soap import transactions as tx
 from gateway.soap.client import call, make_client
-from gateway.soap.registry_response import SUCCESS
 from tests.integration.imaging.conftest import Running, associate, run_storescu, storescu
 from tests.unit.imaging.support import SOURCE_UID, evidence_instances, study_spec
 
@@ -56,15 +56,17 @@ def big_study(tmp_path: Path) -> tuple[synthetic.StudySpec, list[pydicom.Dataset
     return spec, instances, synthetic.write_study(instances, tmp_path / "study")
 
 
-def retrieve(url: str, request: codec.ImagingRetrieveRequest) -> codec.ParsedResponse:
+def retrieve(
+    url: str, request: codec.RetrieveImagingDocumentSetRequest
+) -> codec.RetrieveDocumentSetResponse:
     client = make_client(url, transaction_path=tx.IMAGING_SOURCE_PATH, timeout=60)
-    response = call(client, tx.RAD_69, codec.build_request(request))
-    return codec.parse_response(response.body, response.attachments)
+    response = call(client, tx.RAD_69, codec.build_imaging_request(request))
+    return codec.parse_retrieve_response(response.body, response.attachments)
 
 
 def whole_study(
     instances: list[pydicom.Dataset], syntaxes: tuple[str, ...] = ALL_SYNTAXES
-) -> codec.ImagingRetrieveRequest:
+) -> codec.RetrieveImagingDocumentSetRequest:
     series: dict[str, list[codec.DocumentRequest]] = {}
     for ds in instances:
         series.setdefault(str(ds.SeriesInstanceUID), []).append(
@@ -79,7 +81,7 @@ def whole_study(
             for uid, docs in series.items()
         ),
     )
-    return codec.ImagingRetrieveRequest(studies=(study,), transfer_syntaxes=syntaxes)
+    return codec.RetrieveImagingDocumentSetRequest(studies=(study,), transfer_syntaxes=syntaxes)
 
 
 def test_echo_and_tcp_nodelay(running: Running) -> None:
@@ -139,7 +141,7 @@ def test_study_from_pynetdicom_and_storescu_is_published_and_retrieved_byte_for_
     assert study is not None and study.state == PUBLISHED
 
     response = retrieve(running.rad69_url, whole_study(instances))
-    assert response.status == SUCCESS and response.errors == []
+    assert response.status is Status.SUCCESS and response.errors == []
     assert len(response.documents) == 120
     sent = {
         str(ds.SOPInstanceUID): path.read_bytes() for ds, path in zip(instances, paths, strict=True)

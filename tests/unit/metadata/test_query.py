@@ -26,8 +26,8 @@ from gateway.metadata.query import (
     query_audit_facts,
 )
 from gateway.metadata.query_values import quote, quote_list
+from gateway.metadata.retrieve import ResponseFormatError
 from gateway.soap import ns
-from gateway.soap.registry_response import ResponseFormatError
 from tests.factories import make_document_entry, make_submission_set
 
 SPEC = Path(__file__).resolve().parents[4] / "shared" / "conformance" / "spec"
