@@ -54,11 +54,11 @@ class SentStudy:
 
 
 def make_study(folder: Path, patient_local: str, counts: Sequence[int] = (10, 10, 10)) -> SentStudy:
-    """A CT (explicit) / MR (implicit) / CT (JPEG) study of the affinity-domain patient."""
+    """A CT (explicit) / MR (implicit) / US (JPEG) study of the affinity-domain patient."""
     kinds = (
         ("CT", synthetic.ExplicitVRLittleEndian),
         ("MR", synthetic.ImplicitVRLittleEndian),
-        ("CT", synthetic.JPEGBaseline8Bit),
+        ("US", synthetic.JPEGBaseline8Bit),
     )
     series = tuple(
         synthetic.SeriesSpec(modality=kinds[i % 3][0], count=n, transfer_syntax=kinds[i % 3][1])
