@@ -19,6 +19,7 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from gateway import errors
+from gateway.hl7 import adt as adt_module
 from gateway.hl7 import feed
 from gateway.hl7.ack import build_ack, parse_ack
 from gateway.hl7.adt import Demographics
@@ -109,6 +110,20 @@ def undecodable(version: str) -> bytes:
         feed.parse_adt = original
 
 
+def unreadable_segment(version: str) -> bytes:
+    """The feed's answer when hl7apy cannot read PID (AE 102, the library's message inside)."""
+    original = adt_module.parse_segment
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise ValueError("hl7apy could not read the segment: " + LONG)
+
+    adt_module.parse_segment = broken
+    try:
+        return PatientFeedHandler(Sink(), DOMAIN)(adt(version))
+    finally:
+        adt_module.parse_segment = original
+
+
 # Every answer the feed handler and the MLLP layer's callbacks can give, by name:
 # (expected MSA-1, expected error code, how to get it).
 VARIANTS: dict[str, tuple[str, str | None, Variant]] = {
@@ -155,6 +170,7 @@ VARIANTS: dict[str, tuple[str, str | None, Variant]] = {
         through_feed(adt, errors.XDSUnknownPatientId(f"subsumed id {LONG} is not known")),
     ),
     "AE 207 undecodable": ("AE", "207", undecodable),
+    "AE 102 unreadable segment": ("AE", "102", unreadable_segment),
     "AR 207 oversize": (
         "AR",
         "207",
