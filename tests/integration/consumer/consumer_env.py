@@ -160,6 +160,7 @@ class Rad69Proxy:
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET address
         return f"http://{host}:{port}{IMAGING_SOURCE_PATH}"
 
     def hold_after(self, count: int) -> None:

@@ -91,7 +91,9 @@ def test_echo_and_tcp_nodelay(running: Running) -> None:
         server = running.source.scp.server
         assert server is not None
         [accepted] = server.active_associations
+        assert accepted.dul.socket is not None
         sock = accepted.dul.socket.socket
+        assert sock is not None
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         assoc.release()

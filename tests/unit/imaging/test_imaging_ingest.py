@@ -222,7 +222,12 @@ def test_write_is_atomic_and_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyP
     store = InstanceStore(tmp_path / "store", fsync=True)
     synced: list[int] = []
     real = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
     relative = store.relative_path("1.2", "1.2.3", "1.2.3.4")
     store.write_bytes(relative, b"first")
     assert len(synced) >= 2  # the file and its folder (plus the new parent folders)
