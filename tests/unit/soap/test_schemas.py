@@ -12,16 +12,16 @@ from lxml import etree
 
 from gateway.consumer import wire
 from gateway.errors import XDSRegistryError, XDSRepositoryError, XDSUnknownPatientId
-from gateway.imaging import rad69_codec
 from gateway.imaging.codes import ManifestCodes
 from gateway.imaging.entry import build_submission
 from gateway.imaging.rad68 import build_request as rad68_request
+from gateway.metadata import retrieve
 from gateway.metadata.ebrim import build_submit_objects_request
 from gateway.metadata.model import ObjectRef, RegistryObject
+from gateway.metadata.retrieve import DocumentRequest, ImagingDocumentRequest
 from gateway.registry import iti18
-from gateway.repository import iti41, retrieve_codec
-from gateway.repository.model import DocumentRequest
-from gateway.soap import ns, registry_response
+from gateway.repository import iti41
+from gateway.soap import ns
 from gateway.soap.message import Attachment
 from gateway.soap.transactions import ITI_41, ITI_42, ITI_43, RAD_69
 from gateway.soap.wsdl import render_schema, schema_directory, schema_names, wsdl_directory
@@ -93,11 +93,13 @@ REQUESTS = [
     ),
 ]
 IMAGING_REFS = [
-    wire.ImagingRef(
+    ImagingDocumentRequest(
         study_instance_uid="1.2.3",
         series_instance_uid=f"1.2.3.{series}",
-        sop_instance_uid=f"1.2.3.{series}.{n}",
-        retrieve_location_uid="1.3.6.1.4.1.21367.13.80.100",
+        document=DocumentRequest(
+            repository_unique_id="1.3.6.1.4.1.21367.13.80.100",
+            document_unique_id=f"1.2.3.{series}.{n}",
+        ),
     )
     for series in (1, 2)
     for n in (1, 2)
@@ -121,27 +123,25 @@ def _kos_submission() -> etree._Element:
     return rad68_request(submission, entry.entry_uuid, Attachment.from_bytes(b"DICM"))
 
 
-def _rad69_request() -> etree._Element:
-    parsed = rad69_codec.parse_request(
-        wire.build_imaging_request(IMAGING_REFS, ["1.2.840.10008.1.2.1"])
-    )
-    return rad69_codec.build_request(parsed)
+def _rad69_request(syntaxes: list[str]) -> etree._Element:
+    request = retrieve.RetrieveImagingDocumentSetRequest.of(IMAGING_REFS, syntaxes)
+    return retrieve.build_imaging_request(request)
 
 
 def _rad69_response() -> etree._Element:
     documents = [
-        rad69_codec.DocumentResponse(
-            repository_unique_id=ref.retrieve_location_uid,
-            document_unique_id=ref.sop_instance_uid,
+        retrieve.DocumentResponse(
+            repository_unique_id=ref.document.repository_unique_id,
+            document_unique_id=ref.document.document_unique_id,
+            mime_type="application/dicom",
             attachment=Attachment.from_bytes(b"DICM"),
         )
         for ref in IMAGING_REFS[:2]
     ]
     errors = [XDSRepositoryError("1.2.3.2.1 is not here", location="1.2.3.2.1")]
-    response = rad69_codec.RetrieveResponse(
-        status=registry_response.PARTIAL_SUCCESS, errors=errors, documents=documents
-    )
-    return rad69_codec.build_response(response)
+    response = retrieve.RetrieveDocumentSetResponse.answer(documents, errors)
+    assert response.status is retrieve.Status.PARTIAL_SUCCESS
+    return retrieve.build_retrieve_response(response)
 
 
 WRITTEN: dict[str, Callable[[], etree._Element]] = {
@@ -163,34 +163,38 @@ WRITTEN: dict[str, Callable[[], etree._Element]] = {
         [wire.QuerySlot("$uuid", ("('urn:uuid:1','urn:uuid:2')",))],
         return_type=wire.RETURN_OBJECT_REF,
     ),
-    "ITI-43 request (consumer)": lambda: wire.build_retrieve_request(
-        [wire.DocumentRef(repository_unique_id="1.2", document_unique_id="3.4")]
-    ),
-    "ITI-43 request (repository codec)": lambda: retrieve_codec.build_request(REQUESTS),
-    "RAD-69 request (consumer)": lambda: wire.build_imaging_request(
-        IMAGING_REFS, ["1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.1"]
-    ),
-    "RAD-69 request (imaging codec)": _rad69_request,
+    "ITI-43 request": lambda: retrieve.build_retrieve_request(REQUESTS),
+    "RAD-69 request": lambda: _rad69_request(["1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.1"]),
     # responses of the gateway's endpoints
-    "RegistryResponse Success": lambda: registry_response.registry_response(
-        registry_response.SUCCESS
-    ),
-    "ITI-42 failure": lambda: registry_response.failure_body(
+    "RegistryResponse Success": lambda: retrieve.build_registry_response(retrieve.Status.SUCCESS),
+    "ITI-42 failure": lambda: retrieve.failure_body(
         ITI_42, [XDSUnknownPatientId("PAT-1 unknown", location="urn:uuid:1"), XDSRegistryError("x")]
     ),
-    "ITI-41 failure": lambda: registry_response.failure_body(ITI_41, [XDSRepositoryError("x")]),
+    "ITI-41 failure": lambda: retrieve.failure_body(ITI_41, [XDSRepositoryError("x")]),
     "ITI-18 LeafClass": lambda: iti18.response_element(_submission_objects()),
     "ITI-18 ObjectRef": lambda: iti18.response_element(
         [ObjectRef(entry_uuid="urn:uuid:" + "2" * 32, home_community_id=HOME)]
     ),
     "ITI-18 empty": lambda: iti18.response_element([]),
     "ITI-18 failure": lambda: iti18.failure_element(XDSRegistryError("stored query failed")),
-    "ITI-43 Success": lambda: retrieve_codec.build_response(
-        "Success", [], [(r, "application/pdf", f"doc{n}@x") for n, r in enumerate(REQUESTS)]
+    "ITI-43 Success": lambda: retrieve.build_retrieve_response(
+        retrieve.RetrieveDocumentSetResponse.answer(
+            [
+                retrieve.DocumentResponse(
+                    repository_unique_id=r.repository_unique_id,
+                    document_unique_id=r.document_unique_id,
+                    home_community_id=r.home_community_id,
+                    mime_type="application/pdf",
+                    attachment=Attachment.from_bytes(b"%PDF"),
+                )
+                for r in REQUESTS
+            ],
+            [],
+        )
     ),
-    "ITI-43 failure": lambda: registry_response.failure_body(ITI_43, [XDSRepositoryError("x")]),
+    "ITI-43 failure": lambda: retrieve.failure_body(ITI_43, [XDSRepositoryError("x")]),
     "RAD-69 PartialSuccess": _rad69_response,
-    "RAD-69 failure": lambda: registry_response.failure_body(RAD_69, [XDSRepositoryError("x")]),
+    "RAD-69 failure": lambda: retrieve.failure_body(RAD_69, [XDSRepositoryError("x")]),
 }
 
 
@@ -207,6 +211,6 @@ def test_what_the_gateway_writes_is_valid_against_ours_and_the_official(name: st
 
 def test_a_wrong_body_is_invalid_against_ours() -> None:
     # The check above can fail: the same kind of body with a required element missing.
-    body = retrieve_codec.build_request(REQUESTS)
+    body = retrieve.build_retrieve_request(REQUESTS)
     body[0].remove(body[0].find(ns.qname(ns.XDSB, "DocumentUniqueId")))
     assert schemas.errors(schemas.ours(), body)
