@@ -236,8 +236,8 @@ def _generate(
             body_part="HEAD",
             transfer_syntax=synthetic.ImplicitVRLittleEndian,
         ),
-        synthetic.SeriesSpec(
-            modality="CT",
+        synthetic.SeriesSpec(  # JPEG Baseline is 8-bit: an ultrasound, not a CT (12-16 bit)
+            modality="US",
             count=third,
             body_part="ABDOMEN",
             transfer_syntax=synthetic.JPEGBaseline8Bit,
@@ -282,7 +282,7 @@ def send_files(
     ae_title, host, port = target
     ae = AE(ae_title=calling_ae_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
-    pairs: dict[tuple[str, str], None] = {}  # (SOP Class, transfer syntax), in order
+    pairs: dict[tuple[str, str], None] = {}  # ordered set of (SOP Class, syntax)
     for path in paths:
         meta = dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"]).file_meta
         pairs[(str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID))] = None

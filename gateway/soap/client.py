@@ -7,10 +7,11 @@ MTOM/XOP package when the transaction uses MTOM, attachments streamed from memor
 the answer itself, spooling attachments of an MTOM response to temporary files instead of holding
 them in zeep's in-memory MessagePack.
 
-zeep builds the envelope with an empty request element (our WSDL types are open content) and
-``call`` then puts a copy of the caller's body element in its place, so the standard XML goes out
-exactly as built. Consequence: zeep egress plugins and zeep WS-Security see the envelope before the
-body is in place; use them for headers only (IHE secures XDS with TLS, ITI-19, not WS-Security).
+zeep builds the envelope with an empty request element (every child passed as ``SkipValue``, so
+zeep's typed serializer writes none and checks no cardinality) and ``call`` then puts a copy of the
+caller's body element in its place, so the standard XML goes out exactly as built. Consequence:
+zeep egress plugins and zeep WS-Security see the envelope before the body is in place; use them
+for headers only (IHE secures XDS with TLS, ITI-19, not WS-Security).
 
 Standards: SOAP 1.2 Part 1 §5 (envelope, §5.4 faults) and Part 2 §7 (HTTP binding, §7.1.4 action
 parameter); WS-Addressing 1.0 Core §3 and SOAP Binding §2-§3; ITI TF-2 Appendix V §V.3.2.1 (IHE
@@ -49,7 +50,7 @@ from gateway.soap.client_transport import (
 from gateway.soap.envelope import new_message_id
 from gateway.soap.message import Attachment, cid_from_href
 from gateway.soap.transactions import Transaction
-from gateway.soap.wsdl import render_wsdl
+from gateway.soap.wsdl import local_schema_base, render_wsdl
 
 __all__ = [
     "AddressingPlugin",
@@ -207,8 +208,9 @@ def make_client(
     """Build a zeep client for the peer endpoint at ``address`` serving ``transaction_path``.
 
     The WSDL is the gateway's own for that path, rendered locally with ``address`` as its
-    soap12:address; ``verify``/``cert`` are passed to every request (requests semantics: CA bundle
-    path or bool; client certificate and key files, ITI-19). MTOM response attachments larger than
+    soap12:address and its schemas read from the installed schema folder; ``verify``/``cert`` are
+    passed to every request (requests semantics: CA bundle path or bool; client certificate and
+    key files, ITI-19). MTOM response attachments larger than
     ``memory_threshold`` are spooled to ``spool_dir`` (default: the system temp folder).
     Raises:
         ValueError: ``transaction_path`` is no endpoint of the gateway.
@@ -226,7 +228,7 @@ def make_client(
     settings = zeep.Settings(
         strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True
     )
-    wsdl = BytesIO(render_wsdl(transaction_path, address))
+    wsdl = BytesIO(render_wsdl(transaction_path, address, schema_base=local_schema_base()))
     return zeep.Client(wsdl, transport=transport, plugins=[AddressingPlugin()], settings=settings)
 
 
@@ -254,7 +256,10 @@ def call(
     if not isinstance(transport, MtomTransport):
         raise TypeError("call() needs a client built by make_client()")
     service = client.service
-    envelope = client.create_message(service, transaction.operation)
+    # An empty body element: SkipValue for each of its children (the body is replaced below).
+    children = client.get_element(transaction.request_qname).type.elements
+    skip = {name: zeep.xsd.SkipValue for name, _element in children}
+    envelope = client.create_message(service, transaction.operation, **skip)
     body_el = envelope.find(ns.qname(_ENV, "Body"))
     placeholder = body_el[0] if body_el is not None and len(body_el) else None
     if placeholder is None or placeholder.tag != transaction.request_qname:

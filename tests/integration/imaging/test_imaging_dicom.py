@@ -23,6 +23,7 @@ from tests.unit.imaging.support import SOURCE_UID, evidence_instances, study_spe
 VERIFICATION = "1.2.840.10008.1.1"
 CT = synthetic.SOP_CLASSES["CT"]
 MR = synthetic.SOP_CLASSES["MR"]
+US = synthetic.SOP_CLASSES["US"]
 ALL_SYNTAXES = (
     "1.2.840.10008.1.2.1",
     "1.2.840.10008.1.2",
@@ -32,7 +33,7 @@ ALL_SYNTAXES = (
 
 
 def big_study(tmp_path: Path) -> tuple[synthetic.StudySpec, list[pydicom.Dataset], list[Path]]:
-    """3 series, 120 instances: CT explicit, MR implicit (half deflated), CT JPEG."""
+    """3 series, 120 instances: CT explicit, MR implicit (half deflated), US JPEG."""
     spec = study_spec(
         series=(
             synthetic.SeriesSpec(modality="CT", count=40, body_part="CHEST"),
@@ -43,7 +44,7 @@ def big_study(tmp_path: Path) -> tuple[synthetic.StudySpec, list[pydicom.Dataset
                 transfer_syntax=synthetic.ImplicitVRLittleEndian,
             ),
             synthetic.SeriesSpec(
-                modality="CT",
+                modality="US",
                 count=40,
                 body_part="ABDOMEN",
                 transfer_syntax=synthetic.JPEGBaseline8Bit,
@@ -92,7 +93,9 @@ def test_echo_and_tcp_nodelay(running: Running) -> None:
         server = running.source.scp.server
         assert server is not None
         [accepted] = server.active_associations
+        assert accepted.dul.socket is not None
         sock = accepted.dul.socket.socket
+        assert sock is not None
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         assoc.release()
@@ -117,7 +120,7 @@ def test_study_from_pynetdicom_and_storescu_is_published_and_retrieved_byte_for_
         run_storescu(running.host, running.port, series[3], "-xy")  # propose JPEG Baseline
     else:  # still the whole study, from pynetdicom only (the dcmtk part is skipped)
         by_pynetdicom = paths
-    assoc = associate(running.host, running.port, [CT, MR])
+    assoc = associate(running.host, running.port, [CT, MR, US])
     try:
         for path in by_pynetdicom:
             assert assoc.send_c_store(path).Status == 0x0000
