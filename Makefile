@@ -1,12 +1,12 @@
 # Quick start: `make run` (set up .venv, start every actor on the embedded defaults)
-#              `make test` (same set-up, then ruff and the whole test suite).
+#              `make test` (same set-up, then ruff, mypy and the whole test suite).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINT_DIRS := $(wildcard gateway tests bench)
 
-.PHONY: run test lint venv clean
+.PHONY: run test lint typecheck venv clean
 
 venv: $(STAMP)
 
@@ -23,7 +23,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 
-test: $(STAMP) lint
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

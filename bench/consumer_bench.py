@@ -34,16 +34,16 @@ sys.path.insert(0, str(ROOT))
 from gateway.app import Gateway  # noqa: E402
 from gateway.config import load_settings  # noqa: E402
 from gateway.consumer.clients import RegistryQueryClient, RepositoryRetrieveClient  # noqa: E402
-from gateway.consumer.demo import send_files  # noqa: E402
 from gateway.consumer.fetch import FetchRequest, StudyFetcher  # noqa: E402
 from gateway.consumer.queries import KOS_FORMAT_CODE, QueryOptions, build_slots  # noqa: E402
 from gateway.consumer.settings import ConsumerSettings, consumer_settings  # noqa: E402
 from gateway.consumer.store import FolderDestination  # noqa: E402
 from gateway.consumer.table import study_uids  # noqa: E402
-from gateway.consumer.wire import DocumentRef  # noqa: E402
+from gateway.demo import send_files  # noqa: E402
 from gateway.hl7.mllp import send_messages  # noqa: E402
 from gateway.imaging import synthetic  # noqa: E402
 from gateway.metadata.model import DocumentEntry  # noqa: E402
+from gateway.metadata.retrieve import DocumentRequest  # noqa: E402
 
 DOMAIN = "1.3.6.1.4.1.21367.13.20.1000"
 PATIENT_LOCAL = "BENCH-0001"
@@ -179,7 +179,7 @@ def parts(
 ) -> None:
     query = median_of(args.rounds, lambda: find_manifest(consumer, study_uid))
     repository = RepositoryRetrieveClient(consumer.repository_url(entry.repository_unique_id or ""))
-    ref = DocumentRef(
+    ref = DocumentRequest(
         repository_unique_id=entry.repository_unique_id or "",
         document_unique_id=entry.unique_id or "",
     )

@@ -41,16 +41,16 @@ sys.path.insert(0, str(ROOT))
 
 from pynetdicom import AE, evt  # noqa: E402
 
-from gateway.imaging import rad69_codec, synthetic  # noqa: E402
+from gateway.imaging import synthetic  # noqa: E402
 from gateway.imaging.index import ImagingIndex  # noqa: E402
 from gateway.imaging.rad68 import InProcessRepositoryClient  # noqa: E402
 from gateway.imaging.source import ImagingSource  # noqa: E402
 from gateway.imaging.storescp import set_nodelay  # noqa: E402
+from gateway.metadata import retrieve as codec  # noqa: E402
 from gateway.soap import transactions as tx  # noqa: E402
 from gateway.soap.client import addressing_headers  # noqa: E402
 from gateway.soap.dispatch import Context, Limits, SoapApplication  # noqa: E402
 from gateway.soap.message import Attachment, SoapRequest, SoapResponse  # noqa: E402
-from gateway.soap.registry_response import SUCCESS, registry_response  # noqa: E402
 from gateway.soap.server import HttpServer  # noqa: E402
 
 SOURCE_UID = "1.3.6.1.4.1.21367.13.80.100"
@@ -78,7 +78,9 @@ def new_source(work: Path, *, fsync: bool) -> ImagingSource:
         ae_title=AE_TITLE,
         storage_dir=work / "store",
         index=index,
-        repository=InProcessRepositoryClient(lambda *_: registry_response(SUCCESS)),
+        repository=InProcessRepositoryClient(
+            lambda *_: codec.build_registry_response(codec.Status.SUCCESS)
+        ),
         domain_oid="1.3.6.1.4.1.21367.13.20.1000",
         port=0,
         study_idle_seconds=3600,
@@ -178,23 +180,19 @@ def _study_of(path: Path) -> str:
 
 def whole_study_request(
     source: ImagingSource, study_uid: str
-) -> rad69_codec.ImagingRetrieveRequest:
-    series: dict[str, list[rad69_codec.DocumentRequest]] = {}
-    for record in source.index.instances_of_study(study_uid):
-        series.setdefault(record.series_instance_uid, []).append(
-            rad69_codec.DocumentRequest(
+) -> codec.RetrieveImagingDocumentSetRequest:
+    instances = [
+        codec.ImagingDocumentRequest(
+            study_instance_uid=study_uid,
+            series_instance_uid=record.series_instance_uid,
+            document=codec.DocumentRequest(
                 repository_unique_id=SOURCE_UID, document_unique_id=record.sop_instance_uid
-            )
+            ),
         )
-    study = rad69_codec.StudyRequest(
-        study_instance_uid=study_uid,
-        series=tuple(
-            rad69_codec.SeriesRequest(series_instance_uid=uid, documents=tuple(docs))
-            for uid, docs in series.items()
-        ),
-    )
-    return rad69_codec.ImagingRetrieveRequest(
-        studies=(study,), transfer_syntaxes=(synthetic.ExplicitVRLittleEndian,)
+        for record in source.index.instances_of_study(study_uid)
+    ]
+    return codec.RetrieveImagingDocumentSetRequest.of(
+        instances, (synthetic.ExplicitVRLittleEndian,)
     )
 
 
@@ -222,18 +220,21 @@ def serve(data: Path) -> int:
     def baseline(request: SoapRequest, ctx: Context) -> SoapResponse:
         """The same files, streamed as an ITI-43 response with no lookup work."""
         documents = [
-            rad69_codec.DocumentResponse(
+            codec.DocumentResponse(
                 repository_unique_id=SOURCE_UID,
                 document_unique_id=record.sop_instance_uid,
+                mime_type="application/dicom",
                 attachment=Attachment.from_file(
                     source.store.path(record.path), content_type="application/dicom"
                 ),
             )
             for record in records
         ]
-        response = rad69_codec.RetrieveResponse(status=SUCCESS, documents=documents)
+        response = codec.RetrieveDocumentSetResponse(
+            status=codec.Status.SUCCESS, documents=documents
+        )
         return SoapResponse(
-            body=rad69_codec.build_response(response),
+            body=codec.build_retrieve_response(response),
             attachments=[d.attachment for d in documents],
             mtom=True,
         )
@@ -272,7 +273,7 @@ def post_mb_per_second(url: str, action: str, body: bytes, rounds: int) -> tuple
 
 def retrieve_rates(data: Path, study_uid: str, rounds: int) -> tuple[float, float, int]:
     source = new_source(data, fsync=False)
-    request = rad69_codec.build_request(whole_study_request(source, study_uid))
+    request = codec.build_imaging_request(whole_study_request(source, study_uid))
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(data)], stdout=subprocess.PIPE, text=True
     )

@@ -16,8 +16,8 @@ import registry_data as data
 from lxml import etree
 
 from gateway.metadata import vocabulary as v
+from gateway.metadata.query_values import quote, quote_list
 from gateway.registry.queries import table as t
-from gateway.registry.queries.values import quote, quote_list
 from gateway.soap import ns
 from gateway.soap.transactions import ITI_18
 

@@ -38,9 +38,9 @@ from lxml import etree
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gateway.metadata.provide import build_provide_request  # noqa: E402
+from gateway.metadata.retrieve import DocumentRequest, build_retrieve_request  # noqa: E402
 from gateway.repository import iti41  # noqa: E402
-from gateway.repository.model import DocumentRequest  # noqa: E402
-from gateway.repository.retrieve_codec import build_request  # noqa: E402
 from gateway.repository.template import FillOptions, default_submission, fill  # noqa: E402
 from gateway.soap import mtom, ns  # noqa: E402
 from gateway.soap.client import addressing_headers  # noqa: E402
@@ -74,7 +74,7 @@ def provide_message(url: str, data: bytes, patient: str) -> tuple[str, bytes, st
         sha1=None,
     )
     attachment = Attachment.from_bytes(data, content_type="application/octet-stream")
-    body = iti41.build_request(submission, [(entry.entry_uuid, attachment.content_id)])
+    body = build_provide_request(submission, [(entry.entry_uuid, attachment.content_id)])
     xml = _envelope(body, ITI_41.action, url)
     content_type, _length, chunks = mtom.build_mtom(xml, [attachment], soap_action=ITI_41.action)
     return content_type, b"".join(chunks), entry.unique_id or ""
@@ -82,7 +82,7 @@ def provide_message(url: str, data: bytes, patient: str) -> tuple[str, bytes, st
 
 def retrieve_message(url: str, uid: str) -> tuple[str, bytes]:
     request = DocumentRequest(repository_unique_id=REPOSITORY_UID, document_unique_id=uid)
-    xml = _envelope(build_request([request]), ITI_43.action, url)
+    xml = _envelope(build_retrieve_request([request]), ITI_43.action, url)
     return f'application/soap+xml; charset=UTF-8; action="{ITI_43.action}"', xml
 
 
@@ -248,10 +248,10 @@ def serve() -> int:
     from gateway.app import Gateway
     from gateway.cli import run_until_signalled
     from gateway.config import load_settings
+    from gateway.metadata.retrieve import Status, build_registry_response
     from gateway.repository import iti43
     from gateway.repository.actor import Repository
     from gateway.repository.registry_client import InProcessRegistryClient
-    from gateway.soap import registry_response
     from gateway.soap.dispatch import SoapApplication
     from gateway.soap.transactions import ENDPOINTS, REPOSITORY_PATH
 
@@ -259,9 +259,7 @@ def serve() -> int:
         os.environ[f"XDSI_{section}_ENABLED"] = "false"
     os.environ.update({"XDSI_HTTP_PORT": "0", "XDSI_LOG_LEVEL": "WARNING"})
     settings = load_settings()
-    accept = InProcessRegistryClient(
-        lambda _request: registry_response.registry_response(registry_response.SUCCESS)
-    )
+    accept = InProcessRegistryClient(lambda _request: build_registry_response(Status.SUCCESS))
     repository = Repository.open(
         settings.data_dir / "repository", unique_id=REPOSITORY_UID, registry=accept
     )

@@ -19,11 +19,10 @@ from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.logsetup import access_log_observer
 from gateway.soap import transactions as tx
-from gateway.soap.dispatch import Limits, SoapApplication
+from gateway.soap.dispatch import Limits, Observer, SoapApplication
 from gateway.soap.server import HttpServer
 
 if TYPE_CHECKING:
-    from gateway.audit.trail import AuditTrail
     from gateway.hl7.mllp import MLLPServer
     from gateway.imaging.source import ImagingSource
     from gateway.registry.iti18 import StoredQueries
@@ -69,7 +68,7 @@ class Gateway:
             max_xml_depth=settings.soap.max_xml_depth,
             memory_threshold=settings.soap.memory_threshold,
         )
-        observers: list[Callable[[Any], None]] = [access_log_observer]
+        observers: list[Observer] = [access_log_observer]
         if settings.audit.enabled:
             observers.append(
                 self.audit.soap_observer(lambda: settings.http.public_url or self.base_url)
@@ -104,13 +103,6 @@ class Gateway:
         context = self.tls.client(check_hostname=self.settings.tls.verify_hostname)
         return lambda: requests_session(context)
 
-    def _trail(self) -> AuditTrail:
-        """The audit trail, where ``audit.enabled`` says there is one (ITI-20)."""
-        from gateway.audit.trail import AuditTrail
-
-        assert isinstance(self.audit, AuditTrail), "audit.enabled is false"
-        return self.audit
-
     def _https_adapter(self) -> Any:
         if self.tls is None:
             return None
@@ -130,7 +122,7 @@ class Gateway:
                     events.node_authentication_failure(
                         remote_host=peer,
                         reason=reason,
-                        local=self._trail().local_participant(listener),
+                        local=self.audit.local_participant(listener),
                         listener=listener,
                     )
                 )
@@ -150,7 +142,7 @@ class Gateway:
                     transaction=transaction,
                     remote_host=remote,
                     peer_subject=peer.subject if peer is not None else None,
-                    local=self._trail().local_participant(where),
+                    local=self.audit.local_participant(where),
                     reason=reason,
                 )
             )
@@ -269,7 +261,7 @@ class Gateway:
                     sending=f"{header.sending_application}|{header.sending_facility}",
                     receiving=f"{header.receiving_application}|{header.receiving_facility}",
                     sending_host=None,
-                    receiving_host=self._trail().hostname,
+                    receiving_host=self.audit.hostname,
                     patient_ids=ids,
                     message_control_id=event.message_control_id,
                     trigger=event.trigger,

@@ -104,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     consumer_cli.add_query_arguments(query)
     query.set_defaults(func=lambda a: consumer_cli.run_query(a, _settings(a)))
+    from gateway import demo as demo_module
+
     demo = sub.add_parser(
         "demo",
         help="show the whole XDS-I.b exchange on a temporary data folder",
@@ -111,8 +113,8 @@ def _parser() -> argparse.ArgumentParser:
         "a generated study over DICOM, wait for its manifest, query, fetch it back, verify every "
         "instance byte for byte, print each step with timings, and clean up.",
     )
-    consumer_cli.add_demo_arguments(demo)
-    demo.set_defaults(func=consumer_cli.run_demo)
+    demo_module.add_arguments(demo)
+    demo.set_defaults(func=demo_module.run)
 
     publish = sub.add_parser(
         "publish",

@@ -280,6 +280,11 @@ class AuditTrail:
 class NullAuditTrail:
     """Auditing switched off: the same interface, doing nothing."""
 
+    @property
+    def hostname(self) -> str:
+        # No DNS lookup (getfqdn) for a trail that records nothing.
+        return socket.gethostname() or "localhost"
+
     def start(self) -> None: ...
 
     def stop(self, timeout: float = 10.0) -> None: ...
@@ -293,6 +298,12 @@ class NullAuditTrail:
         return lambda _completed: None
 
     def record_client_call(self, transaction: str, **_kwargs: Any) -> None: ...
+
+    def local_participant(self, user_id: str, *, host: str | None = None) -> Participant:
+        """This process as a participant, as :meth:`AuditTrail.local_participant` gives it."""
+        return Participant(
+            user_id=user_id, alternative_user_id=str(os.getpid()), host=host or self.hostname
+        )
 
 
 def default_source_id(app_name: str = "xdsi-gateway") -> str:

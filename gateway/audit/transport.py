@@ -137,12 +137,14 @@ class UdpSyslog:
         self._address: tuple[str, int] | None = None
 
     def write(self, messages: Sequence[bytes]) -> None:
-        if self._sock is None:
+        if self._sock is None or self._address is None:
             family, _type, _proto, _name, address = socket.getaddrinfo(
                 self.host, self.port, type=socket.SOCK_DGRAM
             )[0]
             self._sock = socket.socket(family, socket.SOCK_DGRAM)
-            self._address = address[:2]
+            # (host, port) of an AF_INET or AF_INET6 address; getaddrinfo's typing also allows
+            # the (int, bytes) form of AF_UNIX-like families, which a host name never gives.
+            self._address = (str(address[0]), int(address[1]))
         for message in messages:
             if len(message) > MAX_UDP_PAYLOAD:
                 log.error("audit: record of %d bytes is too large for UDP; dropped", len(message))

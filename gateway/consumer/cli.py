@@ -6,7 +6,8 @@
     consumer_cli.add_fetch_arguments(fetch)
     fetch.set_defaults(func=lambda args: consumer_cli.run_fetch(args, _settings(args)))
 
-and likewise ``add_query_arguments``/``run_query`` and ``add_demo_arguments``/``run_demo``.
+and likewise ``add_query_arguments``/``run_query``. (``xdsi-gateway demo`` is assembly, not
+consumer: it starts a whole gateway, so it lives in :mod:`gateway.demo`.)
 
 Exit status: 0 done (every instance present); 1 something is missing or a peer failed (the
 summary says what); 2 bad options; 130 interrupted (re-running continues where it stopped).
@@ -26,7 +27,6 @@ from gateway.consumer.clients import RegistryQueryClient
 from gateway.consumer.errors import ConsumerError
 from gateway.consumer.fetch import FetchReport, FetchRequest, StudyFetcher
 from gateway.consumer.pacs import PacsDestination, parse_store_target
-from gateway.consumer.progress import MB
 from gateway.consumer.queries import (
     KOS_FORMAT_CODE,
     QUERY_IDS,
@@ -40,8 +40,9 @@ from gateway.consumer.settings import ConsumerSettings, consumer_settings
 from gateway.consumer.store import Destination, DicomdirDestination, FolderDestination
 from gateway.consumer.syntaxes import parse_transfer_syntaxes
 from gateway.consumer.table import render_json, render_table, study_uids
-from gateway.consumer.wire import RETURN_LEAF_CLASS, RETURN_OBJECT_REF
 from gateway.metadata.model import DocumentEntry
+from gateway.metadata.query import LEAF_CLASS, OBJECT_REF
+from gateway.progress import human
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_LISTED = 20  # missing instances listed one per line in the summary
@@ -196,7 +197,7 @@ def print_summary(report: FetchReport, where: str, out: TextIO) -> None:
         print(
             f"study {study.study_instance_uid}: {study.total} instance(s): "
             f"{study.present} already present, {study.fetched} fetched "
-            f"({study.bytes / MB:.1f} MB) in {study.requests} RAD-69 request(s), "
+            f"({human(study.bytes)}) in {study.requests} RAD-69 request(s), "
             f"{len(study.missing)} missing, {study.seconds:.1f} s",
             file=out,
         )
@@ -340,7 +341,7 @@ def run_query(
             cert=consumer.cert,
         )
         result = client.query(
-            query_id, slots, return_type=RETURN_OBJECT_REF if args.object_ref else RETURN_LEAF_CLASS
+            query_id, slots, return_type=OBJECT_REF if args.object_ref else LEAF_CLASS
         )
     except ConsumerError as exc:
         print(f"xdsi-gateway query: {exc}", file=err)
@@ -362,28 +363,11 @@ def run_query(
     return EXIT_OK
 
 
-# -- demo -----------------------------------------------------------------------------------------
-
-
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``xdsi-gateway demo``."""
-    from gateway.consumer.demo import add_arguments
-
-    add_arguments(parser)
-
-
-def run_demo(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    """Run ``xdsi-gateway demo``; ``settings`` are not used (the demo has its own)."""
-    from gateway.consumer.demo import run
-
-    return run(args)
-
-
 # -- standalone entry point ----------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The three consumer commands on their own (``python -m gateway.consumer.cli``), the same
+    """The two consumer commands on their own (``python -m gateway.consumer.cli``), the same
     options as under ``xdsi-gateway``."""
     parser = argparse.ArgumentParser(prog="xdsi-consumer", description="Imaging Document Consumer")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -393,9 +377,6 @@ def build_parser() -> argparse.ArgumentParser:
     query = sub.add_parser("query", help="run a stored query (ITI-18) and print the result")
     add_query_arguments(query)
     query.set_defaults(run=run_query)
-    demo = sub.add_parser("demo", help="show the whole exchange on a temporary data folder")
-    add_demo_arguments(demo)
-    demo.set_defaults(run=run_demo)
     return parser
 
 

@@ -8,8 +8,8 @@ returned whole, Failure included, because the caller decides per document what i
 
 MTOM parts of retrieve answers arrive as temporary files in ``spool_dir`` (parts above
 ``memory_threshold``; smaller ones stay in memory); the caller owns them: ``save_to`` each one
-it keeps, :meth:`RetrieveResult.discard` the rest. A spool folder on the same file system as the
-destination makes saving a rename.
+it keeps, :meth:`RetrieveDocumentSetResponse.discard` the rest. A spool folder on the same file
+system as the destination makes saving a rename.
 
 Each client holds one :class:`~gateway.soap.client.SoapClient`, which is safe to share between
 threads, so one instance can serve a thread pool.
@@ -24,24 +24,26 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from lxml import etree
-
 from gateway.consumer.errors import PeerError, RequestFailed
-from gateway.consumer.wire import (
-    RETURN_LEAF_CLASS,
-    DocumentRef,
-    ImagingRef,
+from gateway.errors import XDSError
+from gateway.metadata.query import (
+    LEAF_CLASS,
+    AdhocQuery,
     QueryResponse,
     QuerySlot,
-    ResponseFormatError,
-    RetrieveResult,
-    build_imaging_request,
     build_query_request,
-    build_retrieve_request,
     parse_query_response,
+)
+from gateway.metadata.retrieve import (
+    DocumentRequest,
+    ImagingDocumentRequest,
+    ResponseFormatError,
+    RetrieveDocumentSetResponse,
+    RetrieveImagingDocumentSetRequest,
+    build_imaging_request,
+    build_retrieve_request,
     parse_retrieve_response,
 )
-from gateway.errors import XDSError
 from gateway.soap.client import (
     ClientResponse,
     SessionFactory,
@@ -49,6 +51,7 @@ from gateway.soap.client import (
     SoapClientError,
     SoapTransportError,
 )
+from gateway.soap.message import Element
 from gateway.soap.transactions import ITI_18, ITI_43, RAD_69, Transaction
 
 DEFAULT_MEMORY_THRESHOLD = 1024 * 1024
@@ -88,7 +91,7 @@ class _Client:
             memory_threshold=memory_threshold,
         )
 
-    def _call(self, body: etree._Element) -> ClientResponse:
+    def _call(self, body: Element) -> ClientResponse:
         try:
             return self._soap.call(self.transaction, body)
         except ValueError as exc:  # TlsConfigError: unusable certificate, key or CA file
@@ -128,7 +131,7 @@ class RegistryQueryClient(_Client):
         query_id: str,
         slots: Sequence[QuerySlot],
         *,
-        return_type: str = RETURN_LEAF_CLASS,
+        return_type: str = LEAF_CLASS,
         home: str | None = None,
     ) -> QueryResponse:
         """Run a stored query; return status, errors (warnings, PartialSuccess) and objects.
@@ -136,7 +139,8 @@ class RegistryQueryClient(_Client):
         Standard: ITI TF-2 §3.18.4.1 (request), §3.18.4.1.3 (response).
         Raises: RequestFailed (status Failure), PeerError (no usable answer).
         """
-        body = build_query_request(query_id, slots, return_type=return_type, home=home)
+        query = AdhocQuery(query_id=query_id, return_type=return_type, home=home, slots=[*slots])
+        body = build_query_request(query)
         answer = self._call(body)
         try:
             result = parse_query_response(answer.body)
@@ -148,7 +152,7 @@ class RegistryQueryClient(_Client):
 
 
 class _RetrieveClient(_Client):
-    def _retrieve(self, body: etree._Element) -> RetrieveResult:
+    def _retrieve(self, body: Element) -> RetrieveDocumentSetResponse:
         answer = self._call(body)
         try:
             return parse_retrieve_response(answer.body, answer.attachments)
@@ -164,7 +168,7 @@ class RepositoryRetrieveClient(_RetrieveClient):
 
     transaction = ITI_43
 
-    def retrieve(self, refs: Sequence[DocumentRef]) -> RetrieveResult:
+    def retrieve(self, refs: Sequence[DocumentRequest]) -> RetrieveDocumentSetResponse:
         """Retrieve documents; the result holds what came back and the errors for the rest.
 
         Standard: ITI TF-2 §3.43.4.1, §3.43.4.2. Raises: PeerError (no usable answer).
@@ -178,12 +182,13 @@ class ImagingSourceClient(_RetrieveClient):
     transaction = RAD_69
 
     def retrieve(
-        self, refs: Sequence[ImagingRef], transfer_syntaxes: Sequence[str]
-    ) -> RetrieveResult:
+        self, refs: Sequence[ImagingDocumentRequest], transfer_syntaxes: Sequence[str]
+    ) -> RetrieveDocumentSetResponse:
         """Retrieve instances in one of ``transfer_syntaxes``; the result holds the instances
         returned (MTOM parts) and the errors for the others.
 
         Standard: RAD TF-3 §4.69.4.1.2 (request), §4.69.4.2.2-§4.69.4.2.3 (response).
         Raises: PeerError (no usable answer).
         """
-        return self._retrieve(build_imaging_request(refs, transfer_syntaxes))
+        request = RetrieveImagingDocumentSetRequest.of(refs, transfer_syntaxes)
+        return self._retrieve(build_imaging_request(request))

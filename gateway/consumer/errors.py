@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.consumer.wire import ResponseError
+from gateway.metadata.retrieve import RegistryError
 
 
 class ConsumerError(Exception):
@@ -33,7 +33,7 @@ class PeerError(ConsumerError):
 class RequestFailed(ConsumerError):
     """A peer answered with status Failure; ``errors`` are its RegistryErrors."""
 
-    def __init__(self, message: str, errors: Sequence[ResponseError] = ()) -> None:
+    def __init__(self, message: str, errors: Sequence[RegistryError] = ()) -> None:
         details = "; ".join(str(error) for error in errors)
         super().__init__(f"{message}: {details}" if details else message)
         self.errors = list(errors)

@@ -37,7 +37,6 @@ from gateway.consumer.manifest import (
     plan_batches,
     read_manifest,
 )
-from gateway.consumer.progress import StudyProgress
 from gateway.consumer.queries import KOS_FORMAT_CODE, QueryOptions, build_slots, modality_code
 from gateway.consumer.report import (
     FetchReport,
@@ -51,8 +50,13 @@ from gateway.consumer.report import (
 )
 from gateway.consumer.settings import ConsumerSettings
 from gateway.consumer.store import Destination
-from gateway.consumer.wire import DocumentRef, ImagingRef, RetrieveResult
 from gateway.metadata.model import DocumentEntry
+from gateway.metadata.retrieve import (
+    DocumentRequest,
+    ImagingDocumentRequest,
+    RetrieveDocumentSetResponse,
+)
+from gateway.progress import Progress, short_uid
 
 log = logging.getLogger("gateway.consumer")
 
@@ -64,8 +68,8 @@ class ImagingSource(Protocol):
     """What the fetch needs of an imaging document source (:class:`ImagingSourceClient`)."""
 
     def retrieve(
-        self, refs: Sequence[ImagingRef], transfer_syntaxes: Sequence[str]
-    ) -> RetrieveResult: ...
+        self, refs: Sequence[ImagingDocumentRequest], transfer_syntaxes: Sequence[str]
+    ) -> RetrieveDocumentSetResponse: ...
 
 
 class StudyFetcher:
@@ -171,7 +175,7 @@ class StudyFetcher:
 
     @staticmethod
     def _read_manifests(
-        entries: Sequence[DocumentEntry], result: RetrieveResult, problems: list[str]
+        entries: Sequence[DocumentEntry], result: RetrieveDocumentSetResponse, problems: list[str]
     ) -> list[Manifest]:
         by_uid = {document.document_unique_id: document for document in result.documents}
         manifests = []
@@ -179,7 +183,7 @@ class StudyFetcher:
             for entry in entries:
                 document = by_uid.get(entry.unique_id or "")
                 if document is None:
-                    errors = "; ".join(str(e) for e in result.errors) or result.status
+                    errors = "; ".join(str(e) for e in result.errors) or result.status.short
                     problems.append(f"manifest {entry.unique_id} not retrieved ({errors})")
                     continue
                 try:
@@ -231,7 +235,14 @@ class StudyFetcher:
             manifests=[m.sop_instance_uid for m in manifests],
             total=len(refs),
         )
-        progress = StudyProgress(study_uid, len(refs), stream=self.progress_stream, live=self.live)
+        progress = Progress(
+            f"study {short_uid(study_uid)}",
+            len(refs),
+            unit="instances",
+            stream=self.progress_stream,
+            live=self.live,
+            width=20,
+        )
         present = self.destination.existing(request.patient_id, refs)
         outcome.present = len(present)
         progress.advance(len(present))
@@ -284,19 +295,19 @@ class StudyFetcher:
         request: FetchRequest,
         todo: Sequence[InstanceRef],
         outcome: StudyOutcome,
-        progress: StudyProgress,
+        progress: Progress,
     ) -> dict[str, str]:
         """One pass of RAD-69 requests over ``todo``; return the reason per instance not kept."""
         failures: dict[str, str] = {}
         batches = plan_batches(todo, self.settings.batch_size)
         pool = ThreadPoolExecutor(max_workers=self.settings.parallel_requests)
-        pending: dict[Future[RetrieveResult], list[InstanceRef]] = {}
+        pending: dict[Future[RetrieveDocumentSetResponse], list[InstanceRef]] = {}
         try:
             for location, batch in batches:
                 client = self._source(location)
                 syntaxes = request.transfer_syntaxes
                 future = pool.submit(
-                    client.retrieve, [ref.imaging_ref() for ref in batch], syntaxes
+                    client.retrieve, [ref.imaging_request() for ref in batch], syntaxes
                 )
                 pending[future] = batch
             while pending:
@@ -316,9 +327,9 @@ class StudyFetcher:
         self,
         request: FetchRequest,
         batch: Sequence[InstanceRef],
-        future: Future[RetrieveResult],
+        future: Future[RetrieveDocumentSetResponse],
         outcome: StudyOutcome,
-        progress: StudyProgress,
+        progress: Progress,
     ) -> dict[str, str]:
         """Store what a RAD-69 answer brought; return the reason per instance of the batch
         that is not stored."""
@@ -337,8 +348,8 @@ class StudyFetcher:
         return reasons
 
 
-def _document_ref(entry: DocumentEntry, repository_id: str) -> DocumentRef:
-    return DocumentRef(
+def _document_ref(entry: DocumentEntry, repository_id: str) -> DocumentRequest:
+    return DocumentRequest(
         repository_unique_id=repository_id,
         document_unique_id=entry.unique_id or "",
         home_community_id=entry.home_community_id,

@@ -17,7 +17,6 @@ import io
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from pydicom import dcmread
@@ -25,7 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from gateway.consumer.errors import ManifestError
-from gateway.consumer.wire import ImagingRef
+from gateway.metadata.retrieve import DocumentRequest, ImagingDocumentRequest
 
 KOS_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.88.59"  # Key Object Selection Document Storage
 
@@ -41,16 +40,19 @@ class InstanceRef:
     retrieve_location_uid: str | None
     retrieve_ae_title: str | None = None
 
-    def imaging_ref(self, home_community_id: str | None = None) -> ImagingRef:
-        """The RAD-69 DocumentRequest of this instance."""
+    def imaging_request(self, home_community_id: str | None = None) -> ImagingDocumentRequest:
+        """The RAD-69 request of this instance: the Retrieve Location UID as RepositoryUniqueId,
+        the SOP Instance UID as DocumentUniqueId (RAD TF-3 §4.69.4.1.2)."""
         if not self.retrieve_location_uid:
             raise ValueError(f"instance {self.sop_instance_uid} has no Retrieve Location UID")
-        return ImagingRef(
+        return ImagingDocumentRequest(
             study_instance_uid=self.study_instance_uid,
             series_instance_uid=self.series_instance_uid,
-            sop_instance_uid=self.sop_instance_uid,
-            retrieve_location_uid=self.retrieve_location_uid,
-            home_community_id=home_community_id,
+            document=DocumentRequest(
+                repository_unique_id=self.retrieve_location_uid,
+                document_unique_id=self.sop_instance_uid,
+                home_community_id=home_community_id,
+            ),
         )
 
 
@@ -181,8 +183,3 @@ def _series_order(members: Sequence[InstanceRef]) -> Callable[[InstanceRef], tup
         ]
 
     return key
-
-
-def manifest_path_name(manifest: Manifest) -> Path:
-    """A file name for keeping a manifest beside the study it describes."""
-    return Path(f"{manifest.sop_instance_uid}.kos.dcm")

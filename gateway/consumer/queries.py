@@ -1,10 +1,10 @@
 """The stored queries a consumer can run, and how friendly options become their parameters.
 
 Query ids: ITI TF-2 §3.18.4.1.2.4 (Table 3.18.4.1.2.4-1); parameters per query:
-§3.18.4.1.2.3.7.1-§3.18.4.1.2.3.7.14 (rev. 19.0 read). Value coding (§3.18.4.1.2.3.5): strings in
-single quotes with an inner quote doubled, numbers (DTM times, §3.18.4.1.2.3.3) bare, several
-values as a parenthesised comma-separated list; codes as ``code^^codingScheme``
-(§3.18.4.1.2.3.4).
+§3.18.4.1.2.3.7.1-§3.18.4.1.2.3.7.14 (rev. 19.0 read). Value coding (§3.18.4.1.2.3.5, shared
+with the registry in :mod:`gateway.metadata.query_values`): strings in single quotes with an
+inner quote doubled, numbers (DTM times, §3.18.4.1.2.3.3) bare, several values as a
+parenthesised comma-separated list; codes as ``code^^codingScheme`` (§3.18.4.1.2.3.4).
 
 :class:`QueryOptions` holds what a person asks for ("this patient's approved CT documents since
 January"); :func:`build_slots` names the parameters of the chosen query for it and refuses an
@@ -14,13 +14,13 @@ option the query does not define (a typo should not silently widen a query).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from gateway.consumer.wire import QuerySlot
 from gateway.metadata import vocabulary as v
 from gateway.metadata.datatypes import Code, format_code_param, parse_code_param
+from gateway.metadata.query import QuerySlot
+from gateway.metadata.query_values import quote, quote_list
 
 # name -> query id (ITI TF-2 Table 3.18.4.1.2.4-1), from the shared vocabulary.
 QUERY_IDS = MappingProxyType({query.name: str(query) for query in v.STORED_QUERIES})
@@ -90,16 +90,6 @@ def query_id(name: str) -> tuple[str, str]:
     raise QueryUsageError(
         f"unknown stored query {name!r}; one of: {', '.join(QUERY_IDS)} (or its urn:uuid)"
     )
-
-
-def quote(text: str) -> str:
-    """A string value: single quotes, an inner quote doubled (ITI TF-2 §3.18.4.1.2.3.5)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def value_list(texts: Sequence[str]) -> str:
-    """Several string values in one ``rim:Value``: ``('a','b')`` (ITI TF-2 §3.18.4.1.2.3.5)."""
-    return "(" + ",".join(quote(text) for text in texts) + ")"
 
 
 def dtm(text: str) -> str:
@@ -194,7 +184,9 @@ def _status_values(options: QueryOptions) -> str:
             raise QueryUsageError(
                 f"unknown status {status!r}: approved, deprecated, submitted, all"
             )
-    return value_list(list(dict.fromkeys(urns)))
+    if not urns:
+        raise QueryUsageError("give at least one status: approved, deprecated, submitted, all")
+    return quote_list(dict.fromkeys(urns))
 
 
 def _patient_and_status(name: str, options: QueryOptions, slots: list[QuerySlot]) -> None:
@@ -225,7 +217,7 @@ def _codes(name: str, options: QueryOptions, slots: list[QuerySlot]) -> None:
         content_filter = suffix in ("FormatCode", "ConfidentialityCode")
         if name not in _FIND_DOCUMENTS and not (content_filter and name in _CONTENT_QUERIES):
             raise _refuse("--" + attribute[:-1].replace("_", "-"), name)
-        values = value_list([format_code_param(code) for code in codes])
+        values = quote_list([format_code_param(code) for code in codes])
         slots.append(QuerySlot(_DE + suffix, (values,)))
 
 
@@ -260,7 +252,7 @@ def _identifiers(name: str, options: QueryOptions, slots: list[QuerySlot]) -> No
         if not values:
             continue
         if name in ("GetSubmissionSets", "GetAssociations") and suffix == "EntryUUID":
-            slots.append(QuerySlot("$uuid", (value_list(values),)))
+            slots.append(QuerySlot("$uuid", (quote_list(values),)))
             continue
         owner = _ID_OWNER.get(name)
         if owner is None:
@@ -270,13 +262,13 @@ def _identifiers(name: str, options: QueryOptions, slots: list[QuerySlot]) -> No
                 raise QueryUsageError(f"the {name} stored query takes one {option}")
             slots.append(QuerySlot(owner + suffix, (quote(values[0]),)))
         else:
-            slots.append(QuerySlot(owner + suffix, (value_list(values),)))
+            slots.append(QuerySlot(owner + suffix, (quote_list(values),)))
     if options.reference_ids:
         if name != "FindDocumentsByReferenceId":
             raise _refuse("--reference-id", name)
-        slots.append(QuerySlot(_DE + "ReferenceIdList", (value_list(options.reference_ids),)))
+        slots.append(QuerySlot(_DE + "ReferenceIdList", (quote_list(options.reference_ids),)))
     if options.association_types:
         if name != "GetRelatedDocuments":
             raise _refuse("--association-type", name)
         types = [association_type(t) for t in options.association_types]
-        slots.append(QuerySlot("$AssociationTypes", (value_list(types),)))
+        slots.append(QuerySlot("$AssociationTypes", (quote_list(types),)))

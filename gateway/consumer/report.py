@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from gateway.consumer.manifest import InstanceRef, Manifest
 from gateway.consumer.queries import ACCESSION_TYPE, KOS_FORMAT_CODE, STUDY_INSTANCE_UID_TYPE
 from gateway.consumer.syntaxes import ALL
-from gateway.consumer.wire import RetrieveResult
 from gateway.metadata.model import DocumentEntry
+from gateway.metadata.retrieve import RetrieveDocumentSetResponse
 from gateway.soap.message import Attachment
 
 
@@ -102,7 +102,7 @@ def manifest_matches(manifest: Manifest, request: FetchRequest) -> bool:
 
 
 def match_documents(
-    batch: Sequence[InstanceRef], result: RetrieveResult
+    batch: Sequence[InstanceRef], result: RetrieveDocumentSetResponse
 ) -> tuple[list[tuple[InstanceRef, Attachment]], dict[str, str]]:
     """Pair a RAD-69 answer's documents with the requested instances.
 
@@ -126,7 +126,8 @@ def match_documents(
         ]
         general = [str(error) for error in result.errors if not error.location]
         shown = named or general[:1]
-        reasons[uid] = f"not returned ({result.status}{': ' + '; '.join(shown) if shown else ''})"
+        detail = ": " + "; ".join(shown) if shown else ""
+        reasons[uid] = f"not returned ({result.status.short}{detail})"
     return items, reasons
 
 

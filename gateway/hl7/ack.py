@@ -8,14 +8,24 @@ AA / AE / AR on the same connection, whatever MSH-15/MSH-16 ask for.
 
 The ERR segment follows the version of the message answered:
 
-* v2.5 and later: ERR-2 error location (ERL), ERR-3 HL7 error code (CWE, table 0357), ERR-4
-  severity (table 0516, ``E``), ERR-8 user message (HL7 v2.5 §2.15.5).
-* earlier versions (ITI-8 is HL7 v2.3.1, ITI TF-2 §3.8.3): ERR-1 "error code and location"
-  (ELD: segment^sequence^field^code&text&HL70357) and MSA-3 text message, the only fields those
-  versions define (HL7 v2.3.1 Ch. 2, ERR and MSA segments).
+* v2.5 and later: ERR-1 (retained for backward compatibility only) stays empty; ERR-2 error
+  location (ERL, 18), ERR-3 HL7 error code (CWE, table 0357), ERR-4 severity (table 0516, ``E``),
+  ERR-8 user message (TX, 250) and, when the text is longer than ERR-8 allows, the whole text in
+  ERR-7 diagnostic information (TX, 2048). MSA-3 (backward compatible only) stays empty.
+  Standard: HL7 v2.5 §2.15.5.1-§2.15.5.8, §2.15.8.3.
+* earlier versions (ITI-8 is HL7 v2.3.1, ITI TF-2 §3.8.3): MSA-3 text message (ST, 80) and ERR-1
+  "error code and location" (CM, 80: segment ID^sequence^field position^code identifying error,
+  the code a CE written with subcomponents: code&text&HL70357), the only fields those versions
+  have. Standard: HL7 v2.3.1 §2.24.2.3 (MSA-3), §2.24.3.1 (ERR-1).
+
+Texts are cut to the field's length as sent (escape sequences count), ending with ``...``: a
+receiver validating lengths (hl7apy STRICT, HAPI, the Gazelle validator) accepts the ACK, and the
+full text is in the gateway's log. The ACK's MSH-12 is the version of the message answered when
+it is an HL7 v2 version (table 0104); anything else (empty, unreadable, unknown) is answered in
+the v2.5 form with MSH-12 = 2.5, the version this builder's structure then follows.
 
 Standard: HL7 v2.5 §2.9 (acknowledgement modes, MSA-1 codes of table 0008), §2.15.8 (MSA),
-§2.15.5 (ERR), table 0357 (message error condition codes).
+§2.15.5 (ERR), table 0357 (message error condition codes), table 0104 (version ID).
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from gateway.hl7.er7 import (
     SEGMENT_TERMINATOR,
@@ -38,14 +48,32 @@ from gateway.hl7.er7 import (
     version_tuple,
 )
 
-if TYPE_CHECKING:
-    from gateway.hl7.adt import PatientFeedEvent
-
 log = logging.getLogger(__name__)
 
 AckCode = Literal["AA", "AE", "AR"]
 
+
+class HasHeader(Protocol):
+    """Anything that carries the MSH of a received message, e.g. a parsed ADT event
+    (:class:`gateway.hl7.adt.PatientFeedEvent`, one layer up: this module does not import it)."""
+
+    @property
+    def header(self) -> MessageHeader: ...
+
+
 DEFAULT_VERSION = "2.5"
+# HL7 table 0104 versions an ACK answers in kind (MSH-12 echoed, ERR in that version's form).
+KNOWN_VERSIONS = frozenset(
+    {"2.1", "2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8"}
+    | {"2.8.1", "2.8.2", "2.9"}
+)
+
+# Field lengths in characters as sent (HL7 v2.3.1 §2.24.2-§2.24.3, v2.5 §2.15.5 and §2.15.8).
+MSA3_LENGTH = 80  # MSA-3 text message, ST
+ERR1_LENGTH = 80  # ERR-1 error code and location before v2.5, CM
+ERR7_LENGTH = 2048  # ERR-7 diagnostic information, TX (v2.5)
+ERR8_LENGTH = 250  # ERR-8 user message, TX (v2.5)
+_CUT = "..."
 
 # HL7 table 0357, message error condition codes (v2.5 names).
 ERROR_CODES: dict[str, str] = {
@@ -64,9 +92,13 @@ ERROR_CODES: dict[str, str] = {
     "207": "Application internal error",
 }
 
-# An answer that needs no formatting at all, for the impossible case of the builder failing.
+# HL7's explicit null (v2.5 §2.5.3): MSA-2 of an answer to a message without a control id.
+NULL = '""'
+
+# The answer for the impossible case of the builder failing: only a timestamp is formatted.
 _LAST_RESORT = (
-    b"MSH|^~\\&|||||||ACK|0|P|2.5\rMSA|AR|\rERR|||207^Application internal error^HL70357|E\r"
+    "MSH|^~\\&|||||{time}||ACK^^ACK|{control_id}|P|2.5\r"
+    'MSA|AR|""\rERR|||207^Application internal error^HL70357|E\r'
 )
 
 
@@ -80,7 +112,7 @@ def _timestamp() -> str:
     return datetime.now().astimezone().strftime("%Y%m%d%H%M%S%z")
 
 
-def _header_of(source: bytes | MessageHeader | PatientFeedEvent | None) -> MessageHeader | None:
+def _header_of(source: bytes | MessageHeader | HasHeader | None) -> MessageHeader | None:
     if source is None or isinstance(source, MessageHeader):
         return source
     if isinstance(source, bytes | bytearray | memoryview):
@@ -89,7 +121,7 @@ def _header_of(source: bytes | MessageHeader | PatientFeedEvent | None) -> Messa
 
 
 def build_ack(
-    source: bytes | MessageHeader | PatientFeedEvent | None,
+    source: bytes | MessageHeader | HasHeader | None,
     code: AckCode,
     *,
     error_code: str | None = None,
@@ -117,7 +149,7 @@ def build_ack(
         return _build(header, code, error_code, error_text, error_location, control_id)
     except Exception:  # the boundary must answer whatever happens (see module docstring)
         log.exception("could not build an ACK; sending the last-resort answer")
-        return _LAST_RESORT
+        return _LAST_RESORT.format(time=_timestamp(), control_id=new_control_id()).encode()
 
 
 def _build(
@@ -130,15 +162,13 @@ def _build(
 ) -> bytes:
     h = header or MessageHeader()
     d = h.delimiters
-    version = h.version or DEFAULT_VERSION
+    version = h.version if h.version in KNOWN_VERSIONS else DEFAULT_VERSION
     number = version_tuple(version)
-    modern = not number or number >= (2, 5)  # unreadable versions are answered as v2.5
-    if not h.trigger_event:
-        msh9 = "ACK"
-    elif number and number < (2, 3, 1):  # MSH-9.3 (message structure) exists from v2.3.1
-        msh9 = f"ACK{d.component}{h.trigger_event}"
-    else:
-        msh9 = f"ACK{d.component}{h.trigger_event}{d.component}ACK"
+    modern = number >= (2, 5)
+    if number < (2, 3, 1):  # MSH-9.3 (message structure) exists from v2.3.1
+        msh9 = d.component.join(["ACK", h.trigger_event]).rstrip(d.component)
+    else:  # the structure ACK is what a reader needs, trigger known or not
+        msh9 = d.component.join(["ACK", h.trigger_event, "ACK"])
     msh = [
         "MSH",
         d.encoding_characters,
@@ -155,32 +185,83 @@ def _build(
     ]
     if h.charset:
         msh += ["", "", "", "", "", h.charset]
-    msa = ["MSA", code, h.control_id]
+    msa = ["MSA", code, h.control_id or NULL]  # MSA-2 is required (v2.5 §2.15.8.2)
     segments = [msh, msa]
     if error_code is not None:
-        if not modern and error_text:
-            msa.append(escape(error_text, d))  # MSA-3 text message (v2.3.1)
-        segments.append(_err(d, modern, error_code, error_text, error_location))
+        if modern:
+            segments.append(_err_v25(d, error_code, error_text, error_location))
+        else:
+            if error_text:
+                msa.append(_fit(error_text, MSA3_LENGTH, d))  # MSA-3 text message
+            segments.append(_err_v231(d, error_code, error_location))
     text = "".join(d.field.join(fields) + SEGMENT_TERMINATOR for fields in segments)
     return text.encode(h.codec, errors="replace")
 
 
-def _err(
-    d: Delimiters, modern: bool, error_code: str, error_text: str | None, location: str | None
+def _fit(text: str, length: int, d: Delimiters) -> str:
+    """``text`` escaped for a field of at most ``length`` characters as sent; a text too long is
+    cut (never inside an escape sequence) and ends with ``...``.
+
+    Standard: HL7 v2.5 §2.5.3.2 (a field's maximum length), §2.7 (escape sequences).
+    """
+    escaped = escape(text, d)
+    if len(escaped) <= length:
+        return escaped
+    kept: list[str] = []
+    room = length - len(_CUT)
+    for char in text:
+        piece = escape(char, d)
+        if len(piece) > room:
+            break
+        kept.append(piece)
+        room -= len(piece)
+    return "".join(kept).rstrip() + _CUT
+
+
+def _err_v25(
+    d: Delimiters, error_code: str, error_text: str | None, location: str | None
 ) -> list[str]:
-    """The ERR fields in the form of the answered message's version (see module docstring)."""
+    """ERR of v2.5 and later: ERR-2 location, ERR-3 code, ERR-4 severity, ERR-7/ERR-8 text.
+
+    Standard: HL7 v2.5 §2.15.5.2 (ERL), §2.15.5.3 (CWE, table 0357), §2.15.5.4 (table 0516),
+    §2.15.5.7 (TX 2048), §2.15.5.8 (TX 250).
+    """
     name = ERROR_CODES.get(error_code, "")
-    where = [escape(part, d) for part in (location or "").split("^")]
-    if modern:
-        cwe = d.component.join([escape(error_code, d), escape(name, d), "HL70357"])
-        user_message = escape(error_text or "", d)
-        fields = ["ERR", "", d.component.join(where), cwe, "E", "", "", "", user_message]
-        while fields[-1] == "":
-            fields.pop()
-        return fields
-    code_ce = d.subcomponent.join([escape(error_code, d), escape(name, d), "HL70357"])
-    where = [*where[:3], *[""] * (3 - len(where[:3]))]
-    return ["ERR", d.component.join([*where, code_ce])]
+    where = d.component.join(_location(location, d))
+    cwe = d.component.join([escape(error_code, d), escape(name, d), "HL70357"])
+    user_message = _fit(error_text or "", ERR8_LENGTH, d)
+    diagnostic = ""
+    if user_message.endswith(_CUT) and error_text:  # cut: the whole text as diagnostic
+        diagnostic = _fit(error_text, ERR7_LENGTH, d)
+    fields = ["ERR", "", where, cwe, "E", "", "", diagnostic, user_message]
+    while fields[-1] == "":
+        fields.pop()
+    return fields
+
+
+def _location(location: str | None, d: Delimiters) -> list[str]:
+    """The components of an ERL (``^``-separated) escaped; a bare segment ID gets sequence 1,
+    ERL-2 being required with ERL-1 (HL7 v2.5 §2.15.5.2; v2.3.1 ERR-1 names both too)."""
+    parts = [escape(part, d) for part in (location or "").split("^")]
+    if len(parts) == 1 and parts[0]:
+        parts.append("1")
+    return parts
+
+
+def _err_v231(d: Delimiters, error_code: str, location: str | None) -> list[str]:
+    """ERR before v2.5: ERR-1 segment ID^sequence^field position^code&text&HL70357 (the text
+    MSA-3 carries). The table 0357 name is left out if ERR-1 would exceed its 80 characters.
+
+    Standard: HL7 v2.3.1 §2.24.3.1 (CM, 80; the CE's components become subcomponents).
+    """
+    where = _location(location, d)[:3]
+    where += [""] * (3 - len(where))
+    name = ERROR_CODES.get(error_code, "")
+    for ce in ([error_code, name, "HL70357"], [error_code, "", "HL70357"]):
+        value = d.component.join([*where, d.subcomponent.join(escape(c, d) for c in ce)])
+        if len(value) <= ERR1_LENGTH:
+            break
+    return ["ERR", value]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -214,7 +295,8 @@ def parse_ack(raw: bytes) -> AckSummary:
     if msa is None:
         return AckSummary(code="AR", control_id="", error_text="answer has no MSA segment")
     msa += [""] * (4 - len(msa))
-    summary = AckSummary(code=msa[1].strip(), control_id=unescape(msa[2], d))
+    control_id = "" if msa[2] == NULL else unescape(msa[2], d)
+    summary = AckSummary(code=msa[1].strip(), control_id=control_id)
     messages: list[str] = []
     names: list[str] = []
     for err in (s for s in segments if s[0] == "ERR"):

@@ -42,8 +42,6 @@ from gateway.hl7.mllp import MLLPClient, MLLPError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FEED_TIMEOUT = 30.0
-
 
 class PatientIdentitySink(Protocol):
     """Where fed patient identities go (the registry's patient table).
@@ -140,10 +138,11 @@ class PatientFeedHandler:
     def _no_domain_id(self, where: str, ids: list[PatientIdentifier], location: str) -> AdtError:
         """AE 204 (unknown key identifier): no id of the affinity domain where one is needed."""
         seen = ", ".join(to_cx(i) for i in ids) or "none"
+        # The domain first: a v2.3.1 ACK shows only the first 80 characters (MSA-3).
         text = (
-            f"{where} holds no identifier of the affinity domain (assigning authority "
-            f"&{self.domain_oid}&ISO); identifiers of other domains are ignored "
-            f"(ITI TF-2 3.8.4.1.3); received: {seen}"
+            f"{where} holds no identifier of the affinity domain {self.domain_oid} (assigning "
+            f"authority &{self.domain_oid}&ISO); received: {seen}; identifiers of other "
+            f"domains are ignored (ITI TF-2 3.8.4.1.3)"
         )
         return AdtError("204", text, location=location)
 

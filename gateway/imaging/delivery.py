@@ -25,16 +25,13 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from gateway.imaging import rad68
 from gateway.imaging.codes import KOS_MIME_TYPE
 from gateway.imaging.index import ImagingIndex, InstanceRecord, PendingManifest
 from gateway.imaging.outcomes import FAILED_OUTCOME, PUBLISHED_OUTCOME, PublishResult
-from gateway.soap.message import Attachment
-
-if TYPE_CHECKING:
-    from lxml import etree
+from gateway.metadata.provide import parse_provide_request
+from gateway.soap.message import Attachment, Element
 
 log = logging.getLogger("gateway.imaging")
 
@@ -59,7 +56,7 @@ _ALREADY_REGISTERED = "XDSDuplicateUniqueIdInRegistry"
 class Prepared:
     """A manifest ready to send and what to record once it is registered."""
 
-    request: etree._Element
+    request: Element
     attachment: Attachment
     pending: PendingManifest
 
@@ -82,7 +79,7 @@ class Delivery:
             pending.sop_instance_uid,
         )
         prepared = Prepared(
-            request=rad68.parse_request(pending.request),
+            request=parse_provide_request(pending.request),
             attachment=Attachment.from_bytes(
                 pending.kos, content_type=KOS_MIME_TYPE, content_id=pending.content_id
             ),

@@ -107,8 +107,11 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
 
 
 def _copy(target: Dataset, source: Dataset, keywords: Iterable[str], *, type2: bool) -> None:
+    """Copy attributes as received. Type 2 ones are written empty when absent; optional (Type 3)
+    ones only when they have a value: an empty sequence whose module asks for one or more items
+    is an error (PS3.3 §7.5.1; ``dciodvfy``: "Bad Sequence number of Items")."""
     for keyword in keywords:
-        if keyword in source:
+        if keyword in source and (type2 or not source[keyword].is_empty):
             target[keyword] = source[keyword]
         elif type2:
             setattr(target, keyword, None)
@@ -138,9 +141,14 @@ def _request_item(
     item.StudyInstanceUID = study_uid
     item.ReferencedStudySequence = DicomSequence()
     item.AccessionNumber = accession
-    issuer = header.get("IssuerOfAccessionNumberSequence")
-    item.IssuerOfAccessionNumberSequence = issuer if issuer is not None else DicomSequence()
     source = request if request is not None else Dataset()
+    # Type 3, one item (PS3.3 Table C.17.6-2 via the Request Attributes macro): the issuer of
+    # the request's own accession number, else the study's; left out when neither names one.
+    issuer = source.get("IssuerOfAccessionNumberSequence") or header.get(
+        "IssuerOfAccessionNumberSequence"
+    )
+    if issuer:
+        item.IssuerOfAccessionNumberSequence = issuer
     item.PlacerOrderNumberImagingServiceRequest = source.get(
         "PlacerOrderNumberImagingServiceRequest"
     )

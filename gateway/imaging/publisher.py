@@ -60,6 +60,7 @@ from gateway.imaging.outcomes import (
 from gateway.imaging.patient import DicomPatient, DomainLookup, PatientMapping, map_patient
 from gateway.imaging.storage import InstanceStore
 from gateway.metadata.datatypes import new_uuid_urn
+from gateway.metadata.provide import serialize_provide_request
 from gateway.soap.message import Attachment
 
 log = logging.getLogger("gateway.imaging")
@@ -305,7 +306,7 @@ class Publisher:
                 instance_count=len(instances),
                 instances_digest=instances_digest(instances),
                 content_id=attachment.content_id,
-                request=rad68.serialize_request(request),
+                request=serialize_provide_request(request),
                 kos=attachment.read_bytes(),
             ),
         )

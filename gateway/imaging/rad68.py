@@ -25,11 +25,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from lxml import etree
-
-from gateway.metadata.ebrim import build_submit_objects_request
 from gateway.metadata.model import Submission
-from gateway.soap import ns
+from gateway.metadata.provide import build_provide_request
+from gateway.metadata.retrieve import (
+    ResponseFormatError,
+    Status,
+    read_registry_response,
+    response_status,
+)
 from gateway.soap.client import (
     SessionFactory,
     SoapClient,
@@ -37,19 +40,13 @@ from gateway.soap.client import (
     SoapConnectError,
     SoapFaultError,
 )
-from gateway.soap.message import Attachment, xop_include
-from gateway.soap.registry_response import SUCCESS
-from gateway.soap.safexml import parse_bytes
+from gateway.soap.message import Attachment, Element
 from gateway.soap.transactions import ITI_41
 
 ACTION = ITI_41.action
 RESPONSE_ACTION = ITI_41.response_action
 REQUEST_QNAME = ITI_41.request_qname
 TF = "RAD TF-3 §4.68 (ITI TF-2 §3.41)"
-
-_DOCUMENT = ns.qname(ns.XDSB, "Document")
-_RESPONSE = ns.qname(ns.RS, "RegistryResponse")
-_ERROR = ns.qname(ns.RS, "RegistryError")
 
 # The repository could not get an answer from its registry: the submission may be registered
 # (ITI TF-3 Table 4.2.4.1-2; our repository then settles it later, gateway.repository.recovery).
@@ -60,8 +57,8 @@ class RepositoryClient(Protocol):
     """Sends one ITI-41 request (body element and attachments); returns rs:RegistryResponse."""
 
     def provide_and_register(
-        self, request: etree._Element, attachments: Sequence[Attachment]
-    ) -> etree._Element: ...
+        self, request: Element, attachments: Sequence[Attachment]
+    ) -> Element: ...
 
 
 class PublishError(Exception):
@@ -82,11 +79,9 @@ class PublishOutcomeUnknown(PublishError):
 class InProcessRepositoryClient:
     """A repository in this process: ``handler(request, attachments) -> rs:RegistryResponse``."""
 
-    handler: Callable[[etree._Element, Sequence[Attachment]], etree._Element]
+    handler: Callable[[Element, Sequence[Attachment]], Element]
 
-    def provide_and_register(
-        self, request: etree._Element, attachments: Sequence[Attachment]
-    ) -> etree._Element:
+    def provide_and_register(self, request: Element, attachments: Sequence[Attachment]) -> Element:
         """Hand the request to the repository of this process."""
         return self.handler(request, attachments)
 
@@ -115,9 +110,7 @@ class SoapRepositoryClient:
             url, timeout=timeout, verify=verify, cert=cert, session_factory=session_factory
         )
 
-    def provide_and_register(
-        self, request: etree._Element, attachments: Sequence[Attachment]
-    ) -> etree._Element:
+    def provide_and_register(self, request: Element, attachments: Sequence[Attachment]) -> Element:
         """Send ITI-41; return the rs:RegistryResponse.
 
         Raises:
@@ -132,70 +125,41 @@ class SoapRepositoryClient:
         except SoapClientError as exc:
             self._audit(request, "Failure")
             raise PublishOutcomeUnknown(f"repository {self.url}: {exc}") from exc
-        self._audit(request, response.body.get("status", "").rsplit(":", 1)[-1] or "Failure")
+        self._audit(request, response_status(response.body) or "Failure")
         return response.body
 
     def close(self) -> None:
         """Close idle connections (the client stays usable)."""
         self._soap.close()
 
-    def _audit(self, request: etree._Element, outcome: str) -> None:
+    def _audit(self, request: Element, outcome: str) -> None:
         """Record the RAD-68 sent (RAD TF-3 §4.68.4.1.4; ITI TF-2 §3.41.5.1.1, Source side)."""
         if self.trail is None:
             return
         from gateway.metadata.ebrim import parse_submit_objects_request
-        from gateway.repository.registry_client import submission_facts
 
         try:
-            facts = submission_facts(parse_submit_objects_request(request, repository=True))
+            facts = parse_submit_objects_request(request, repository=True).audit_facts()
         except Exception:  # auditing never fails a publication
             facts = {}
         self.trail.record_client_call("RAD-68", endpoint=self.url, outcome=outcome, facts=facts)
 
 
-def build_request(
-    submission: Submission, document_id: str, attachment: Attachment
-) -> etree._Element:
+def build_request(submission: Submission, document_id: str, attachment: Attachment) -> Element:
     """The ITI-41 request body: SubmitObjectsRequest + one xdsb:Document (xop:Include).
 
-    Standard: ITI TF-2 §3.41.4.1.2; XOP 1.0 §2.1.
+    Standard: RAD TF-3 §4.68.4.1.2; ITI TF-2 §3.41.4.1.2; XOP 1.0 §2.1.
     """
-    request = etree.Element(REQUEST_QNAME, nsmap={"xdsb": ns.XDSB})
-    request.append(build_submit_objects_request(submission))
-    document = etree.SubElement(request, _DOCUMENT)
-    document.set("id", document_id)
-    document.append(xop_include(attachment.content_id))
-    return request
+    return build_provide_request(submission, [(document_id, attachment.content_id)])
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResponseStatus:
-    """The status of an rs:RegistryResponse and its errors as (code, context) pairs."""
-
-    status: str
-    errors: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.status == SUCCESS
-
-
-def read_response(element: etree._Element) -> ResponseStatus:
-    """Read an rs:RegistryResponse (ebRS 3.0 §2.1.3, ITI TF-3 §4.2.4)."""
-    if element.tag != _RESPONSE:
-        raise PublishError(f"the repository answered {element.tag}, not rs:RegistryResponse")
-    errors = tuple(
-        (error.get("errorCode", ""), error.get("codeContext", "")) for error in element.iter(_ERROR)
-    )
-    return ResponseStatus(status=element.get("status", ""), errors=errors)
-
-
-def send(client: RepositoryClient, request: etree._Element, attachment: Attachment) -> None:
+def send(client: RepositoryClient, request: Element, attachment: Attachment) -> None:
     """Send one RAD-68 request; return when the repository answers Success.
 
     Raises:
         PublishOutcomeUnknown: no answer, or XDSRegistryNotAvailable (may be registered).
-        PublishError: refused (the answer's RegistryError codes) or not reached.
+        PublishError: refused (the answer's RegistryError codes), not reached, or answered
+            with something that is no RegistryResponse.
     """
     try:
         response = client.provide_and_register(request, [attachment])
@@ -203,23 +167,15 @@ def send(client: RepositoryClient, request: etree._Element, attachment: Attachme
         raise
     except OSError as exc:
         raise PublishError(f"repository unreachable: {exc}") from exc
-    status = read_response(response)
-    if not status.ok:
-        detail = "; ".join(f"{code}: {context}" for code, context in status.errors)
-        codes = [code for code, _ in status.errors]
+    try:
+        answer = read_registry_response(response)
+    except ResponseFormatError as exc:
+        raise PublishError(f"the repository's answer is not usable: {exc}") from exc
+    if answer.status is not Status.SUCCESS:
+        detail = "; ".join(str(error) for error in answer.errors)
+        codes = [error.code for error in answer.errors]
         error = PublishOutcomeUnknown if OUTCOME_UNKNOWN_CODES.intersection(codes) else PublishError
         raise error(
-            f"repository answered {status.status.rsplit(':', 1)[-1]}"
-            + (f" ({detail})" if detail else ""),
+            f"repository answered {answer.status.short}" + (f" ({detail})" if detail else ""),
             codes=codes,
         )
-
-
-def serialize_request(request: etree._Element) -> bytes:
-    """The ITI-41 body as bytes, kept while its registration is not settled."""
-    return etree.tostring(request, encoding="UTF-8")
-
-
-def parse_request(data: bytes) -> etree._Element:
-    """An ITI-41 body kept by :func:`serialize_request` (parsed safely: it is stored data)."""
-    return parse_bytes(data)

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.imaging import rad69_codec
 from gateway.imaging.retrieve import ImagingRetriever
+from gateway.metadata.retrieve import (
+    RetrieveImagingDocumentSetRequest,
+    build_retrieve_response,
+    parse_imaging_request,
+)
 from gateway.soap.dispatch import Context, Handler
 from gateway.soap.message import SoapRequest, SoapResponse
 from gateway.soap.transactions import RAD_69
@@ -34,11 +38,11 @@ def make_handler(retriever: ImagingRetriever) -> Handler:
     def handle(request: SoapRequest, ctx: Context) -> SoapResponse:
         """Retrieve Imaging Document Set. Standard: RAD TF-3 §4.69.4.
         Raises: XDSIRequestError, XDSRepositoryError (the whole request fails)."""
-        parsed = rad69_codec.parse_request(request.body)
+        parsed = parse_imaging_request(request.body)
         ctx.audit.update(audit_facts(parsed), reply_to=request.addressing.reply_to)
         result = retriever.retrieve(parsed)
         return SoapResponse(
-            body=rad69_codec.build_response(result),
+            body=build_retrieve_response(result),
             attachments=[document.attachment for document in result.documents],
             mtom=True,  # ITI TF-2 Appendix V §V.3.3.2.2: RAD-69 responses are MTOM/XOP
         )
@@ -46,7 +50,7 @@ def make_handler(retriever: ImagingRetriever) -> Handler:
     return handle
 
 
-def audit_facts(parsed: rad69_codec.ImagingRetrieveRequest) -> dict[str, Any]:
+def audit_facts(parsed: RetrieveImagingDocumentSetRequest) -> dict[str, Any]:
     """Studies, series and instances asked for, and the repository (Retrieve Location) UID.
 
     Standard: RAD TF-3 §4.69.5.1 (Study ParticipantObject with its SOP instances).
@@ -63,10 +67,5 @@ def audit_facts(parsed: rad69_codec.ImagingRetrieveRequest) -> dict[str, Any]:
         }
         for study in parsed.studies
     ]
-    locations = [
-        document.repository_unique_id
-        for study in parsed.studies
-        for series in study.series
-        for document in series.documents
-    ]
+    locations = [item.document.repository_unique_id for item in parsed.documents()]
     return {"studies": studies, "repository_unique_id": locations[0] if locations else None}

@@ -26,16 +26,14 @@ from gateway.errors import (
 )
 from gateway.imaging import transfer
 from gateway.imaging.index import ImagingIndex, InstanceRecord
-from gateway.imaging.rad69_codec import (
-    DocumentRequest,
-    DocumentResponse,
-    ImagingRetrieveRequest,
-    RetrieveResponse,
-    requested_documents,
-)
 from gateway.imaging.storage import InstanceStore
+from gateway.metadata.retrieve import (
+    DocumentResponse,
+    ImagingDocumentRequest,
+    RetrieveDocumentSetResponse,
+    RetrieveImagingDocumentSetRequest,
+)
 from gateway.soap.message import Attachment
-from gateway.soap.registry_response import FAILURE, PARTIAL_SUCCESS, SUCCESS
 
 log = logging.getLogger("gateway.imaging")
 
@@ -48,7 +46,7 @@ class ImagingRetriever:
     def __init__(self, *, index: ImagingIndex, store: InstanceStore, unique_id: str) -> None:
         self.index, self.store, self.unique_id = index, store, unique_id
 
-    def retrieve(self, request: ImagingRetrieveRequest) -> RetrieveResponse:
+    def retrieve(self, request: RetrieveImagingDocumentSetRequest) -> RetrieveDocumentSetResponse:
         """Collect every requested instance that can be returned, and an error for the others.
 
         Standard: RAD TF-3 §4.69.4.2.3. Raises: XDSRepositoryError when no requested transfer
@@ -61,34 +59,28 @@ class ImagingRetriever:
             )
         errors: list[XDSError] = []
         documents: list[DocumentResponse] = []
-        wanted = requested_documents(request)
-        records = self.index.instances([document.document_unique_id for _, _, document in wanted])
+        wanted = list(request.documents())
+        records = self.index.instances([item.document.document_unique_id for item in wanted])
         try:
-            for study_uid, series_uid, document in wanted:
+            for item in wanted:
                 try:
-                    record = records.get(document.document_unique_id)
-                    documents.append(
-                        self._one(
-                            study_uid, series_uid, document, record, request.transfer_syntaxes
-                        )
-                    )
+                    record = records.get(item.document.document_unique_id)
+                    documents.append(self._one(item, record, request.transfer_syntaxes))
                 except XDSError as error:
                     errors.append(error)
         except BaseException:
-            for item in documents:
-                item.attachment.discard()
+            for found in documents:
+                found.attachment.discard()
             raise
-        status = SUCCESS if not errors else PARTIAL_SUCCESS if documents else FAILURE
-        return RetrieveResponse(status=status, errors=errors, documents=documents)
+        return RetrieveDocumentSetResponse.answer(documents, errors)
 
     def _one(
         self,
-        study_uid: str,
-        series_uid: str,
-        document: DocumentRequest,
+        item: ImagingDocumentRequest,
         record: InstanceRecord | None,
         syntaxes: tuple[str, ...],
     ) -> DocumentResponse:
+        document = item.document
         uid = document.document_unique_id
         if document.repository_unique_id != self.unique_id:
             raise XDSUnknownRepositoryId(
@@ -96,7 +88,7 @@ class ImagingRetriever:
                 f"Expected [{self.unique_id}]",
                 location=uid,
             )
-        record = self._check(study_uid, series_uid, uid, record)
+        record = self._check(item.study_instance_uid, item.series_instance_uid, uid, record)
         choice = transfer.choose(record.transfer_syntax_uid, syntaxes)
         if choice is None:
             raise XDSRepositoryError(
@@ -115,7 +107,7 @@ class ImagingRetriever:
             document_unique_id=uid,
             attachment=attachment,
             mime_type=MIME_TYPE,
-            home_community_id=document.home_community_id,
+            home_community_id=document.home_community_id,  # echoed, RAD TF-3 §4.69.4.2.2
         )
 
     def _check(

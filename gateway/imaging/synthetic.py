@@ -4,6 +4,11 @@
 in any transfer syntax pydicom can write; :func:`write_study` saves it as Part 10 files. A series
 may use an encapsulated (JPEG) transfer syntax: its pixel data is a valid encapsulation of a
 minimal JPEG stream (never decoded by the gateway, which stores what it receives).
+
+Every instance is a valid instance of its IOD (the modality's modules come from
+:mod:`gateway.imaging.synthetic_modules`; ``dciodvfy`` reports no error). JPEG Baseline carries
+8-bit samples only, so a JPEG Baseline series is refused for CT and MR, whose images are 12 to
+16 bits (use CR, DX, US or OT).
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEGBaseline8Bit,
     generate_uid,
 )
+
+from gateway.imaging.synthetic_modules import EIGHT_BIT_ONLY, SIXTEEN_BIT_ONLY, add_modules
 
 SOP_CLASSES = {
     "CT": "1.2.840.10008.5.1.4.1.1.2",  # CT Image Storage
@@ -49,6 +57,13 @@ class SeriesSpec:
     body_part: str = "CHEST"
     rows: int = 16
     columns: int = 16
+
+    def __post_init__(self) -> None:
+        if self.transfer_syntax == JPEGBaseline8Bit and self.modality in SIXTEEN_BIT_ONLY:
+            raise ValueError(
+                f"a {self.modality} series cannot be JPEG Baseline: its images are 12 to 16 bit, "
+                "JPEG Baseline 8 bit (PS3.3 C.8.2.1.1.4, PS3.5 8.2.1); use CR, DX, US or OT"
+            )
 
 
 @dataclass(slots=True, kw_only=True)
@@ -77,8 +92,13 @@ def make_study(spec: StudySpec) -> list[Dataset]:
     instances = []
     for number, series in enumerate(spec.series, start=1):
         series_uid = str(generate_uid(prefix=None))
+        frame_of_reference_uid = str(generate_uid(prefix=None))
         for index in range(series.count):
-            instances.append(_instance(spec, series, series_uid, number, index + 1))
+            ds = _instance(spec, series, series_uid, number, index + 1)
+            add_modules(
+                ds, frame_of_reference_uid=frame_of_reference_uid, instance_number=index + 1
+            )
+            instances.append(ds)
     return instances
 
 
@@ -137,11 +157,16 @@ def _pixels(ds: Dataset, series: SeriesSpec, number: int) -> None:
     ds.Rows, ds.Columns = series.rows, series.columns
     if series.transfer_syntax == JPEGBaseline8Bit:
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-        ds.PhotometricInterpretation = "YBR_FULL_422"
-        ds.SamplesPerPixel, ds.PlanarConfiguration = 3, 0
         ds.PixelData = encapsulate([_FAKE_JPEG + number.to_bytes(2, "big")])
         ds["PixelData"].VR = "OB"
         ds.LossyImageCompression = "01"
+        ds.LossyImageCompressionMethod = "ISO_10918_1"
+        return
+    if series.modality in EIGHT_BIT_ONLY:
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        count = series.rows * series.columns
+        ds.PixelData = bytes((i * 7 + number * 13) % 256 for i in range(count))
+        ds["PixelData"].VR = "OB"
         return
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     pixels = bytearray()
@@ -155,7 +180,7 @@ def _meta(ds: Dataset, syntax: str) -> FileMetaDataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = syntax
+    meta.TransferSyntaxUID = UID(syntax)
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     return meta
 

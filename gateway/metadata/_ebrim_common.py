@@ -38,7 +38,7 @@ class SlotField:
 
 @dataclass(frozen=True, slots=True)
 class CodeField:
-    scheme: str
+    scheme: v.UUID
     attr: str
     many: bool
 
@@ -147,11 +147,6 @@ AUTHOR_SLOTS: tuple[SlotField, ...] = (
     SlotField(v.SLOT_AUTHOR_SPECIALTY, "specialty", Kind.MANY),
     SlotField(v.SLOT_AUTHOR_TELECOMMUNICATION, "telecom", Kind.MANY),
 )
-
-
-def reserved_slot_names(spec: Spec) -> frozenset[str]:
-    """The slot names a Spec owns (an extra slot must not reuse one)."""
-    return frozenset(field.slot for field in spec.slots)
 
 
 def rim(local: str) -> str:

@@ -245,13 +245,16 @@ class _Owner:
         )
 
 
-def _code_key(scheme: str, code: Code) -> tuple[str | None, ...]:
+_CodeKey = tuple[str, str, str, str | None, str | None, str | None]
+
+
+def _code_key(scheme: str, code: Code) -> _CodeKey:
     # A tuple of strings hashes and compares in C; the Code dataclass would call Python methods.
     return (scheme, code.code, code.scheme, code.display_name, code.lang, code.charset)
 
 
 @functools.lru_cache(maxsize=_MEMO_SIZE)
-def _code_rest(key: tuple[str | None, ...]) -> str:
+def _code_rest(key: _CodeKey) -> str:
     """A code's Classification after the owner reference (scheme, node, codingScheme, Name)."""
     scheme, node, coding_scheme, display_name, lang, charset = key
     out = [f"{_opt('classificationScheme', scheme)}{_opt('nodeRepresentation', node)}>"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from gateway.errors import UnresolvedReferenceException, XDSError
 from gateway.metadata import vocabulary as v
 from gateway.metadata.datatypes import is_uuid_urn
-from gateway.metadata.model import Association, Submission
+from gateway.metadata.model import Association, DocumentEntry, Folder, Submission
 
 _SS, _FOLDER, _ENTRY, _ASSOCIATION = "SubmissionSet", "Folder", "DocumentEntry", "Association"
 
@@ -124,7 +124,12 @@ def check_references(
         for association in submission.associations
         if association.association_type == v.HAS_MEMBER and association.source_object != ss_id
     ]
-    for obj in [*submission.document_entries, *submission.folders, *folder_links]:
+    added: list[DocumentEntry | Folder | Association] = [
+        *submission.document_entries,
+        *submission.folders,
+        *folder_links,
+    ]
+    for obj in added:
         if obj.entry_uuid not in members:
             kind = type(obj).__name__
             name = obj.entry_uuid or "(without id)"

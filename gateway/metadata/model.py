@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.metadata import vocabulary
 from gateway.metadata.datatypes import Code
@@ -204,3 +205,24 @@ class Submission:
         yield from self.document_entries
         yield from self.associations
         yield from self.object_refs
+
+    def patient_ids(self) -> list[str]:
+        """The patient ids the submission names, the SubmissionSet's first, each once."""
+        patients = [e.patient_id for e in self.document_entries if e.patient_id]
+        if self.submission_set is not None and self.submission_set.patient_id:
+            patients.insert(0, self.submission_set.patient_id)
+        return list(dict.fromkeys(patients))
+
+    def audit_facts(self) -> dict[str, Any]:
+        """What an ITI-41/ITI-42/RAD-68 audit record says about this submission: the patient ids
+        and the SubmissionSet uniqueId (keys of ``gateway.audit.model.FACT_KEYS``), the same
+        for the sender and the receiver of the submission.
+
+        Standard: ITI TF-2 §3.41.5.1, §3.42.5.1 (Patient and SubmissionSet ParticipantObjects);
+        RAD TF-3 §4.68.4.1.4.
+        """
+        submission_set = self.submission_set
+        return {
+            "patient_ids": self.patient_ids(),
+            "submission_set_unique_id": submission_set.unique_id if submission_set else None,
+        }

@@ -36,7 +36,7 @@ from gateway.metadata._checks import ObjectChecker
 from gateway.metadata._references import check_references
 from gateway.metadata.codes import CodeSet
 from gateway.metadata.datatypes import is_uuid_urn, new_uuid_urn
-from gateway.metadata.model import DocumentEntry, Folder, Submission
+from gateway.metadata.model import Association, DocumentEntry, Folder, Submission, SubmissionSet
 
 __all__ = [
     "ITI_41",
@@ -190,7 +190,7 @@ def _check_patient_ids(submission: Submission) -> list[XDSError]:
 
     Standard: ITI TF-2 §3.42.4.1.3 (XDSPatientIdDoesNotMatch).
     """
-    members = [*submission.document_entries, *submission.folders]
+    members: list[DocumentEntry | Folder] = [*submission.document_entries, *submission.folders]
     reference = submission.submission_set.patient_id if submission.submission_set else None
     reference_owner = "SubmissionSet"
     if not reference:
@@ -224,7 +224,10 @@ def _check_unique_ids(submission: Submission, *, repository: bool) -> list[XDSEr
     )
     owners: dict[str, str] = {}
     errors: list[XDSError] = []
-    objects = [*submission.folders, *submission.document_entries]
+    objects: list[SubmissionSet | Folder | DocumentEntry] = [
+        *submission.folders,
+        *submission.document_entries,
+    ]
     if submission.submission_set is not None:
         objects.insert(0, submission.submission_set)
     for obj in objects:
@@ -255,7 +258,7 @@ def assign_uuids(
     ITI TF-2 §3.42.4.1.3.
     """
     mapping: dict[str, str] = {}
-    objects = [
+    objects: list[SubmissionSet | Folder | DocumentEntry | Association] = [
         *([submission.submission_set] if submission.submission_set else []),
         *submission.folders,
         *submission.document_entries,

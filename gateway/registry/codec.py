@@ -196,8 +196,8 @@ def from_row(kind: str, row: Mapping[str, Any]) -> RegistryObject:
     """
     obj = from_json(kind, row["body"])
     status = row.get("status")
-    if status is not None and hasattr(obj, "availability_status"):
-        obj.availability_status = status  # type: ignore[union-attr]
+    if status is not None and not isinstance(obj, ObjectRef):
+        obj.availability_status = status
     if isinstance(obj, Folder) and row.get("last_update_time") is not None:
         obj.last_update_time = row["last_update_time"]
     return obj

@@ -21,7 +21,7 @@ from gateway.errors import (
     XDSNonIdenticalSize,
     XDSRegistryMetadataError,
 )
-from gateway.metadata.model import Submission
+from gateway.metadata.model import Folder, Submission, SubmissionSet
 from gateway.registry.schema import (
     association,
     document_entry,
@@ -140,12 +140,11 @@ def _unique_id_conflicts(
     conn: Connection, submission: Submission, registered: dict[str, tuple[str, int | None]]
 ) -> list[XDSError]:
     errors: list[XDSError] = []
-    packages = (
-        [(SUBMISSION_SET, submission_set, submission.submission_set)]
-        if submission.submission_set
-        else []
-    )
-    packages += [(FOLDER, folder, f) for f in submission.folders]
+    packages: list[tuple[str, Table, SubmissionSet | Folder]] = [
+        (FOLDER, folder, f) for f in submission.folders
+    ]
+    if submission.submission_set:
+        packages.insert(0, (SUBMISSION_SET, submission_set, submission.submission_set))
     for kind, table, obj in packages:
         if obj is None or not obj.unique_id:
             continue

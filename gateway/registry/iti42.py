@@ -23,7 +23,7 @@ import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.soap.transactions import ITI_42
 
@@ -38,7 +38,8 @@ TF = ITI_42.tf
 from gateway.errors import ConfigError, XDSError, XDSErrorList, XDSRegistryMetadataError
 from gateway.metadata import ebrim
 from gateway.metadata.codes import CodeSet
-from gateway.metadata.model import Submission
+from gateway.metadata.model import DocumentEntry, Folder, Submission
+from gateway.metadata.retrieve import build_registry_response, status_for
 from gateway.metadata.validate import ITI_42 as ITI_42_RULES
 from gateway.metadata.validate import assign_uuids, validate_submission
 from gateway.registry.database import Database, db_upgrade
@@ -46,7 +47,6 @@ from gateway.registry.patients import PatientRegistry
 from gateway.registry.store import RegistrationResult, RegistryStore
 from gateway.soap.dispatch import Context, Endpoint
 from gateway.soap.message import SoapRequest, SoapResponse
-from gateway.soap.registry_response import registry_response, status_for
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -142,7 +142,8 @@ def _check_logical_ids(submission: Submission) -> None:
     """A new object's logicalID, when sent, is its own id: only Update Document Set (ITI-57)
     submits a second version of a logical object. Standard: ITI TF-3 §4.2.3.2 (logicalID)."""
     errors: list[XDSError] = []
-    for obj in [*submission.document_entries, *submission.folders]:
+    objects: list[DocumentEntry | Folder] = [*submission.document_entries, *submission.folders]
+    for obj in objects:
         if obj.logical_id and obj.logical_id != obj.entry_uuid:
             errors.append(
                 XDSRegistryMetadataError(
@@ -162,24 +163,9 @@ def handle(request: SoapRequest, ctx: Context, *, registry: Registry) -> SoapRes
     with a Failure RegistryResponse. Standard: ITI TF-2 §3.42.4.1, §3.42.4.2.
     """
     submission = ebrim.parse_submit_objects_request(request.body)
-    ctx.audit.update(submission_audit_facts(submission), reply_to=request.addressing.reply_to)
+    ctx.audit.update(submission.audit_facts(), reply_to=request.addressing.reply_to)
     warnings = registry.register_document_set(submission)
-    return SoapResponse(body=registry_response(status_for(warnings), warnings))
-
-
-def submission_audit_facts(submission: Submission) -> dict[str, Any]:
-    """The audit facts of an ITI-41/ITI-42 submission: patient and SubmissionSet uniqueId.
-
-    Standard: ITI TF-2 §3.42.5.1 (Patient ParticipantObject, SubmissionSet ParticipantObject).
-    """
-    patients = [e.patient_id for e in submission.document_entries if e.patient_id]
-    submission_set = submission.submission_set
-    if submission_set is not None and submission_set.patient_id:
-        patients.insert(0, submission_set.patient_id)
-    return {
-        "patient_ids": list(dict.fromkeys(patients)),
-        "submission_set_unique_id": submission_set.unique_id if submission_set else None,
-    }
+    return SoapResponse(body=build_registry_response(status_for(warnings), warnings))
 
 
 def bind(endpoint: Endpoint, registry: Registry) -> None:

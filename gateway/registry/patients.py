@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.metadata.datatypes import format_dtm
 from gateway.registry.database import Database
@@ -125,6 +126,13 @@ def _demographics_json(demographics: Any) -> str | None:
     return json.dumps({k: v for k, v in values.items() if v is not None}, ensure_ascii=False)
 
 
+# The INSERT ... ON CONFLICT of each supported dialect (the dialect modules need no driver).
+_UPSERT_INSERTS: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+
 def _upsert(
     conn: Connection,
     table: Table,
@@ -138,11 +146,8 @@ def _upsert(
     new id at once cannot collide.
     """
     dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # pragma: no cover - the registry supports these two
+    dialect_insert = _UPSERT_INSERTS.get(dialect)
+    if dialect_insert is None:  # pragma: no cover - the registry supports these two
         raise NotImplementedError(f"no upsert for {dialect}")
     statement = dialect_insert(table).values(**values)
     statement = statement.on_conflict_do_update(

@@ -40,7 +40,14 @@ from gateway.errors import (
 )
 from gateway.metadata import vocabulary as v
 from gateway.metadata.datatypes import format_dtm
-from gateway.metadata.model import Association, DocumentEntry, Folder, Submission, SubmissionSet
+from gateway.metadata.model import (
+    Association,
+    DocumentEntry,
+    Folder,
+    ObjectRef,
+    Submission,
+    SubmissionSet,
+)
 from gateway.registry import rows
 from gateway.registry.conflicts import registry_conflicts
 from gateway.registry.database import Database
@@ -141,8 +148,8 @@ def _mark_registered(submission: Submission, now: datetime) -> None:
     """
     stamp = format_dtm(now)
     for obj in submission.objects():
-        if hasattr(obj, "availability_status"):
-            obj.availability_status = v.STATUS_APPROVED  # type: ignore[union-attr]
+        if not isinstance(obj, ObjectRef):
+            obj.availability_status = v.STATUS_APPROVED
     for new_folder in submission.folders:
         new_folder.last_update_time = stamp  # whatever the source sent (NIST 12323)
 

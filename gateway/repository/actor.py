@@ -41,7 +41,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gateway.errors import (
     XDSDocumentUniqueIdError,
@@ -57,6 +56,12 @@ from gateway.errors import (
 )
 from gateway.metadata.ebrim import build_submit_objects_request
 from gateway.metadata.model import Submission
+from gateway.metadata.retrieve import (
+    DocumentRequest,
+    DocumentResponse,
+    RetrieveDocumentSetResponse,
+    response_status,
+)
 from gateway.metadata.validate import ITI_41, check_submission
 from gateway.repository.checks import (
     Match,
@@ -66,19 +71,11 @@ from gateway.repository.checks import (
     media_type,
 )
 from gateway.repository.index import CONFIRMED, RepositoryIndex, StoredDocument
-from gateway.repository.model import (
-    DocumentRequest,
-    ProvidedDocument,
-    RetrievedDocument,
-    RetrieveResult,
-)
+from gateway.repository.model import ProvidedDocument
 from gateway.repository.recovery import Recovery, Resolver
-from gateway.repository.registry_client import RegistryClient, response_status
+from gateway.repository.registry_client import RegistryClient
 from gateway.repository.storage import DocumentStorage, LocalFolderStorage, storage_key
-from gateway.soap.message import Attachment
-
-if TYPE_CHECKING:  # the actor handles elements only as opaque values (XML stays at the edges)
-    from lxml import etree
+from gateway.soap.message import Attachment, Element
 
 log = logging.getLogger("gateway.repository")
 
@@ -172,9 +169,7 @@ class Repository:
         self.index.close()
 
     # -- ITI-41 -------------------------------------------------------------------------------
-    def provide(
-        self, submission: Submission, documents: Sequence[ProvidedDocument]
-    ) -> etree._Element:
+    def provide(self, submission: Submission, documents: Sequence[ProvidedDocument]) -> Element:
         """Store the documents and register the submission; return the registry's answer.
 
         Standard: ITI TF-2 §3.41.4.1.3 (expected actions), §3.41.4.2 (the response is the
@@ -194,6 +189,7 @@ class Repository:
             apply_computed(match, self.unique_id)
         items = self._reserve(matches)
         self._place(items)
+        # The element goes to the registry client as it is (XML stays in the codecs).
         request = build_submit_objects_request(submission)
         try:
             response = self.registry.register(request)
@@ -282,22 +278,24 @@ class Repository:
             self._resolver.wake()
 
     # -- ITI-43 -------------------------------------------------------------------------------
-    def retrieve(self, requests: Sequence[DocumentRequest]) -> RetrieveResult:
-        """Find each requested document; return those found (request order) and the errors.
+    def retrieve(self, requests: Sequence[DocumentRequest]) -> RetrieveDocumentSetResponse:
+        """Find each requested document; answer those found (request order) and the errors.
 
-        Standard: ITI TF-2 §3.43.4.2.3 (error location = the DocumentUniqueId). Errors:
-        XDSUnknownRepositoryId, XDSDocumentUniqueIdError, XDSRepositoryError.
+        Standard: ITI TF-2 §3.43.4.2.3 (error location = the DocumentUniqueId; status Success,
+        PartialSuccess or Failure). Errors: XDSUnknownRepositoryId, XDSDocumentUniqueIdError,
+        XDSRepositoryError.
         """
-        result = RetrieveResult()
+        documents: list[DocumentResponse] = []
+        errors: list[XDSError] = []
         for request in requests:
             try:
-                result.documents.append(self._find(request))
+                documents.append(self._find(request))
             except XDSError as error:
-                result.errors.append(error)
-        return result
+                errors.append(error)
+        return RetrieveDocumentSetResponse.answer(documents, errors)
 
-    def _find(self, request: DocumentRequest) -> RetrievedDocument:
-        uid = request.document_unique_id or ""
+    def _find(self, request: DocumentRequest) -> DocumentResponse:
+        uid = request.document_unique_id
         if request.repository_unique_id != self.unique_id:
             raise XDSUnknownRepositoryId(
                 f"RepositoryUniqueId {request.repository_unique_id!r} is not this repository "
@@ -317,7 +315,13 @@ class Repository:
         if attachment is None or attachment.size != row.size:
             log.error("document %s: stored content missing or of the wrong size", uid)
             raise XDSRepositoryError(f"Document {uid!r} cannot be read", location=uid)
-        return RetrievedDocument(request=request, mime_type=row.mime_type, attachment=attachment)
+        return DocumentResponse(
+            repository_unique_id=self.unique_id,
+            document_unique_id=uid,
+            mime_type=row.mime_type,
+            attachment=attachment,
+            home_community_id=request.home_community_id,  # echoed, ITI TF-2 §3.43.4.2.2
+        )
 
 
 def _new_ids(items: Sequence[_Item]) -> list[str]:

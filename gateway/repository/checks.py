@@ -77,15 +77,15 @@ def match_documents(
             )
     matches: list[Match] = []
     for entry in entries:
-        document = by_id.get(entry.entry_uuid)
-        if document is None:
+        attached = by_id.get(entry.entry_uuid)
+        if attached is None:
             errors.append(
                 XDSMissingDocument(
                     f"{_describe(entry)} has no attached Document", location=entry.entry_uuid
                 )
             )
         else:
-            matches.append(Match(entry=entry, document=document))
+            matches.append(Match(entry=entry, document=attached))
     return matches, errors
 
 

@@ -14,28 +14,29 @@ Standard: ITI TF-2 §3.41 (Provide and Register Document Set-b), §3.43 (Retriev
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import mimetypes
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import requests
-from lxml import etree
 
 from gateway.config import Settings
-from gateway.repository import iti41
-from gateway.repository.model import DocumentRequest
-from gateway.repository.progress import CountingAttachment, Progress, count_responses
-from gateway.repository.retrieve_codec import (
-    DocumentResponse,
-    build_request,
-    parse_response,
-    reported_errors,
+from gateway.metadata.provide import build_provide_request
+from gateway.metadata.retrieve import (
+    DocumentRequest,
+    RegistryError,
+    ResponseFormatError,
+    Status,
+    build_retrieve_request,
+    parse_retrieve_response,
+    read_registry_response,
 )
+from gateway.progress import CountingAttachment, Progress, count_responses
 from gateway.repository.template import (
     CODE_OPTIONS,
     FillOptions,
@@ -45,9 +46,8 @@ from gateway.repository.template import (
     load_template,
     parse_code,
 )
-from gateway.soap import ns
 from gateway.soap.client import ClientResponse, SoapClient, SoapClientError
-from gateway.soap.message import Attachment, new_content_id
+from gateway.soap.message import new_content_id
 from gateway.soap.transactions import ITI_41, ITI_43, REPOSITORY_PATH
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -105,13 +105,11 @@ def _sha1(path: Path, progress: Progress | None) -> str:
     return digest.hexdigest()
 
 
-def _report(body: etree._Element, io: Output) -> str:
-    status = body.get("status", "").rsplit(":", 1)[-1]
-    print(f"status: {status}", file=io.out)
-    for error in reported_errors(body):
-        where = f" [{error.location}]" if error.location else ""
-        print(f"{error.severity} {error.code}: {error.context}{where}", file=io.err)
-    return status
+def _report(status: Status, errors: Sequence[RegistryError], io: Output) -> None:
+    """Print the short status on stdout and each RegistryError on stderr."""
+    print(f"status: {status.short}", file=io.out)
+    for error in errors:
+        print(f"{'Warning' if error.is_warning else 'Error'} {error}", file=io.err)
 
 
 def provide(
@@ -149,7 +147,7 @@ def provide(
         sha1=sha1,
         progress=_progress("sending", size, connection, io),
     )
-    body = iti41.build_request(submission, [(entry.entry_uuid, attachment.content_id)])
+    body = build_provide_request(submission, [(entry.entry_uuid, attachment.content_id)])
     try:
         with _client(connection) as client:
             answer = client.call(ITI_41, body, [attachment])
@@ -159,13 +157,18 @@ def provide(
     finally:
         if attachment.progress is not None:
             attachment.progress.close()
-    status = _report(answer.body, io)
+    try:
+        response = read_registry_response(answer.body)
+    except ResponseFormatError as exc:
+        print(f"xdsi-gateway provide: unexpected answer: {exc}", file=io.err)
+        return EXIT_FAILURE
+    _report(response.status, response.errors, io)
     submission_set = submission.submission_set
     print(f"documentUniqueId: {entry.unique_id}", file=io.out)
     print(
         f"submissionSetUniqueId: {submission_set.unique_id if submission_set else ''}", file=io.out
     )
-    return EXIT_OK if status == "Success" else EXIT_FAILURE
+    return EXIT_OK if response.status is Status.SUCCESS else EXIT_FAILURE
 
 
 def retrieve(
@@ -197,7 +200,7 @@ def retrieve(
     )
     try:
         with _client(connection, session=session, spool_dir=target.parent) as client:
-            answer = client.call(ITI_43, build_request([request]))
+            answer = client.call(ITI_43, build_retrieve_request([request]))
     except SoapClientError as exc:
         print(f"xdsi-gateway retrieve: {exc}", file=io.err)
         return EXIT_FAILURE
@@ -219,16 +222,17 @@ def _remember(
 
 
 def _save(answer: ClientResponse, document_id: str, target: Path, io: Output) -> int:
+    """Write the document of ``answer`` (MTOM part or inline base64) to ``target`` atomically."""
     try:
-        parsed = parse_response(answer.body)
-    except ValueError as exc:
+        parsed = parse_retrieve_response(answer.body, answer.attachments)
+    except ResponseFormatError as exc:
         print(f"xdsi-gateway retrieve: unexpected answer: {exc}", file=io.err)
         return EXIT_FAILURE
-    status = _report(answer.body.find(ns.qname(ns.RS, "RegistryResponse")), io)
-    found = [d for d in parsed.documents if d.request.document_unique_id == document_id]
+    _report(parsed.status, parsed.errors, io)
+    found = [d for d in parsed.documents if d.document_unique_id == document_id]
     if not found:
         return EXIT_FAILURE
-    attachment = _content(answer, found[0])
+    attachment = found[0].attachment
     temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
         attachment.save_to(temporary)
@@ -239,14 +243,7 @@ def _save(answer: ClientResponse, document_id: str, target: Path, io: Output) ->
     print(f"size: {attachment.size}", file=io.out)
     print(f"sha1: {attachment.digest()}", file=io.out)
     print(f"saved: {target}", file=io.out)
-    return EXIT_OK if status in ("Success", "PartialSuccess") else EXIT_FAILURE
-
-
-def _content(answer: ClientResponse, document: DocumentResponse) -> Attachment:
-    """The document's content: its MTOM part, or the inline base64 of a non-MTOM answer."""
-    if document.document.find(ns.qname(ns.XOP, "Include")) is not None:
-        return answer.attachment_for(document.document)
-    return Attachment.from_bytes(base64.b64decode(document.document.text or ""))
+    return EXIT_OK if parsed.status is not Status.FAILURE else EXIT_FAILURE
 
 
 # -- argparse glue for gateway/cli.py ----------------------------------------------------------

@@ -10,20 +10,16 @@ Standard: ITI TF-2 §3.41 (rev. 19.0): §3.41.4.1.2 request, §3.41.4.1.3 expect
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 
-from lxml import etree
-
-from gateway.errors import XDSError, XDSRepositoryMetadataError
-from gateway.metadata.ebrim import build_submit_objects_request, parse_submit_objects_request
-from gateway.metadata.model import Submission
+from gateway.errors import XDSError
+from gateway.metadata.ebrim import parse_submit_objects_request
+from gateway.metadata.provide import read_documents
+from gateway.metadata.retrieve import failure_body
 from gateway.repository.actor import Repository
 from gateway.repository.model import ProvidedDocument
-from gateway.repository.registry_client import submission_facts
-from gateway.soap import ns
 from gateway.soap.dispatch import Context, Handler
-from gateway.soap.message import Addressing, Attachment, SoapRequest, SoapResponse, xop_include
-from gateway.soap.registry_response import failure_body
+from gateway.soap.message import Attachment, Element, SoapRequest, SoapResponse
 from gateway.soap.transactions import ITI_41
 
 TRANSACTION = ITI_41
@@ -32,45 +28,26 @@ ACTION = ITI_41.action
 RESPONSE_ACTION = ITI_41.response_action
 REQUEST_QNAME = ITI_41.request_qname
 RESPONSE_QNAME = ITI_41.response_qname
-DOCUMENT = ns.qname(ns.XDSB, "Document")
 TF = "ITI TF-2 §3.41"
 
 
-def provided_documents(request: SoapRequest) -> list[ProvidedDocument]:
+def provided_documents(
+    body: Element, attachments: Mapping[str, Attachment]
+) -> list[ProvidedDocument]:
     """The request's Documents in order: the id of their DocumentEntry and their content.
 
     Standard: ITI TF-2 §3.41.4.1.2 (Document/@id = the ExtrinsicObject id).
     Raises: XDSRepositoryMetadataError for a Document that carries no content reference.
     """
-    documents = []
-    for element in request.body.findall(DOCUMENT):
-        document_id = element.get("id", "")
-        try:
-            attachment = request.attachment_for(element)
-        except KeyError as exc:
-            raise XDSRepositoryMetadataError(
-                f"Document {document_id!r} carries no content", location=document_id or None
-            ) from exc
-        documents.append(ProvidedDocument(id=document_id, attachment=attachment))
-    return documents
-
-
-def build_request(submission: Submission, documents: Iterable[tuple[str, str]]) -> etree._Element:
-    """Build a ProvideAndRegisterDocumentSetRequest: the submission's SubmitObjectsRequest, then
-    one Document per ``(DocumentEntry id, Content-ID of its MTOM part)``.
-
-    Standard: ITI TF-2 §3.41.4.1.2; XOP 1.0 §2.1 (xop:Include).
-    """
-    body = etree.Element(REQUEST_QNAME, nsmap={"xdsb": ns.XDSB})
-    body.append(build_submit_objects_request(submission))
-    for entry_id, content_id in documents:
-        etree.SubElement(body, DOCUMENT, id=entry_id).append(xop_include(content_id))
-    return body
+    return [
+        ProvidedDocument(id=document_id, attachment=attachment)
+        for document_id, attachment in read_documents(body, attachments)
+    ]
 
 
 def provide_and_register(
-    repository: Repository, request: etree._Element, attachments: Sequence[Attachment]
-) -> etree._Element:
+    repository: Repository, request: Element, attachments: Sequence[Attachment]
+) -> Element:
     """ITI-41 in-process: ProvideAndRegisterDocumentSetRequest and its parts in, RegistryResponse
     out (XDS errors as a Failure response, as a remote repository would answer them).
 
@@ -78,12 +55,9 @@ def provide_and_register(
     SOAP. Standard: ITI TF-2 §3.41.4.
     """
     by_cid = {attachment.content_id: attachment for attachment in attachments}
-    soap_request = SoapRequest(
-        path=ITI_41.path, addressing=Addressing(action=ACTION), body=request, attachments=by_cid
-    )
     try:
         submission = parse_submit_objects_request(request, repository=True)
-        return repository.provide(submission, provided_documents(soap_request))
+        return repository.provide(submission, provided_documents(request, by_cid))
     except XDSError as error:
         return failure_body(ITI_41, error)
 
@@ -93,8 +67,9 @@ def handler(repository: Repository) -> Handler:
 
     def handle(request: SoapRequest, ctx: Context) -> SoapResponse:
         submission = parse_submit_objects_request(request.body, repository=True)
-        ctx.audit.update(submission_facts(submission), reply_to=request.addressing.reply_to)
-        response = repository.provide(submission, provided_documents(request))
+        ctx.audit.update(submission.audit_facts(), reply_to=request.addressing.reply_to)
+        documents = provided_documents(request.body, request.attachments)
+        response = repository.provide(submission, documents)
         return SoapResponse(body=response)
 
     return handle

@@ -11,9 +11,8 @@ actions; ITI TF-2 Appendix V §V.3.3.2.2 (MTOM/XOP).
 
 from __future__ import annotations
 
-from gateway.errors import XDSRepositoryError
+from gateway.metadata.retrieve import build_retrieve_response, parse_retrieve_request
 from gateway.repository.actor import Repository
-from gateway.repository.retrieve_codec import build_response, parse_request
 from gateway.soap.dispatch import Context, Handler
 from gateway.soap.message import SoapRequest, SoapResponse
 from gateway.soap.transactions import ITI_43
@@ -31,13 +30,11 @@ def handler(repository: Repository) -> Handler:
     """The ITI-43 handler bound to ``repository``. Standard: ITI TF-2 §3.43.4.
 
     Raises: XDSRepositoryError for a request without any DocumentRequest (the schema requires
-    one or more).
+    one or more; raised by the codec).
     """
 
     def handle(request: SoapRequest, ctx: Context) -> SoapResponse:
-        requests = parse_request(request.body)
-        if not requests:
-            raise XDSRepositoryError("RetrieveDocumentSetRequest holds no DocumentRequest")
+        requests = parse_retrieve_request(request.body)
         ctx.audit.update(
             document_unique_ids=[r.document_unique_id for r in requests if r.document_unique_id],
             repository_unique_ids=list(
@@ -49,11 +46,9 @@ def handler(repository: Repository) -> Handler:
             reply_to=request.addressing.reply_to,
         )  # ITI TF-2 §3.43.5.1 (patient not known from the request)
         result = repository.retrieve(requests)
-        body = build_response(
-            result.status,
-            result.errors,
-            [(d.request, d.mime_type, d.attachment.content_id) for d in result.documents],
+        return SoapResponse(
+            body=build_retrieve_response(result),
+            attachments=[d.attachment for d in result.documents],
         )
-        return SoapResponse(body=body, attachments=[d.attachment for d in result.documents])
 
     return handle

@@ -30,29 +30,40 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from lxml import etree
-
 from gateway.errors import XDSError, XDSErrorList, XDSRegistryNotAvailable
-from gateway.metadata.ebrim import parse_registry_object_list, parse_submit_objects_request
+from gateway.metadata.ebrim import parse_submit_objects_request
 from gateway.metadata.model import DocumentEntry, Submission
-from gateway.soap import ns, registry_response
+from gateway.metadata.query import (
+    LEAF_CLASS,
+    AdhocQuery,
+    build_query_request,
+    parse_query_response,
+)
+from gateway.metadata.query_values import quote_list
+from gateway.metadata.retrieve import (
+    ResponseFormatError,
+    build_registry_response,
+    failure_body,
+    response_status,
+    status_for,
+)
 from gateway.soap.client import SessionFactory, SoapClient, SoapClientError
+from gateway.soap.message import Element
 from gateway.soap.transactions import ITI_18, ITI_42
 
 log = logging.getLogger("gateway.repository")
 
 GET_DOCUMENTS = "urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"  # ITI TF-2 §3.18.4.1.2.3.7.5
-LEAF_CLASS = "LeafClass"
 
-RegisterFunc = Callable[[etree._Element], etree._Element]
-QueryFunc = Callable[[etree._Element], etree._Element]
+RegisterFunc = Callable[[Element], Element]
+QueryFunc = Callable[[Element], Element]
 ModelRegisterFunc = Callable[[Submission], Sequence[XDSError]]
 
 
 class RegistryClient(Protocol):
     """What the repository needs from a registry."""
 
-    def register(self, request: etree._Element) -> etree._Element:
+    def register(self, request: Element) -> Element:
         """ITI-42: lcm:SubmitObjectsRequest in, rs:RegistryResponse out.
 
         Raises:
@@ -79,7 +90,7 @@ class InProcessRegistryClient:
         self._register = register
         self._query = query
 
-    def register(self, request: etree._Element) -> etree._Element:
+    def register(self, request: Element) -> Element:
         """Call the registry actor. Standard: ITI TF-2 §3.42.4.1.
 
         Raises:
@@ -88,7 +99,7 @@ class InProcessRegistryClient:
         try:
             return self._register(request)
         except XDSError as error:
-            return registry_response.failure_body(ITI_42, error)
+            return failure_body(ITI_42, error)
         except Exception as exc:
             log.exception("in-process registry failed on ITI-42")
             raise XDSRegistryNotAvailable(f"The registry failed: {exc}") from exc
@@ -135,7 +146,7 @@ class SoapRegistryClient:
         """Close idle connections (the client stays usable)."""
         self._soap.close()
 
-    def register(self, request: etree._Element) -> etree._Element:
+    def register(self, request: Element) -> Element:
         """Send ITI-42; return the RegistryResponse. Standard: ITI TF-2 §3.42.4.1-2.
 
         Raises:
@@ -147,15 +158,15 @@ class SoapRegistryClient:
         except SoapClientError as exc:
             self._audit(request, "Failure")
             raise XDSRegistryNotAvailable(f"Registry {self.url} did not answer: {exc}") from exc
-        self._audit(request, body.get("status", "").rsplit(":", 1)[-1] or "Failure")
+        self._audit(request, response_status(body) or "Failure")
         return body
 
-    def _audit(self, request: etree._Element, outcome: str) -> None:
+    def _audit(self, request: Element, outcome: str) -> None:
         """Record the ITI-42 this repository sent (ITI TF-2 §3.42.5.1.1, Document Repository)."""
         if self.trail is None:
             return
         try:
-            facts = submission_facts(parse_submit_objects_request(request))
+            facts = parse_submit_objects_request(request).audit_facts()
         except Exception:  # auditing never fails a registration
             log.exception("ITI-42 audit facts could not be read")
             facts = {}
@@ -171,18 +182,6 @@ class SoapRegistryClient:
         return registered_in(answer.body, unique_id, repository_unique_id)
 
 
-def submission_facts(submission: Submission) -> dict[str, Any]:
-    """Patient ids and SubmissionSet uniqueId of a submission (the ITI-41/42 audit facts)."""
-    patients = [e.patient_id for e in submission.document_entries if e.patient_id]
-    submission_set = submission.submission_set
-    if submission_set is not None and submission_set.patient_id:
-        patients.insert(0, submission_set.patient_id)
-    return {
-        "patient_ids": list(dict.fromkeys(patients)),
-        "submission_set_unique_id": submission_set.unique_id if submission_set else None,
-    }
-
-
 def model_register(register: ModelRegisterFunc) -> RegisterFunc:
     """Adapt a registry entry point that takes the model (Submission in, warnings returned, XDS
     errors raised, e.g. ``gateway.registry.iti42.Registry.register_document_set``) to the
@@ -190,56 +189,36 @@ def model_register(register: ModelRegisterFunc) -> RegisterFunc:
     response in :meth:`InProcessRegistryClient.register`. Standard: ITI TF-2 §3.42.4.2.
     """
 
-    def register_element(request: etree._Element) -> etree._Element:
+    def register_element(request: Element) -> Element:
         warnings = list(register(parse_submit_objects_request(request)))
-        return registry_response.registry_response(registry_response.status_for(warnings), warnings)
+        return build_registry_response(status_for(warnings), warnings)
 
     return register_element
 
 
-def get_documents_request(unique_id: str) -> etree._Element:
+def get_documents_request(unique_id: str) -> Element:
     """A GetDocuments AdhocQueryRequest (LeafClass) for one DocumentEntry uniqueId.
 
     Standard: ITI TF-2 §3.18.4.1.2.3.7.5; value syntax ``('value')`` with ``'`` doubled inside,
     §3.18.4.1.2.3.5.
     """
-    request = etree.Element(
-        ns.qname(ns.QUERY, "AdhocQueryRequest"), nsmap={"query": ns.QUERY, "rim": ns.RIM}
-    )
-    option = etree.SubElement(request, ns.qname(ns.QUERY, "ResponseOption"))
-    option.set("returnType", LEAF_CLASS)
-    option.set("returnComposedObjects", "true")
-    query = etree.SubElement(request, ns.qname(ns.RIM, "AdhocQuery"), id=GET_DOCUMENTS)
-    slot = etree.SubElement(query, ns.qname(ns.RIM, "Slot"), name="$XDSDocumentEntryUniqueId")
-    values = etree.SubElement(slot, ns.qname(ns.RIM, "ValueList"))
-    quoted = unique_id.replace("'", "''")
-    etree.SubElement(values, ns.qname(ns.RIM, "Value")).text = f"('{quoted}')"
-    return request
+    query = AdhocQuery(query_id=GET_DOCUMENTS, return_type=LEAF_CLASS)
+    return build_query_request(query.add("$XDSDocumentEntryUniqueId", quote_list([unique_id])))
 
 
-def registered_in(
-    response: etree._Element, unique_id: str, repository_unique_id: str
-) -> bool | None:
+def registered_in(response: Element, unique_id: str, repository_unique_id: str) -> bool | None:
     """Read a GetDocuments AdhocQueryResponse: True when it lists a DocumentEntry with this
     uniqueId whose repositoryUniqueId is ours (or absent), False when it lists none, None when
     the query failed. Standard: ITI TF-2 §3.18.4.1.3."""
-    if response.tag != ITI_18.response_qname:
-        return None
-    if response.get("status", "").rsplit(":", 1)[-1] != "Success":
-        return None
     try:
-        objects = parse_registry_object_list(response)
-    except XDSErrorList:
+        result = parse_query_response(response)
+    except (ResponseFormatError, XDSErrorList):
+        return None
+    if result.status != "Success":
         return None
     return any(
         isinstance(obj, DocumentEntry)
         and obj.unique_id == unique_id
         and obj.repository_unique_id in (None, repository_unique_id)
-        for obj in objects
+        for obj in result.objects
     )
-
-
-def response_status(response: etree._Element) -> str:
-    """The short status of an rs:RegistryResponse: ``Success``, ``Failure``, ``PartialSuccess``
-    or what else it says ("" when absent). Standard: ebRS 3.0 §2.1.3, ITI TF-2 §3.42.4.2."""
-    return response.get("status", "").rsplit(":", 1)[-1]

@@ -24,7 +24,7 @@ from pathlib import Path
 from gateway.metadata import vocabulary as v
 from gateway.metadata.datatypes import Code, format_dtm
 from gateway.metadata.ebrim import parse_submit_objects_request
-from gateway.metadata.model import Association, DocumentEntry, Submission, SubmissionSet
+from gateway.metadata.model import Association, DocumentEntry, Folder, Submission, SubmissionSet
 from gateway.soap.safexml import parse_bytes
 
 DEFAULT_CODES: Mapping[str, Code] = {
@@ -141,7 +141,12 @@ def fill(
     [entry] = submission.document_entries
     submission_set = submission.submission_set
     assert submission_set is not None
-    for obj in (submission_set, entry, *submission.folders):
+    objects: list[SubmissionSet | DocumentEntry | Folder] = [
+        submission_set,
+        entry,
+        *submission.folders,
+    ]
+    for obj in objects:
         obj.patient_id = options.patient_id
         if not options.keep_ids or not obj.unique_id:
             obj.unique_id = new_uid()

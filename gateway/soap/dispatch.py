@@ -19,13 +19,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from lxml import etree
 
 from gateway.errors import XDSError, XDSRegistryError, XDSRepositoryError
+from gateway.metadata.retrieve import failure_body, read_errors
 from gateway.soap import envelope as env
 from gateway.soap import fault as faults
-from gateway.soap import mtom, ns, registry_response
+from gateway.soap import mtom, ns
 from gateway.soap.message import Attachment, SoapRequest, SoapResponse
 from gateway.soap.safexml import UnsafeXMLError, parse_bytes
 from gateway.soap.transactions import REGISTRY_PATH, Transaction
@@ -157,8 +159,11 @@ class SoapApplication:
         if endpoint is None:
             return _plain(start_response, "404 Not Found", b"no endpoint at this path\n")
         if method in {"GET", "HEAD"}:
-            if environ.get("QUERY_STRING", "").lower().startswith("wsdl"):
+            query = environ.get("QUERY_STRING", "")
+            if query.lower().startswith("wsdl"):
                 return self._wsdl(environ, path, start_response)
+            if query.startswith("xsd="):
+                return self._xsd(query, start_response)
             return _plain(
                 start_response,
                 "405 Method Not Allowed",
@@ -196,6 +201,20 @@ class SoapApplication:
         document = render_wsdl(path, base + path)
         if document is None:
             return _plain(start_response, "404 Not Found", b"no WSDL for this endpoint\n")
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/xml; charset=UTF-8"), ("Content-Length", str(len(document)))],
+        )
+        return [document]
+
+    def _xsd(self, query: str, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # ?xsd=NAME: one of the schemas the WSDLs import (gateway/soap/wsdl.py). The name is
+        # looked up among the gateway's own few; nothing from the request reaches a file path.
+        from gateway.soap.wsdl import render_schema
+
+        document = render_schema(unquote(query[len("xsd=") :]))
+        if document is None:
+            return _plain(start_response, "404 Not Found", b"no schema of that name here\n")
         start_response(
             "200 OK",
             [("Content-Type", "text/xml; charset=UTF-8"), ("Content-Length", str(len(document)))],
@@ -418,7 +437,7 @@ class SoapApplication:
         except faults.SoapFault:
             raise
         except XDSError as error:
-            body = registry_response.failure_body(transaction, error)
+            body = failure_body(transaction, error)
             codes = tuple(e.code for e in error)
             log.info(
                 "request %s %s failed: %s",
@@ -431,12 +450,12 @@ class SoapApplication:
         except Exception:
             log.exception("request %s: %s handler failed", request_id, transaction.name)
             internal = XDSRegistryError if endpoint.path == REGISTRY_PATH else XDSRepositoryError
-            error = internal(
+            failure = internal(
                 f"Internal error while processing {transaction.name} (request id {request_id})"
             )
-            body = registry_response.failure_body(transaction, error)
+            body = failure_body(transaction, failure)
             return self._encode(
-                transaction, request, SoapResponse(body=body), relates, "Failure", (error.code,)
+                transaction, request, SoapResponse(body=body), relates, "Failure", (failure.code,)
             )
         return self._encode(transaction, request, response, relates, _outcome_of(response.body), ())
 
@@ -456,6 +475,7 @@ class SoapApplication:
         if use_mtom is None:
             use_mtom = bool(response.attachments) or (request.mtom and transaction.mtom)
         owned = [a for a in response.attachments if a.owned]
+        chunks: Iterable[bytes]
         if use_mtom:
             content_type, length, chunks = mtom.build_mtom(
                 xml, response.attachments, soap_action=action
@@ -537,7 +557,7 @@ def _outcome_of(body: etree._Element) -> str:
 
 
 def _error_codes(body: etree._Element) -> tuple[str, ...]:
-    return tuple(e.get("errorCode", "") for e in body.iter(ns.qname(ns.RS, "RegistryError")))
+    return tuple(error.code for error in read_errors(body))
 
 
 def _status_line(status: int) -> str:

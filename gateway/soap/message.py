@@ -13,16 +13,21 @@ import io
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeAlias
 
 from lxml import etree
 
 from gateway.soap import ns
 
 CHUNK = 256 * 1024
+
+Element: TypeAlias = etree._Element
+"""An XML element as the ``soap/`` and ``metadata/`` codecs build and read it. Actors annotate the
+bodies they pass between a codec and a client with this name and never look inside (XML stays in
+the codecs; ARCHITECTURE.md, "Where XML lives")."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -177,10 +182,7 @@ class SoapRequest:
         Raises:
             KeyError: the element carries no xop:Include or it names no part of this message.
         """
-        include = element.find(ns.qname(ns.XOP, "Include"))
-        if include is None:
-            raise KeyError(f"{element.tag} has no xop:Include")
-        return self.attachments[cid_from_href(include.get("href", ""))]
+        return included_attachment(element, self.attachments)
 
     def discard_attachments(self) -> None:
         """Remove every temporary file this request created."""
@@ -204,6 +206,21 @@ def cid_from_href(href: str) -> str:
 
     value = href[4:] if href.lower().startswith("cid:") else href
     return unquote(value).strip("<>")
+
+
+def included_attachment(
+    element: etree._Element, attachments: Mapping[str, Attachment]
+) -> Attachment:
+    """The part an element's ``xop:Include`` child names, among ``attachments`` (by Content-ID).
+
+    Standard: XOP 1.0 §2.1 (xop:Include/@href, a ``cid:`` URL of RFC 2392).
+    Raises:
+        KeyError: the element carries no xop:Include or it names no part of ``attachments``.
+    """
+    include = element.find(ns.qname(ns.XOP, "Include"))
+    if include is None:
+        raise KeyError(f"{element.tag} has no xop:Include")
+    return attachments[cid_from_href(include.get("href", ""))]
 
 
 def xop_include(content_id: str) -> etree._Element:

@@ -41,6 +41,18 @@ def qname(namespace: str, local: str) -> str:
     return f"{{{namespace}}}{local}"
 
 
+# Body elements shared by several transactions and actors (the transaction table and the body
+# codec ``gateway.metadata.retrieve`` name them from here). ebRS 3.0 rs.xsd; ITI TF-2 §3.43.4
+# (XDS.b_DocumentRepository.xsd); RAD TF-3 §4.69.4 (XDSI.b_ImagingDocumentSource.xsd).
+REGISTRY_RESPONSE = qname(RS, "RegistryResponse")
+REGISTRY_ERROR_LIST = qname(RS, "RegistryErrorList")
+REGISTRY_ERROR = qname(RS, "RegistryError")
+ADHOC_QUERY_RESPONSE = qname(QUERY, "AdhocQueryResponse")
+RETRIEVE_DOCUMENT_SET_REQUEST = qname(XDSB, "RetrieveDocumentSetRequest")
+RETRIEVE_DOCUMENT_SET_RESPONSE = qname(XDSB, "RetrieveDocumentSetResponse")
+RETRIEVE_IMAGING_DOCUMENT_SET_REQUEST = qname(IHERAD, "RetrieveImagingDocumentSetRequest")
+
+
 def split_qname(clark: str) -> tuple[str, str]:
     """Split ``{ns}local`` into ``(ns, local)``; a name without namespace gives ``("", local)``."""
     if clark.startswith("{"):

@@ -1,8 +1,9 @@
-"""An ITI-18 request: the ``query:AdhocQueryRequest`` as data, and its parameters checked and typed.
+"""An ITI-18 request's parameters checked and typed.
 
-:func:`parse_request` reads the element (query id, returnType, home, slots); :func:`bind` checks
-the slots against the query's parameter table (``table.py``) and returns :class:`Params` with
-typed values, or raises every problem at once.
+The request arrives as a :class:`gateway.metadata.query.AdhocQuery` (read from the
+``query:AdhocQueryRequest`` by ``gateway.metadata.query.parse_query_request``); :func:`bind`
+checks its slots against the query's parameter table (``table.py``) and returns :class:`Params`
+with typed values, or raises every problem at once.
 
 Rules (ITI TF-2 rev. 19.0):
 
@@ -20,11 +21,9 @@ Rules (ITI TF-2 rev. 19.0):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from lxml import etree
 
 from gateway.errors import (
     XDSError,
@@ -35,74 +34,10 @@ from gateway.errors import (
     XDSUnknownStoredQuery,
 )
 from gateway.metadata import datatypes
+from gateway.metadata.query import AdhocQuery
+from gateway.metadata.query_values import Item, ValueFormatError, parse_value
 from gateway.registry.queries import table
 from gateway.registry.queries.table import Kind, Param, QuerySpec
-from gateway.registry.queries.values import Item, ValueFormatError, parse_value
-from gateway.soap import ns
-
-LEAF_CLASS = "LeafClass"
-OBJECT_REF = "ObjectRef"
-RETURN_TYPES = (LEAF_CLASS, OBJECT_REF)
-
-_REQUEST = ns.qname(ns.QUERY, "AdhocQueryRequest")
-_RESPONSE_OPTION = ns.qname(ns.QUERY, "ResponseOption")
-_ADHOC_QUERY = ns.qname(ns.RIM, "AdhocQuery")
-_SLOT = ns.qname(ns.RIM, "Slot")
-_VALUE_LIST = ns.qname(ns.RIM, "ValueList")
-_VALUE = ns.qname(ns.RIM, "Value")
-
-
-@dataclass(slots=True, kw_only=True)
-class AdhocQuery:
-    """A stored-query invocation: query id, returnType, ``home`` and the slots as sent.
-
-    ``slots`` keeps every ``rim:Slot`` in document order as ``(name, [Value text, ...])``;
-    a name may repeat (AND semantics). In-process callers build one with :meth:`add`.
-    """
-
-    query_id: str
-    return_type: str = LEAF_CLASS
-    home: str | None = None
-    slots: list[tuple[str, list[str]]] = field(default_factory=list)
-
-    def add(self, name: str, *values: str) -> AdhocQuery:
-        """Append a slot with these Value texts (use ``values.quote``/``quote_list``)."""
-        self.slots.append((name, list(values)))
-        return self
-
-
-def parse_request(element: etree._Element) -> AdhocQuery:
-    """Read a ``query:AdhocQueryRequest`` element.
-
-    Standard: ITI TF-2 §3.18.4.1.2 (request message), ebRS 3.0 query.xsd.
-    Raises: XDSRegistryError (not an AdhocQueryRequest, no AdhocQuery, bad returnType).
-    """
-    if element.tag != _REQUEST:
-        raise XDSRegistryError(f"expected query:AdhocQueryRequest, got {element.tag}")
-    option = element.find(_RESPONSE_OPTION)
-    # query.xsd makes ResponseOption required with returnType defaulting to RegistryObject, which
-    # ITI-18 does not allow; a missing element is read as that default and refused below.
-    return_type = "RegistryObject" if option is None else option.get("returnType", "RegistryObject")
-    if return_type not in RETURN_TYPES:
-        raise XDSRegistryError(
-            f"returnType {return_type!r} is not supported: use LeafClass or ObjectRef "
-            "(ITI TF-2 §3.18.4.1.2.1)"
-        )
-    query = element.find(_ADHOC_QUERY)
-    if query is None:
-        raise XDSRegistryError("AdhocQueryRequest has no rim:AdhocQuery")
-    slots: list[tuple[str, list[str]]] = []
-    for slot in query.iterfind(_SLOT):
-        value_list = slot.find(_VALUE_LIST)
-        texts = [] if value_list is None else [v.text or "" for v in value_list.iterfind(_VALUE)]
-        slots.append((slot.get("name", ""), texts))
-    # The id is an xsd:anyURI, whose whitespace facet is "collapse": outer blanks do not count.
-    return AdhocQuery(
-        query_id=(query.get("id") or "").strip(),
-        return_type=return_type,
-        home=(query.get("home") or "").strip() or None,
-        slots=slots,
-    )
 
 
 def spec_for(query_id: str) -> QuerySpec:
@@ -146,7 +81,7 @@ def bind(spec: QuerySpec, query: AdhocQuery) -> Params:
     Raises: XDSErrorList of XDSStoredQueryMissingParam, XDSStoredQueryParamNumber,
     XDSRegistryError (every problem of the request, not only the first).
     """
-    sent: dict[str, list[list[str]]] = {}
+    sent: dict[str, list[Sequence[str]]] = {}
     for name, texts in query.slots:
         if spec.param(name) is not None and texts:  # an empty ValueList sends no value
             sent.setdefault(name, []).append(texts)
@@ -173,7 +108,7 @@ def bind(spec: QuerySpec, query: AdhocQuery) -> Params:
     return params
 
 
-def _check_one_of(spec: QuerySpec, sent: dict[str, list[list[str]]]) -> list[XDSError]:
+def _check_one_of(spec: QuerySpec, sent: dict[str, list[Sequence[str]]]) -> list[XDSError]:
     errors: list[XDSError] = []
     for group in spec.one_of:
         present = [name for name in group if name in sent]
@@ -193,7 +128,7 @@ def _check_one_of(spec: QuerySpec, sent: dict[str, list[list[str]]]) -> list[XDS
     return errors
 
 
-def _bind_param(param: Param, slots: list[list[str]]) -> Any:
+def _bind_param(param: Param, slots: list[Sequence[str]]) -> Any:
     """Parse, count and convert the slots of one parameter."""
     parsed: list[list[Item]] = []
     for texts in slots:

@@ -18,9 +18,10 @@ from sqlalchemy import Connection
 
 from gateway.errors import XDSUnknownCommunity
 from gateway.metadata.model import RegistryObject
+from gateway.metadata.query import LEAF_CLASS, AdhocQuery
 from gateway.registry.queries import contents, find, get, result, sql
 from gateway.registry.queries import table as t
-from gateway.registry.queries.request import LEAF_CLASS, AdhocQuery, Params, bind, spec_for
+from gateway.registry.queries.request import Params, bind, spec_for
 from gateway.registry.queries.sql import Found, Scope
 
 QueryFunction = Callable[[Scope, Params], Found]

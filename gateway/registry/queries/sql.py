@@ -26,7 +26,6 @@ from sqlalchemy import (
     Table,
     and_,
     exists,
-    false,
     or_,
     select,
     text,
@@ -270,11 +269,6 @@ def like(column: Column[Any], pattern: str, dialect: str) -> ColumnElement[bool]
 
 
 _GLOB = {"%": "*", "_": "?", "*": "[*]", "?": "[?]", "[": "[[]"}
-
-
-def never() -> ColumnElement[bool]:
-    """A condition no row meets (an empty id list, a subsumed patient)."""
-    return false()
 
 
 # --- document entry filters shared by several queries --------------------------------------------

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import requests
 
-from gateway.consumer.demo import send_files, wait_for_manifest
 from gateway.consumer.settings import ConsumerSettings
+from gateway.demo import send_files, wait_for_manifest
 from gateway.imaging import synthetic
 from gateway.metadata.model import DocumentEntry
 from gateway.soap.transactions import IMAGING_SOURCE_PATH
@@ -54,11 +54,11 @@ class SentStudy:
 
 
 def make_study(folder: Path, patient_local: str, counts: Sequence[int] = (10, 10, 10)) -> SentStudy:
-    """A CT (explicit) / MR (implicit) / CT (JPEG) study of the affinity-domain patient."""
+    """A CT (explicit) / MR (implicit) / US (JPEG) study of the affinity-domain patient."""
     kinds = (
         ("CT", synthetic.ExplicitVRLittleEndian),
         ("MR", synthetic.ImplicitVRLittleEndian),
-        ("CT", synthetic.JPEGBaseline8Bit),
+        ("US", synthetic.JPEGBaseline8Bit),
     )
     series = tuple(
         synthetic.SeriesSpec(modality=kinds[i % 3][0], count=n, transfer_syntax=kinds[i % 3][1])
@@ -160,6 +160,7 @@ class Rad69Proxy:
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET address
         return f"http://{host}:{port}{IMAGING_SOURCE_PATH}"
 
     def hold_after(self, count: int) -> None:

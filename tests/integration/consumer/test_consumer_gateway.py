@@ -16,8 +16,8 @@ from pydicom import dcmread
 from gateway.app import Gateway
 from gateway.config import load_settings
 from gateway.consumer import cli
-from gateway.consumer.demo import send_files, wait_for_manifest
 from gateway.consumer.settings import consumer_settings
+from gateway.demo import send_files, wait_for_manifest
 from gateway.hl7.mllp import send_messages
 from gateway.imaging import synthetic
 from tests.integration.consumer.consumer_env import DOMAIN, SentStudy, make_study

@@ -10,19 +10,20 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from gateway.imaging import rad69_codec as codec
 from gateway.imaging import synthetic
 from gateway.imaging.index import PUBLISHED
+from gateway.metadata import retrieve as codec
 from gateway.metadata import vocabulary as v
+from gateway.metadata.retrieve import Status
 from gateway.soap import transactions as tx
 from gateway.soap.client import SoapClient
-from gateway.soap.registry_response import SUCCESS
 from tests.integration.imaging.conftest import Running, associate, run_storescu, storescu
 from tests.unit.imaging.support import SOURCE_UID, evidence_instances, study_spec
 
 VERIFICATION = "1.2.840.10008.1.1"
 CT = synthetic.SOP_CLASSES["CT"]
 MR = synthetic.SOP_CLASSES["MR"]
+US = synthetic.SOP_CLASSES["US"]
 ALL_SYNTAXES = (
     "1.2.840.10008.1.2.1",
     "1.2.840.10008.1.2",
@@ -32,7 +33,7 @@ ALL_SYNTAXES = (
 
 
 def big_study(tmp_path: Path) -> tuple[synthetic.StudySpec, list[pydicom.Dataset], list[Path]]:
-    """3 series, 120 instances: CT explicit, MR implicit (half deflated), CT JPEG."""
+    """3 series, 120 instances: CT explicit, MR implicit (half deflated), US JPEG."""
     spec = study_spec(
         series=(
             synthetic.SeriesSpec(modality="CT", count=40, body_part="CHEST"),
@@ -43,7 +44,7 @@ def big_study(tmp_path: Path) -> tuple[synthetic.StudySpec, list[pydicom.Dataset
                 transfer_syntax=synthetic.ImplicitVRLittleEndian,
             ),
             synthetic.SeriesSpec(
-                modality="CT",
+                modality="US",
                 count=40,
                 body_part="ABDOMEN",
                 transfer_syntax=synthetic.JPEGBaseline8Bit,
@@ -56,14 +57,16 @@ def big_study(tmp_path: Path) -> tuple[synthetic.StudySpec, list[pydicom.Dataset
     return spec, instances, synthetic.write_study(instances, tmp_path / "study")
 
 
-def retrieve(url: str, request: codec.ImagingRetrieveRequest) -> codec.ParsedResponse:
-    response = SoapClient(url, timeout=60).call(tx.RAD_69, codec.build_request(request))
-    return codec.parse_response(response.body, response.attachments)
+def retrieve(
+    url: str, request: codec.RetrieveImagingDocumentSetRequest
+) -> codec.RetrieveDocumentSetResponse:
+    response = SoapClient(url, timeout=60).call(tx.RAD_69, codec.build_imaging_request(request))
+    return codec.parse_retrieve_response(response.body, response.attachments)
 
 
 def whole_study(
     instances: list[pydicom.Dataset], syntaxes: tuple[str, ...] = ALL_SYNTAXES
-) -> codec.ImagingRetrieveRequest:
+) -> codec.RetrieveImagingDocumentSetRequest:
     series: dict[str, list[codec.DocumentRequest]] = {}
     for ds in instances:
         series.setdefault(str(ds.SeriesInstanceUID), []).append(
@@ -78,7 +81,7 @@ def whole_study(
             for uid, docs in series.items()
         ),
     )
-    return codec.ImagingRetrieveRequest(studies=(study,), transfer_syntaxes=syntaxes)
+    return codec.RetrieveImagingDocumentSetRequest(studies=(study,), transfer_syntaxes=syntaxes)
 
 
 def test_echo_and_tcp_nodelay(running: Running) -> None:
@@ -89,7 +92,9 @@ def test_echo_and_tcp_nodelay(running: Running) -> None:
         server = running.source.scp.server
         assert server is not None
         [accepted] = server.active_associations
+        assert accepted.dul.socket is not None
         sock = accepted.dul.socket.socket
+        assert sock is not None
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         assoc.release()
@@ -114,7 +119,7 @@ def test_study_from_pynetdicom_and_storescu_is_published_and_retrieved_byte_for_
         run_storescu(running.host, running.port, series[3], "-xy")  # propose JPEG Baseline
     else:  # still the whole study, from pynetdicom only (the dcmtk part is skipped)
         by_pynetdicom = paths
-    assoc = associate(running.host, running.port, [CT, MR])
+    assoc = associate(running.host, running.port, [CT, MR, US])
     try:
         for path in by_pynetdicom:
             assert assoc.send_c_store(path).Status == 0x0000
@@ -138,7 +143,7 @@ def test_study_from_pynetdicom_and_storescu_is_published_and_retrieved_byte_for_
     assert study is not None and study.state == PUBLISHED
 
     response = retrieve(running.rad69_url, whole_study(instances))
-    assert response.status == SUCCESS and response.errors == []
+    assert response.status is Status.SUCCESS and response.errors == []
     assert len(response.documents) == 120
     sent = {
         str(ds.SOPInstanceUID): path.read_bytes() for ds, path in zip(instances, paths, strict=True)

@@ -31,12 +31,12 @@ from gateway.imaging.rad68 import SoapRepositoryClient
 from gateway.imaging.source import ImagingSource
 from gateway.metadata.ebrim import parse_registry_object_list
 from gateway.metadata.model import DocumentEntry
+from gateway.metadata.retrieve import Status, build_registry_response
 from gateway.soap import ns
 from gateway.soap import transactions as tx
 from gateway.soap.client import SoapClient
 from gateway.soap.dispatch import Context, Limits, SoapApplication
 from gateway.soap.message import SoapRequest, SoapResponse
-from gateway.soap.registry_response import SUCCESS, registry_response
 from gateway.soap.server import HttpServer
 from tests.support.cutting_peer import CuttingPeer, Received
 from tests.unit.imaging.support import DOMAIN_OID, encoded_study, make_source, study_spec
@@ -81,7 +81,7 @@ class SlowRepository:
         self.gate.wait(self.gate_timeout)
         time.sleep(self.linger)  # a slow repository: keeps the request in flight a little
         interval.finished = time.monotonic()
-        return SoapResponse(body=registry_response(SUCCESS))
+        return SoapResponse(body=build_registry_response(Status.SUCCESS))
 
 
 @pytest.fixture

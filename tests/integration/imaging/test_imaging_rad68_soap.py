@@ -16,11 +16,11 @@ from gateway.imaging import synthetic
 from gateway.imaging.publisher import FAILED_OUTCOME, PUBLISHED_OUTCOME
 from gateway.imaging.rad68 import PublishError, SoapRepositoryClient
 from gateway.metadata.ebrim import parse_submit_objects_request
+from gateway.metadata.retrieve import Status, build_registry_response
 from gateway.soap import ns
 from gateway.soap import transactions as tx
 from gateway.soap.dispatch import Context, Limits, SoapApplication
 from gateway.soap.message import Attachment, SoapRequest, SoapResponse
-from gateway.soap.registry_response import SUCCESS, registry_response
 from gateway.soap.server import HttpServer
 from tests.unit.imaging.support import encoded_study, make_source, study_spec
 
@@ -37,7 +37,7 @@ class StandInRepository:
             raise XDSRepositoryMetadataError("refused by the stand-in")
         contents = {cid: a.read_bytes() for cid, a in request.attachments.items()}
         self.requests.append((request, contents))
-        return SoapResponse(body=registry_response(SUCCESS))
+        return SoapResponse(body=build_registry_response(Status.SUCCESS))
 
 
 @pytest.fixture

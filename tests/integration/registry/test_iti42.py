@@ -16,13 +16,13 @@ from gateway.metadata import vocabulary as v
 from gateway.metadata.codes import CodeSet
 from gateway.metadata.datatypes import Code, is_uuid_urn
 from gateway.metadata.model import Association, Submission
+from gateway.metadata.retrieve import Status
 from gateway.registry import store as store_module
 from gateway.registry.database import Database
 from gateway.registry.iti42 import Registry
 from gateway.registry.schema import object_author, object_code, reference_id
 from gateway.repository.registry_client import InProcessRegistryClient, model_register
 from gateway.soap import ns
-from gateway.soap.registry_response import FAILURE, SUCCESS
 from tests.factories import PATIENT_ID, make_document_entry, make_has_member, make_submission_set
 from tests.integration.registry import builders
 from tests.integration.registry.support import column, count_rows, load, refused, rows_where
@@ -389,10 +389,10 @@ def test_repository_in_process_client(registry: Registry) -> None:
     submission = builders.documents(1)
     request = ebrim.build_submit_objects_request(submission)
     response = client.register(request)
-    assert response.get("status") == SUCCESS
+    assert response.get("status") == Status.SUCCESS
     assert submission.submission_set.entry_uuid == "SubmissionSet01"
     again = client.register(request)  # the same uniqueIds again
-    assert again.get("status") == FAILURE
+    assert again.get("status") == Status.FAILURE
     codes = [e.get("errorCode") for e in again.iter(ns.qname(ns.RS, "RegistryError"))]
     assert codes == ["XDSDuplicateUniqueIdInRegistry"]
 

@@ -21,11 +21,13 @@ from gateway.config import load_settings
 from gateway.errors import XDSError
 from gateway.metadata.ebrim import build_registry_object_list, parse_submit_objects_request
 from gateway.metadata.model import DocumentEntry, Submission
+from gateway.metadata.provide import build_provide_request
+from gateway.metadata.retrieve import Status, build_registry_response
 from gateway.repository import iti41, iti43
 from gateway.repository.actor import Repository
 from gateway.repository.model import ProvidedDocument
 from gateway.repository.registry_client import InProcessRegistryClient
-from gateway.soap import ns, registry_response
+from gateway.soap import ns
 from gateway.soap.client import SoapClient
 from gateway.soap.dispatch import SoapApplication
 from gateway.soap.message import Attachment
@@ -85,12 +87,8 @@ class FakeRegistry:
     def register(self, request: etree._Element) -> etree._Element:
         with self.lock:
             self.requests.append(request)
-        response = (
-            self.answer(request)
-            if self.answer
-            else registry_response.registry_response(registry_response.SUCCESS)
-        )
-        if response.get("status") == registry_response.SUCCESS:
+        response = self.answer(request) if self.answer else build_registry_response(Status.SUCCESS)
+        if response.get("status") == Status.SUCCESS:
             submission = parse_submit_objects_request(request)
             with self.lock:
                 self.listed.update(e.unique_id or "" for e in submission.document_entries)
@@ -102,7 +100,7 @@ class FakeRegistry:
         values = request.findall(f".//{{{ns.RIM}}}Value")
         wanted = {v.text.strip("()'") for v in values if v.text}
         response = etree.Element(ITI_18.response_qname, nsmap={"query": ns.QUERY})
-        response.set("status", registry_response.SUCCESS)
+        response.set("status", Status.SUCCESS)
         with self.lock:
             found = sorted(wanted & self.listed)
         entries = [
@@ -124,7 +122,7 @@ def failure(*errors: XDSError) -> Callable[[etree._Element], etree._Element]:
     """An ``answer`` rejecting every submission with these errors (and warnings)."""
 
     def answer(_request: etree._Element) -> etree._Element:
-        return registry_response.registry_response(registry_response.FAILURE, errors)
+        return build_registry_response(Status.FAILURE, errors)
 
     return answer
 
@@ -173,7 +171,7 @@ def provide_body(
         for c, e in zip(contents, entries, strict=False)
     ]
     ids = [e.entry_uuid for e in entries]
-    body = iti41.build_request(
+    body = build_provide_request(
         submission, [(i, a.content_id) for i, a in zip(ids, attachments, strict=False)]
     )
     return body, attachments

@@ -115,9 +115,9 @@ def test_upper_case_hash_is_accepted_and_sent_in_lower_case(system: RepositorySy
 def test_missing_document_and_missing_metadata(system: RepositorySystem) -> None:
     submission = submission_with([DOC, DOC])
     attachments = [Attachment.from_bytes(DOC), Attachment.from_bytes(DOC)]
-    from gateway.repository import iti41
+    from gateway.metadata.provide import build_provide_request
 
-    body = iti41.build_request(
+    body = build_provide_request(
         submission,
         [("Document01", attachments[0].content_id), ("Orphan", attachments[1].content_id)],
     )

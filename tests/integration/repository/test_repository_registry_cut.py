@@ -15,8 +15,9 @@ from gateway.app import Gateway
 from gateway.config import load_settings
 from gateway.metadata.ebrim import build_registry_object_list
 from gateway.metadata.model import DocumentEntry
+from gateway.metadata.retrieve import Status, build_registry_response, failure_body
 from gateway.repository.index import CONFIRMED, UNRESOLVED
-from gateway.soap import ns, registry_response
+from gateway.soap import ns
 from gateway.soap.client import SoapClient
 from gateway.soap.envelope import build_envelope, serialize
 from gateway.soap.transactions import ITI_18, ITI_41, ITI_42, ITI_43, REPOSITORY_PATH
@@ -40,10 +41,10 @@ def registry_answer(listed: bool) -> Callable[[Received], Answer]:
 
     def answer(request: Received) -> Answer:
         if b"SubmitObjectsRequest" in request.body:
-            body = registry_response.registry_response(registry_response.SUCCESS)
+            body = build_registry_response(Status.SUCCESS)
             action = ITI_42.response_action
         else:
-            body = registry_response.failure_body(ITI_18, [])
+            body = failure_body(ITI_18, [])
             entry = DocumentEntry(
                 entry_uuid="urn:uuid:6f0b3a6e-1f7c-4e1e-9c0a-6b0d3f1e2a11",
                 unique_id=uid_of(1),

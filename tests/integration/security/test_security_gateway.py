@@ -31,11 +31,11 @@ from gateway.consumer.clients import (
 )
 from gateway.consumer.queries import KOS_FORMAT_CODE, QueryOptions, build_slots
 from gateway.consumer.table import study_uids
-from gateway.consumer.wire import DocumentRef, ImagingRef
 from gateway.errors import ConfigError
 from gateway.hl7.mllp import MLLPClient, MLLPError
 from gateway.imaging import synthetic
 from gateway.metadata.model import DocumentEntry
+from gateway.metadata.retrieve import DocumentRequest, ImagingDocumentRequest, Status
 from gateway.security.certs import DomainFiles, init_domain
 from gateway.security.tls import TlsFiles, client_context, requests_session
 from gateway.soap.transactions import IMAGING_SOURCE_PATH, REGISTRY_PATH, REPOSITORY_PATH
@@ -381,13 +381,13 @@ def test_round_trip_is_audited(gateway: Gateway, domain: DomainFiles, tmp_path: 
     )
     kos = retrieve.retrieve(
         [
-            DocumentRef(
+            DocumentRequest(
                 repository_unique_id=str(manifest.repository_unique_id),
                 document_unique_id=str(manifest.unique_id),
             )
         ]
     )
-    assert kos.status.endswith("Success") and len(kos.documents) == 1
+    assert kos.status is Status.SUCCESS and len(kos.documents) == 1
     kos.discard()
     from pydicom import dcmread
 
@@ -395,11 +395,13 @@ def test_round_trip_is_audited(gateway: Gateway, domain: DomainFiles, tmp_path: 
     for path in paths:
         ds = dcmread(path, stop_before_pixels=True)
         refs.append(
-            ImagingRef(
+            ImagingDocumentRequest(
                 study_instance_uid=str(ds.StudyInstanceUID),
                 series_instance_uid=str(ds.SeriesInstanceUID),
-                sop_instance_uid=str(ds.SOPInstanceUID),
-                retrieve_location_uid=gateway.settings.imaging_source.unique_id,
+                document=DocumentRequest(
+                    repository_unique_id=gateway.settings.imaging_source.unique_id,
+                    document_unique_id=str(ds.SOPInstanceUID),
+                ),
             )
         )
     images = ImagingSourceClient(

@@ -13,8 +13,13 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from gateway.consumer.manifest import KOS_SOP_CLASS_UID, InstanceRef
-from gateway.consumer.wire import ImagingRef, ResponseError, RetrievedDocument, RetrieveResult
 from gateway.imaging import synthetic
+from gateway.metadata.retrieve import (
+    DocumentResponse,
+    ImagingDocumentRequest,
+    RegistryError,
+    RetrieveDocumentSetResponse,
+)
 from gateway.soap.message import Attachment
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -99,12 +104,12 @@ class FakeSource:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def retrieve(
-        self, refs: Sequence[ImagingRef], transfer_syntaxes: Sequence[str]
-    ) -> RetrieveResult:
+        self, refs: Sequence[ImagingDocumentRequest], transfer_syntaxes: Sequence[str]
+    ) -> RetrieveDocumentSetResponse:
         from gateway.consumer.errors import PeerError
 
         with self._lock:
-            self.calls.append([ref.sop_instance_uid for ref in refs])
+            self.calls.append([ref.document.document_unique_id for ref in refs])
             self.syntaxes.append(tuple(transfer_syntaxes))
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -119,14 +124,14 @@ class FakeSource:
             with self._lock:
                 self.in_flight -= 1
 
-    def _answer(self, refs: Sequence[ImagingRef]) -> RetrieveResult:
+    def _answer(self, refs: Sequence[ImagingDocumentRequest]) -> RetrieveDocumentSetResponse:
         documents, errors = [], []
         for ref in refs:
-            uid = ref.sop_instance_uid
+            uid = ref.document.document_unique_id
             data = self.files.get(uid)
             if data is None or uid in self.withhold:
                 errors.append(
-                    ResponseError(code="XDSDocumentUniqueIdError", context="unknown", location=uid)
+                    RegistryError(code="XDSDocumentUniqueIdError", context="unknown", location=uid)
                 )
                 continue
             with self._lock:
@@ -134,12 +139,11 @@ class FakeSource:
                     self.corrupt_once.discard(uid)
                     data = data[: len(data) - 7]
             documents.append(
-                RetrievedDocument(
-                    repository_unique_id=ref.retrieve_location_uid,
+                DocumentResponse(
+                    repository_unique_id=ref.document.repository_unique_id,
                     document_unique_id=uid,
                     mime_type="application/dicom",
                     attachment=Attachment.from_bytes(data),
                 )
             )
-        status = "Success" if not errors else ("PartialSuccess" if documents else "Failure")
-        return RetrieveResult(status=status, errors=errors, documents=documents)
+        return RetrieveDocumentSetResponse.answer(documents, errors)

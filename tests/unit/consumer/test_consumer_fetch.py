@@ -12,10 +12,15 @@ from gateway.consumer.fetch import FetchRequest, StudyFetcher, entry_matches, ma
 from gateway.consumer.manifest import Manifest
 from gateway.consumer.settings import ConsumerSettings
 from gateway.consumer.store import FolderDestination
-from gateway.consumer.wire import ResponseError, RetrieveResult
 from gateway.imaging import synthetic
 from gateway.metadata.datatypes import Code
 from gateway.metadata.model import DocumentEntry
+from gateway.metadata.retrieve import (
+    DocumentResponse,
+    RegistryError,
+    RetrieveDocumentSetResponse,
+    Status,
+)
 from gateway.soap.message import Attachment
 from tests.unit.consumer.consumer_support import LOCATION_A, PATIENT, FakeSource, study
 
@@ -141,37 +146,35 @@ def test_unknown_locations_and_missing_locations_are_reported_without_requests(
     assert source.calls == [[refs[2].sop_instance_uid]]
 
 
-def test_progress_shows_instances_and_megabytes(tmp_path: Path) -> None:
+def test_progress_shows_instances_and_bytes(tmp_path: Path) -> None:
     fetcher, _, manifest, _ = fixture(tmp_path, 5)
     stream = io.StringIO()
     fetcher.progress_stream = stream
     fetch(fetcher, manifest)
     line = stream.getvalue().strip()
-    assert line.startswith("study ") and "5/5 instances" in line and " MB" in line
+    assert line.startswith("study ") and "5/5 instances" in line and line.endswith("B/s")
 
 
 def test_match_documents_discards_unrequested_and_names_the_reason(tmp_path: Path) -> None:
     _, refs = study(2)
     extra = Attachment.from_bytes(b"x")
-    result = RetrieveResult(
-        status="PartialSuccess",
+    result = RetrieveDocumentSetResponse(
+        status=Status.PARTIAL_SUCCESS,
         errors=[
-            ResponseError(
+            RegistryError(
                 code="XDSRepositoryError", context=f"cannot convert {refs[1].sop_instance_uid}"
             )
         ],
         documents=[],
     )
-    from gateway.consumer.wire import RetrievedDocument
-
     result.documents = [
-        RetrievedDocument(
+        DocumentResponse(
             repository_unique_id="x",
             document_unique_id=refs[0].sop_instance_uid,
             mime_type="",
             attachment=extra,
         ),
-        RetrievedDocument(
+        DocumentResponse(
             repository_unique_id="x", document_unique_id="1.999", mime_type="", attachment=extra
         ),
     ]

@@ -70,7 +70,7 @@ def test_a_missing_location_is_kept_as_none() -> None:
     manifest = read_manifest(kos_bytes("1.2.3", [("1.2.3.1", None, ["1.1"])]))
     assert manifest.instances[0].retrieve_location_uid is None
     with pytest.raises(ValueError):
-        manifest.instances[0].imaging_ref()
+        manifest.instances[0].imaging_request()
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ def slots(**options: object) -> dict[str, tuple[str, ...]]:
 
 def test_values_are_coded_as_the_technical_framework_says() -> None:
     assert q.quote("O'Hara") == "'O''Hara'"
-    assert q.value_list(["a", "b'c"]) == "('a','b''c')"
+    assert q.quote_list(["a", "b'c"]) == "('a','b''c')"
     assert q.dtm("2024-01-02") == "20240102"
     assert q.dtm("2024-01-02T10:15") == "202401021015"
     assert q.dtm("2024-01-02 10:15:30") == "20240102101530"
@@ -87,6 +87,7 @@ def test_ids_go_to_the_owner_of_each_get_query() -> None:
         ({"query": "GetSubmissionSets", "unique_ids": ["1"]}, "--unique-id"),
         ({"query": "GetFoldersForDocument", "unique_ids": ["1", "2"]}, "takes one"),
         ({"patient_id": PATIENT, "statuses": ["gone"]}, "unknown status"),
+        ({"patient_id": PATIENT, "statuses": []}, "at least one status"),
         ({"patient_id": PATIENT, "association_types": ["RPLC"]}, "--association-type"),
     ],
 )

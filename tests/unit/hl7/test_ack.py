@@ -80,8 +80,8 @@ def test_error_ack_v231_uses_err1_and_msa3() -> None:
 def test_garbage_gets_minimal_reject() -> None:
     ack = build_ack(b"\x00\x01 this is not HL7", "AA")
     msh = fields(ack, "MSH")
-    assert msh[8] == "ACK" and msh[11] == "2.5"
-    assert fields(ack, "MSA") == ["MSA", "AR", ""]
+    assert msh[8] == "ACK^^ACK" and msh[11] == "2.5"  # structure ACK, no trigger to echo
+    assert fields(ack, "MSA") == ["MSA", "AR", '""']  # HL7 null: no control id to echo
     assert fields(ack, "ERR")[3] == "100^Segment sequence error^HL70357"
     summary = parse_ack(ack)
     assert (summary.code, summary.error_code) == ("AR", "100")

@@ -20,9 +20,9 @@ from gateway.imaging.rad68 import InProcessRepositoryClient
 from gateway.imaging.source import ImagingSource
 from gateway.metadata.ebrim import parse_submit_objects_request
 from gateway.metadata.model import Submission
+from gateway.metadata.retrieve import Status, build_registry_response
 from gateway.soap import ns
 from gateway.soap.message import Attachment, cid_from_href
-from gateway.soap.registry_response import FAILURE, SUCCESS, registry_response
 
 DOMAIN_OID = "1.3.6.1.4.1.21367.13.20.1000"
 SOURCE_UID = "1.3.6.1.4.1.21367.13.80.100"
@@ -52,7 +52,7 @@ class RecordingRepository:
     ``answer`` says)."""
 
     received: list[Published] = field(default_factory=list)
-    answer: str = SUCCESS
+    answer: str = Status.SUCCESS
     event: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -74,9 +74,11 @@ class RecordingRepository:
                 )
             )
             self.event.set()
-        if self.answer == FAILURE:
-            return registry_response(FAILURE, [XDSRepositoryError("refused by the test")])
-        return registry_response(self.answer)
+        if self.answer == Status.FAILURE:
+            return build_registry_response(
+                Status.FAILURE, [XDSRepositoryError("refused by the test")]
+            )
+        return build_registry_response(Status(self.answer))
 
     def client(self) -> InProcessRepositoryClient:
         return InProcessRepositoryClient(self)

@@ -24,12 +24,17 @@ from gateway.imaging.publisher import (
     UNCHANGED_OUTCOME,
     UNKNOWN_OUTCOME,
 )
-from gateway.imaging.rad68 import PublishError, SoapRepositoryClient, read_response
+from gateway.imaging.rad68 import (
+    InProcessRepositoryClient,
+    PublishError,
+    SoapRepositoryClient,
+    send,
+)
 from gateway.imaging.source import ImagingSource, repository_client
 from gateway.metadata import vocabulary as v
+from gateway.metadata.retrieve import Status, build_registry_response
 from gateway.metadata.validate import ITI_41, validate_submission
 from gateway.soap import ns
-from gateway.soap.registry_response import FAILURE
 from tests.unit.imaging.support import (
     AE_TITLE,
     DOMAIN_OID,
@@ -175,7 +180,7 @@ def test_refused_publication_is_retried(
 ) -> None:
     spec = study_spec()
     ingest(quick, spec)
-    repository.answer = FAILURE
+    repository.answer = Status.FAILURE
     [failed] = quick.publish_due()
     assert failed.outcome == FAILED_OUTCOME and "XDSRepositoryError" in failed.detail
     study = quick.index.study(spec.study_uid)
@@ -247,14 +252,21 @@ def test_observers_hear_every_result(tmp_path: Path, repository: RecordingReposi
     assert heard == [PUBLISHED_OUTCOME]
 
 
-def test_read_response_and_its_errors() -> None:
+def test_send_reads_the_registry_response_and_its_errors() -> None:
     from gateway.errors import XDSRepositoryError
-    from gateway.soap.registry_response import registry_response
+    from gateway.soap.message import Attachment
 
-    status = read_response(registry_response(FAILURE, [XDSRepositoryError("no")]))
-    assert not status.ok and status.errors == (("XDSRepositoryError", "no"),)
-    with pytest.raises(PublishError):
-        read_response(etree.Element(ns.qname(ns.XDSB, "RetrieveDocumentSetResponse")))
+    def answering(body: etree._Element) -> InProcessRepositoryClient:
+        return InProcessRepositoryClient(lambda _request, _attachments: body)
+
+    request, part = etree.Element("request"), Attachment.from_bytes(b"kos")
+    send(answering(build_registry_response(Status.SUCCESS)), request, part)
+    refused = build_registry_response(Status.FAILURE, [XDSRepositoryError("no")])
+    with pytest.raises(PublishError, match=r"Failure \(XDSRepositoryError: no\)") as caught:
+        send(answering(refused), request, part)
+    assert caught.value.codes == ("XDSRepositoryError",)
+    with pytest.raises(PublishError, match="not usable"):
+        send(answering(etree.Element(ns.RETRIEVE_DOCUMENT_SET_RESPONSE)), request, part)
 
 
 def test_repository_client_follows_the_configuration() -> None:

@@ -28,8 +28,8 @@ from gateway.imaging.publisher import FAILED_OUTCOME, PUBLISHED_OUTCOME
 from gateway.imaging.rad68 import PublishError, PublishOutcomeUnknown
 from gateway.imaging.source import ImagingSource
 from gateway.metadata.ebrim import parse_submit_objects_request
+from gateway.metadata.retrieve import Status, build_registry_response
 from gateway.soap.message import Attachment
-from gateway.soap.registry_response import FAILURE, SUCCESS, registry_response
 from tests.unit.imaging.support import encoded_study, make_source, study_spec
 
 
@@ -89,11 +89,11 @@ class ScriptedRepository:
         if step == "unavailable":
             return _failure(XDSRegistryNotAvailable("no answer from the registry"))
         assert step == "register", step
-        return registry_response(SUCCESS)
+        return build_registry_response(Status.SUCCESS)
 
 
 def _failure(error: XDSError) -> etree._Element:
-    return registry_response(FAILURE, [error])
+    return build_registry_response(Status.FAILURE, [error])
 
 
 def _source(tmp_path: Path, repository: ScriptedRepository) -> ImagingSource:

@@ -13,10 +13,10 @@ import pytest
 from pydicom.dataset import Dataset
 
 from gateway.errors import XDSRepositoryError
-from gateway.imaging import rad69_codec as codec
 from gateway.imaging import synthetic, transfer
 from gateway.imaging.source import ImagingSource
-from gateway.soap.registry_response import FAILURE, PARTIAL_SUCCESS, SUCCESS
+from gateway.metadata import retrieve as codec
+from gateway.metadata.retrieve import Status
 from tests.unit.imaging.support import SOURCE_UID, study_spec
 
 EXPLICIT = "1.2.840.10008.1.2.1"
@@ -46,7 +46,7 @@ def stored(source: ImagingSource) -> dict[str, tuple[Dataset, bytes]]:
 
 def request(
     items: list[tuple[Dataset, str]], syntaxes: tuple[str, ...] = (EXPLICIT,), **document: str
-) -> codec.ImagingRetrieveRequest:
+) -> codec.RetrieveImagingDocumentSetRequest:
     """One StudyRequest/SeriesRequest per item (study and series UIDs of the dataset)."""
     studies = []
     for ds, repository in items:
@@ -64,7 +64,9 @@ def request(
                 series=(series,),
             )
         )
-    return codec.ImagingRetrieveRequest(studies=tuple(studies), transfer_syntaxes=syntaxes)
+    return codec.RetrieveImagingDocumentSetRequest(
+        studies=tuple(studies), transfer_syntaxes=syntaxes
+    )
 
 
 def of(stored: dict[str, tuple[Dataset, bytes]], syntax: str) -> list[tuple[Dataset, bytes]]:
@@ -76,7 +78,7 @@ def test_whole_study_in_stored_syntaxes_comes_back_byte_identical(
 ) -> None:
     items = [(ds, SOURCE_UID) for ds, _ in stored.values()]
     result = source.retriever.retrieve(request(items, (EXPLICIT, IMPLICIT, DEFLATED, JPEG)))
-    assert (result.status, result.errors) == (SUCCESS, [])
+    assert (result.status, result.errors) == (Status.SUCCESS, [])
     assert len(result.documents) == 6
     for document in result.documents:
         assert document.attachment.path is not None  # streamed from the stored file
@@ -106,7 +108,7 @@ def test_native_instances_are_converted_to_a_requested_syntax(
 ) -> None:
     ds, _ = of(stored, stored_syntax)[0]
     result = source.retriever.retrieve(request([(ds, SOURCE_UID)], requested))
-    assert result.status == SUCCESS
+    assert result.status == Status.SUCCESS
     [document] = result.documents
     attachment = document.attachment
     assert attachment.owned  # a temporary file, removed once sent
@@ -125,7 +127,7 @@ def test_compressed_instance_not_in_the_list_is_an_error_for_that_document(
     jpeg, _ = of(stored, JPEG)[0]
     ct, _ = of(stored, EXPLICIT)[0]
     result = source.retriever.retrieve(request([(jpeg, SOURCE_UID), (ct, SOURCE_UID)]))
-    assert result.status == PARTIAL_SUCCESS
+    assert result.status == Status.PARTIAL_SUCCESS
     assert [d.document_unique_id for d in result.documents] == [ct.SOPInstanceUID]
     [error] = result.errors
     assert (error.code, error.location) == ("XDSRepositoryError", jpeg.SOPInstanceUID)
@@ -137,7 +139,7 @@ def test_unknown_repository(
 ) -> None:
     ds, _ = next(iter(stored.values()))
     result = source.retriever.retrieve(request([(ds, SOURCE_UID + ".999")]))
-    assert (result.status, result.documents) == (FAILURE, [])
+    assert (result.status, result.documents) == (Status.FAILURE, [])
     [error] = result.errors
     assert error.code == "XDSUnknownRepositoryId"
     assert error.context == f"Unknown Repository UID [{SOURCE_UID}.999]. Expected [{SOURCE_UID}]"
@@ -156,7 +158,7 @@ def test_unknown_or_misplaced_instance(
         "other-study": {"study": "2.25.12345"},
     }[case]
     result = source.retriever.retrieve(request([(ds, SOURCE_UID)], **overrides))
-    assert result.status == FAILURE
+    assert result.status == Status.FAILURE
     assert [e.code for e in result.errors] == ["XDSDocumentUniqueIdError"]
 
 
@@ -178,9 +180,9 @@ def test_partial_success_lists_found_documents_and_errors(
     gone = request([(ds, SOURCE_UID)], uid="2.25.4242").studies
     found = request([(ds, SOURCE_UID)]).studies
     result = source.retriever.retrieve(
-        codec.ImagingRetrieveRequest(studies=found + gone, transfer_syntaxes=(EXPLICIT,))
+        codec.RetrieveImagingDocumentSetRequest(studies=found + gone, transfer_syntaxes=(EXPLICIT,))
     )
-    assert result.status == PARTIAL_SUCCESS
+    assert result.status == Status.PARTIAL_SUCCESS
     assert [d.attachment.read_bytes() for d in result.documents] == [data]
     assert [(e.code, e.location) for e in result.errors] == [
         ("XDSDocumentUniqueIdError", "2.25.4242")

@@ -1,4 +1,5 @@
-"""Reading an AdhocQueryRequest and checking its parameters against the query tables.
+"""Checking an AdhocQuery's parameters against the query tables (reading the AdhocQueryRequest
+itself is tested with its codec, ``tests/unit/metadata/test_query.py``).
 
 Standard: ITI TF-2 §3.18.4.1.2 (request), §3.18.4.1.2.3.5-7 (values, parameters), §3.18.4.1.2.4
 (query ids), §3.18.4.1.3 (error codes), rev. 19.0; ebRS 3.0 §6.3.2.1 (undefined parameters).
@@ -6,43 +7,18 @@ Standard: ITI TF-2 §3.18.4.1.2 (request), §3.18.4.1.2.3.5-7 (values, parameter
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
-
 import pytest
-from lxml import etree
 
 from gateway.errors import XDSError
 from gateway.metadata.datatypes import Code
+from gateway.metadata.query import AdhocQuery
 from gateway.registry.queries import table as t
-from gateway.registry.queries.request import (
-    AdhocQuery,
-    bind,
-    parse_request,
-    spec_for,
-)
+from gateway.registry.queries.request import bind, spec_for
 
 PID = "'PAT-1^^^&1.2.3&ISO'"
 APPROVED = "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')"
 UUID_1 = "urn:uuid:11111111-1111-4111-8111-111111111111"
 UUID_2 = "urn:uuid:22222222-2222-4222-8222-222222222222"
-
-
-def request_xml(
-    query_id: str, slots: str, *, return_type: str = "LeafClass", home: str = ""
-) -> bytes:
-    home_attr = f' home="{home}"' if home else ""
-    return (
-        '<query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0" '
-        'xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">'
-        f'<query:ResponseOption returnComposedObjects="true" returnType="{return_type}"/>'
-        f'<rim:AdhocQuery id="{query_id}"{home_attr}>{slots}</rim:AdhocQuery>'
-        "</query:AdhocQueryRequest>"
-    ).encode()
-
-
-def slot(name: str, *values: str) -> str:
-    inner = "".join(f"<rim:Value>{escape(v)}</rim:Value>" for v in values)
-    return f'<rim:Slot name="{name}"><rim:ValueList>{inner}</rim:ValueList></rim:Slot>'
 
 
 def codes(raised: pytest.ExceptionInfo[XDSError]) -> list[str]:
@@ -54,45 +30,6 @@ def bound(query_id: str, *slots: tuple[str, ...]) -> dict[str, object]:
     for name, *values in slots:
         query.add(name, *values)
     return bind(spec_for(query_id), query).values
-
-
-# --- parse_request -------------------------------------------------------------------------------
-def test_parse_request_reads_id_return_type_home_and_slots() -> None:
-    xml = request_xml(
-        f"  {t.FIND_DOCUMENTS}  ",
-        slot(t.DE_PATIENT_ID, PID) + slot(t.DE_EVENT_CODE_LIST, "('a^^s')", "('b^^s')")
-        + slot(t.DE_EVENT_CODE_LIST, "('c^^s')") + '<rim:Slot name="$Empty"/>',
-        return_type="ObjectRef",
-        home="urn:oid:1.2.3",
-    )  # fmt: skip
-    query = parse_request(etree.fromstring(xml))
-    assert query.query_id == t.FIND_DOCUMENTS  # blanks around an anyURI do not count
-    assert query.return_type == "ObjectRef"
-    assert query.home == "urn:oid:1.2.3"
-    assert query.slots == [
-        (t.DE_PATIENT_ID, [PID]),
-        (t.DE_EVENT_CODE_LIST, ["('a^^s')", "('b^^s')"]),
-        (t.DE_EVENT_CODE_LIST, ["('c^^s')"]),
-        ("$Empty", []),
-    ]
-
-
-@pytest.mark.parametrize("return_type", ["RegistryObject", "LeafClassWithRepositoryItem", "Leaf"])
-def test_parse_request_refuses_other_return_types(return_type: str) -> None:
-    xml = request_xml(t.FIND_DOCUMENTS, "", return_type=return_type)
-    with pytest.raises(XDSError) as raised:
-        parse_request(etree.fromstring(xml))
-    assert codes(raised) == ["XDSRegistryError"]
-
-
-def test_parse_request_needs_the_request_and_its_query() -> None:
-    wrong = etree.fromstring(b'<rs:X xmlns:rs="urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"/>')
-    with pytest.raises(XDSError):
-        parse_request(wrong)
-    xml = request_xml(t.FIND_DOCUMENTS, "").replace(b"rim:AdhocQuery", b"rim:Other")
-    with pytest.raises(XDSError) as raised:
-        parse_request(etree.fromstring(xml))
-    assert codes(raised) == ["XDSRegistryError"]
 
 
 def test_unknown_query_id() -> None:

@@ -14,11 +14,11 @@ from lxml import etree
 from gateway.errors import XDSErrorList, XDSRegistryNotAvailable
 from gateway.metadata.ebrim import parse_submit_objects_request
 from gateway.metadata.model import Submission
+from gateway.metadata.retrieve import DocumentRequest, Status, build_registry_response
 from gateway.repository.actor import Repository
 from gateway.repository.index import CONFIRMED, PENDING, UNRESOLVED, StoredDocument
-from gateway.repository.model import DocumentRequest, ProvidedDocument
+from gateway.repository.model import ProvidedDocument
 from gateway.repository.storage import storage_key
-from gateway.soap import registry_response
 from gateway.soap.message import Attachment
 from tests.factories import UID_ROOT, make_submission
 
@@ -35,7 +35,7 @@ class Registry:
 
     def __init__(self) -> None:
         self.listed: set[str] = set()
-        self.status = registry_response.SUCCESS
+        self.status = Status.SUCCESS
         self.reachable = True
         self.crash_after_commit = False
         self.requests: list[etree._Element] = []
@@ -44,12 +44,12 @@ class Registry:
         self.requests.append(request)
         if not self.reachable:
             raise XDSRegistryNotAvailable("down")
-        if self.status == registry_response.SUCCESS:
+        if self.status == Status.SUCCESS:
             entries = parse_submit_objects_request(request).document_entries
             self.listed.update(e.unique_id or "" for e in entries)
         if self.crash_after_commit:
             raise Crash
-        return registry_response.registry_response(self.status)
+        return build_registry_response(self.status)
 
     def is_registered(self, unique_id: str, repository_unique_id: str) -> bool | None:
         assert repository_unique_id == REPO
@@ -105,7 +105,7 @@ def test_success_stores_confirms_and_serves(tmp_path: Path) -> None:
     registry = Registry()
     repo = open_repo(tmp_path, registry)
     response = repo.provide(submission(2), documents(2))
-    assert response.get("status") == registry_response.SUCCESS
+    assert response.get("status") == Status.SUCCESS
     assert files(tmp_path) == [DATA, DATA]
     assert repo.index.counts()[CONFIRMED] == 2
     assert served(repo, uid(2)) == DATA
@@ -115,7 +115,7 @@ def test_success_stores_confirms_and_serves(tmp_path: Path) -> None:
 
 def test_failure_leaves_nothing(tmp_path: Path) -> None:
     registry = Registry()
-    registry.status = registry_response.FAILURE
+    registry.status = Status.FAILURE
     repo = open_repo(tmp_path, registry)
     repo.provide(submission(), documents())
     assert files(tmp_path) == []
@@ -126,7 +126,7 @@ def test_failed_resubmission_keeps_the_original(tmp_path: Path) -> None:
     registry = Registry()
     repo = open_repo(tmp_path, registry)
     repo.provide(submission(), documents())
-    registry.status = registry_response.FAILURE
+    registry.status = Status.FAILURE
     repo.provide(submission(), documents())  # identical resubmission, rejected by the registry
     assert files(tmp_path) == [DATA]
     assert served(repo, uid(1)) == DATA

@@ -1,8 +1,7 @@
-"""The progress bar and the provide template (no sockets)."""
+"""The provide template (no sockets)."""
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from lxml import etree
 from gateway.metadata.datatypes import is_oid
 from gateway.metadata.ebrim import build_submit_objects_request
 from gateway.metadata.validate import ITI_41, validate_submission
-from gateway.repository.progress import CountingAttachment, Progress, human
 from gateway.repository.template import (
     DEFAULT_SOURCE_ID,
     FillOptions,
@@ -27,49 +25,6 @@ from tests.factories import make_submission
 
 PATIENT = "P1^^^&1.3.6.1.4.1.21367.13.20.1000&ISO"
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_human_units() -> None:
-    assert [human(n) for n in (5, 2048, 3 * 1024**3)] == ["5 B", "2.0 KiB", "3.0 GiB"]
-
-
-def test_live_bar_is_throttled_and_finished() -> None:
-    stream, clock = io.StringIO(), Clock()
-    bar = Progress("sending", 1000, stream=stream, live=True, width=10, clock=clock)
-    bar.advance(100)
-    bar.advance(100)  # same instant: not redrawn
-    clock.now += 1
-    bar.advance(300)
-    bar.close()
-    bar.close()
-    text = stream.getvalue()
-    assert text.count("\r") == 3
-    assert "[#####-----]  50.0%" in text and text.endswith("500 B/s\n")
-
-
-def test_quiet_bar_prints_one_summary_line() -> None:
-    stream = io.StringIO()
-    bar = Progress("receiving", None, stream=stream, live=False)
-    bar.advance(2048)
-    bar.close()
-    assert stream.getvalue().startswith("receiving 2.0 KiB") and stream.getvalue().count("\n") == 1
-
-
-def test_counting_attachment_counts_what_is_read(tmp_path: Path) -> None:
-    path = tmp_path / "f"
-    path.write_bytes(b"x" * 1000)
-    bar = Progress("s", 1000, stream=io.StringIO(), live=False)
-    attachment = CountingAttachment(content_id="c", path=path, progress=bar)
-    assert b"".join(attachment.chunks(300)) == b"x" * 1000
-    assert bar.done == 1000
 
 
 def test_parse_code() -> None:

@@ -13,6 +13,7 @@ from gateway.errors import (
 )
 from gateway.metadata.ebrim import build_registry_object_list, build_submit_objects_request
 from gateway.metadata.model import DocumentEntry, Submission
+from gateway.metadata.retrieve import Status, build_registry_response, response_status
 from gateway.repository.registry_client import (
     GET_DOCUMENTS,
     InProcessRegistryClient,
@@ -20,9 +21,8 @@ from gateway.repository.registry_client import (
     get_documents_request,
     model_register,
     registered_in,
-    response_status,
 )
-from gateway.soap import ns, registry_response
+from gateway.soap import ns
 from gateway.soap.client import SoapClient, SoapFaultError, SoapTransportError
 from gateway.soap.transactions import ITI_18
 from tests.factories import make_submission
@@ -31,9 +31,7 @@ UID = "1.2.3.4"
 REPO = "1.3.6.1.4.1.21367.13.40.100"
 
 
-def query_response(
-    *entries: DocumentEntry, status: str = registry_response.SUCCESS
-) -> etree._Element:
+def query_response(*entries: DocumentEntry, status: str = Status.SUCCESS) -> etree._Element:
     response = etree.Element(ITI_18.response_qname, nsmap={"query": ns.QUERY})
     response.set("status", status)
     if entries:
@@ -71,7 +69,7 @@ def test_get_documents_request() -> None:
         (query_response(entry(repository="9.9.9")), False),
         (query_response(entry(uid="1.2.3.5")), False),
         (query_response(), False),
-        (query_response(status=registry_response.FAILURE), None),
+        (query_response(status=Status.FAILURE), None),
         (etree.Element("other"), None),
     ],
 )
@@ -80,14 +78,12 @@ def test_registered_in(response: etree._Element, expected: bool | None) -> None:
 
 
 def test_response_status() -> None:
-    assert response_status(registry_response.registry_response(registry_response.SUCCESS)) == (
-        "Success"
-    )
+    assert response_status(build_registry_response(Status.SUCCESS)) == "Success"
     assert response_status(etree.Element("x")) == ""
 
 
 def test_in_process_client_passes_the_response_through() -> None:
-    answer = registry_response.registry_response(registry_response.SUCCESS)
+    answer = build_registry_response(Status.SUCCESS)
     seen: list[etree._Element] = []
     client = InProcessRegistryClient(lambda r: seen.append(r) or answer)
     request = etree.Element("request")

@@ -1,4 +1,5 @@
-"""The gateway's own WSDLs: they load in zeep and name exactly the IHE wire constants."""
+"""The gateway's own WSDLs: they load in zeep, name exactly the IHE wire constants, type every
+message with the standard's elements, and state MTOM where IHE requires it."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ import zeep
 from lxml import etree
 
 from gateway.soap import transactions
-from gateway.soap.wsdl import render_wsdl, wsdl_directory, wsdl_for_path
+from gateway.soap.wsdl import local_schema_base, render_wsdl, wsdl_directory, wsdl_for_path
 
 WSDL = "http://schemas.xmlsoap.org/wsdl/"
+SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 SOAP12_WSDL = "http://schemas.xmlsoap.org/wsdl/soap12/"
 WSAW = "http://www.w3.org/2006/05/addressing/wsdl"
 WSAM = "http://www.w3.org/2007/05/addressing/metadata"
-NS = {"wsdl": WSDL, "soap12": SOAP12_WSDL, "wsaw": WSAW, "wsam": WSAM}
+XSD = "http://www.w3.org/2001/XMLSchema"
+WSP = "http://www.w3.org/ns/ws-policy"
+WSOMA = "http://schemas.xmlsoap.org/ws/2004/09/policy/optimizedmimeserialization"
+WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+NS = {"wsdl": WSDL, "soap12": SOAP12_WSDL, "wsaw": WSAW, "wsam": WSAM, "xsd": XSD, "wsp": WSP}
 
 # (path, file, service, port, binding local name) as in the IHE WSDLs.
 ENDPOINTS = [
@@ -47,7 +53,8 @@ ADDRESS = "https://gw.example.org:8443/base?a=1&b=<2>"
 
 def _zeep_client(path: str, address: str = ADDRESS) -> zeep.Client:
     settings = zeep.Settings(strict=True, forbid_external=True)
-    return zeep.Client(io.BytesIO(render_wsdl(path, address)), settings=settings)
+    wsdl = render_wsdl(path, address, schema_base=local_schema_base())
+    return zeep.Client(io.BytesIO(wsdl), settings=settings)
 
 
 def test_directory_holds_the_three_files() -> None:
@@ -134,13 +141,73 @@ def test_render_does_not_leak_between_calls() -> None:
     first = render_wsdl("/xds/registry", "http://one/xds/registry")
     second = render_wsdl("/xds/registry", "http://two/xds/registry")
     assert b"http://one/" in first and b"http://one/" not in second
-    assert b"normative" in second  # the header comment travels with the document
+    assert b"own rendition" in second  # the header comment travels with the document
+
+
+# Children (and attributes) each body element has in the standard's schemas.
+CONTENT = {
+    "AdhocQueryRequest": {"RequestSlotList", "ResponseOption", "AdhocQuery", "maxResults"},
+    "AdhocQueryResponse": {"RegistryErrorList", "RegistryObjectList", "status"},
+    "SubmitObjectsRequest": {"RequestSlotList", "RegistryObjectList"},
+    "RegistryResponse": {"ResponseSlotList", "RegistryErrorList", "status", "requestId"},
+    "ProvideAndRegisterDocumentSetRequest": {"SubmitObjectsRequest", "Document"},
+    "RetrieveDocumentSetRequest": {"DocumentRequest"},
+    "RetrieveDocumentSetResponse": {"RegistryResponse", "DocumentResponse"},
+    "RetrieveImagingDocumentSetRequest": {"StudyRequest", "TransferSyntaxUIDList"},
+}
 
 
 @pytest.mark.parametrize("path", [e[0] for e in ENDPOINTS])
-def test_types_are_open_content(path: str) -> None:
+def test_types_are_the_standard_elements(path: str) -> None:
     client = _zeep_client(path)
     for transaction in transactions.ENDPOINTS[path]:
         for qname in (transaction.request_qname, transaction.response_qname):
-            element = client.get_element(qname)
-            assert element.type.signature().endswith("(_value_1: ANY[], _attr_1: {})")
+            signature = client.get_element(qname).type.signature()
+            names = {part.split(":")[0].strip() for part in signature.split("(", 1)[1].split(",")}
+            assert CONTENT[etree.QName(qname).localname] <= names, signature
+            assert "ANY" not in signature
+
+
+def test_typed_request_serializes_with_keyword_arguments() -> None:
+    # The zeep error of issue 14 was "AdhocQueryRequest() got an unexpected keyword argument
+    # 'ResponseOption'": the keywords now build the standard's elements.
+    client = _zeep_client("/xds/registry")
+    envelope = client.create_message(
+        client.service,
+        "DocumentRegistry_RegistryStoredQuery",
+        ResponseOption={"returnType": "LeafClass"},
+        AdhocQuery={"id": "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d", "Slot": []},
+    )
+    query = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
+    body = envelope.find(f"{{{SOAP12}}}Body/{{{query}}}AdhocQueryRequest")
+    assert body.find(f"{{{query}}}ResponseOption").get("returnType") == "LeafClass"
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        client.create_message(client.service, "DocumentRegistry_RegistryStoredQuery", Nope=1)
+
+
+@pytest.mark.parametrize("path", [e[0] for e in ENDPOINTS])
+def test_served_wsdl_imports_schemas_relative_to_itself(path: str) -> None:
+    root = etree.fromstring(render_wsdl(path, ADDRESS))
+    (schema,) = root.findall("wsdl:types/xsd:schema", NS)
+    imports = schema.findall("xsd:import", NS)
+    assert imports and len(schema) == len(imports)
+    namespaces = {etree.QName(t.request_qname).namespace for t in transactions.ENDPOINTS[path]}
+    assert namespaces <= {i.get("namespace") for i in imports}
+    for element in imports:
+        assert element.get("schemaLocation").startswith("?xsd=")
+    local = etree.fromstring(render_wsdl(path, ADDRESS, schema_base="/opt/s/"))
+    assert all(
+        i.get("schemaLocation").startswith("/opt/s/") for i in local.iterfind(".//xsd:import", NS)
+    )
+
+
+@pytest.mark.parametrize(("path", "mtom"), [(e[0], e[0] != "/xds/registry") for e in ENDPOINTS])
+def test_mtom_policy_on_the_bindings_that_use_mtom(path: str, mtom: bool) -> None:
+    root = etree.fromstring(render_wsdl(path, ADDRESS))
+    references = root.findall("wsdl:binding/wsp:PolicyReference", NS)
+    assert bool(references) == mtom
+    assert mtom == all(t.mtom for t in transactions.ENDPOINTS[path])
+    for reference in references:
+        policy_id = reference.get("URI").removeprefix("#")
+        [policy] = [p for p in root.findall("wsp:Policy", NS) if p.get(f"{{{WSU}}}Id") == policy_id]
+        assert policy.find(f"{{{WSOMA}}}OptimizedMimeSerialization") is not None

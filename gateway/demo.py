@@ -27,15 +27,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from pydicom import dcmread
 from pynetdicom import AE, evt
 
 from gateway.app import Gateway
-from gateway.config import load_settings
+from gateway.config import Settings, load_settings
 from gateway.consumer.clients import RegistryQueryClient
-from gateway.consumer.fetch import FetchRequest, StudyFetcher
+from gateway.consumer.fetch import FetchReport, FetchRequest, StudyFetcher
 from gateway.consumer.manifest import InstanceRef
 from gateway.consumer.queries import KOS_FORMAT_CODE, QueryOptions, build_slots
 from gateway.consumer.settings import ConsumerSettings, consumer_settings
@@ -198,7 +198,7 @@ def _start_gateway(data_dir: Path, idle: int, domain: str) -> Gateway:
 
 def _dicom_address(gateway: Gateway) -> tuple[str, str, int]:
     """(AE title, host, port) of the running imaging document source."""
-    source: Any = getattr(gateway, "imaging", None)
+    source = gateway.imaging
     if source is None:
         raise DemoError("this gateway runs no imaging document source (app.py does not start it)")
     host, port = source.address
@@ -225,7 +225,7 @@ def _feed(gateway: Gateway, patient_local: str, domain: str) -> str:
 
 
 def _generate(
-    folder: Path, patient_local: str, settings: Any, instances: int
+    folder: Path, patient_local: str, settings: Settings, instances: int
 ) -> tuple[synthetic.StudySpec, list[Path]]:
     third = max(instances // 3, 1)
     series = (
@@ -236,8 +236,8 @@ def _generate(
             body_part="HEAD",
             transfer_syntax=synthetic.ImplicitVRLittleEndian,
         ),
-        synthetic.SeriesSpec(
-            modality="CT",
+        synthetic.SeriesSpec(  # JPEG Baseline is 8-bit: an ultrasound, not a CT (12-16 bit)
+            modality="US",
             count=third,
             body_part="ABDOMEN",
             transfer_syntax=synthetic.JPEGBaseline8Bit,
@@ -282,7 +282,7 @@ def send_files(
     ae_title, host, port = target
     ae = AE(ae_title=calling_ae_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
-    pairs = {}
+    pairs: dict[tuple[str, str], None] = {}  # ordered set of (SOP Class, syntax)
     for path in paths:
         meta = dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"]).file_meta
         pairs[(str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID))] = None
@@ -329,7 +329,7 @@ def _query(consumer: ConsumerSettings, patient: str) -> str:
     return render_table(client.query(query_id, slots).objects)
 
 
-def _missing(report: Any) -> str:
+def _missing(report: FetchReport) -> str:
     return "; ".join(f"{uid}: {why}" for s in report.studies for uid, why in s.missing.items())
 
 

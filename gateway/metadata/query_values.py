@@ -1,5 +1,7 @@
 """The text form of stored-query parameter values: reading and writing one ``rim:Value``.
 
+Shared by both ends of ITI-18: the registry reads values, consumers and the repository write them.
+
 A Value holds a single value or a list (ITI TF-2 §3.18.4.1.2.3.5, rev. 19.0):
 
 - a string is enclosed in single quotes, a quote inside it doubled (``'O''Hara'``), the SQL

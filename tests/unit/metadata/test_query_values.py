@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.registry.queries.values import (
+from gateway.metadata.query_values import (
     Item,
     ValueFormatError,
     parse_value,
