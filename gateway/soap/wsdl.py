@@ -14,9 +14,9 @@ Every endpoint serves its WSDL at ``?wsdl`` and every schema at ``?xsd=NAME``. I
 each ``schemaLocation`` names its schema as ``?xsd=NAME``, a reference relative to the document's
 own URL (RFC 3986 §5.2: a reference of only a query keeps the path), so a client that fetched
 ``?wsdl`` resolves every schema from the same gateway, whatever host name or proxy it went
-through. A client that loads a WSDL from disk (zeep in the tests; the gateway's own client
-needs no WSDL) renders the locations as paths into the installed schema folder instead
-(``schema_base``).
+through. A client that loads a WSDL from disk (a third-party client in the tests; the gateway's
+own client needs no WSDL) renders the locations as paths into the installed schema folder
+instead (``schema_base``).
 
 Standards: WSDL 1.1 §2 and its SOAP 1.2 binding (W3C Submission 2006-04-05), WS-Addressing 1.0 WSDL
 Binding §4.4 (wsaw:Action) and Metadata §4.4 (wsam:Action), XML Schema 1.0 Part 1 §4.2.3
