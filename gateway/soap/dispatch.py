@@ -291,17 +291,12 @@ class SoapApplication:
         except Exception:
             log.exception("request %s: %s handler failed", request_id, transaction.name)
             internal = XDSRegistryError if endpoint.path == REGISTRY_PATH else XDSRepositoryError
-            unexpected = internal(
+            failure = internal(
                 f"Internal error while processing {transaction.name} (request id {request_id})"
             )
-            body = registry_response.failure_body(transaction, unexpected)
+            body = registry_response.failure_body(transaction, failure)
             return self._encode(
-                transaction,
-                request,
-                SoapResponse(body=body),
-                relates,
-                "Failure",
-                (unexpected.code,),
+                transaction, request, SoapResponse(body=body), relates, "Failure", (failure.code,)
             )
         return self._encode(transaction, request, response, relates, _outcome_of(response.body), ())
 

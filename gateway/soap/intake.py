@@ -81,7 +81,7 @@ class _RequestBody:
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int, /) -> bytes:
         try:
             return self._stream.read(size)
         except (OSError, ValueError) as exc:  # socket error or timeout; bad chunked coding
