@@ -20,10 +20,10 @@ WS-Addressing 1.0 SOAP Binding §6, XOP 1.0 §4.1 and SOAP MTOM §4.3 (packaging
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from lxml import etree
 
@@ -34,8 +34,19 @@ from gateway.soap.message import Addressing, Attachment, SoapRequest
 from gateway.soap.safexml import UnsafeXMLError, parse_bytes
 from gateway.soap.transactions import Transaction
 
-if TYPE_CHECKING:
-    from gateway.soap.dispatch import Endpoint
+
+class Endpoint(Protocol):
+    """What intake needs of ``dispatch.Endpoint`` (a Protocol: intake does not import dispatch)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def known(self) -> Mapping[str, Transaction]:  # wsa:Action -> transaction
+        ...
+    @property
+    def handlers(self) -> Mapping[str, object]:  # wsa:Action -> bound handler
+        ...
+
 
 T = TypeVar("T")
 READ_CHUNK = 64 * 1024
