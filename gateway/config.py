@@ -40,7 +40,8 @@ class HttpSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SoapSettings:
     max_envelope_bytes: int = 32 * 1024 * 1024  # the XML root part (MTOM) or whole body (plain)
-    max_request_bytes: int = 0  # whole HTTP body, attachments included; 0 = unlimited
+    # Whole HTTP body, attachments included (2 GiB: see config/gateway.toml); 0 = no limit.
+    max_request_bytes: int = 2 * 1024 * 1024 * 1024
     max_xml_depth: int = 256
     memory_threshold: int = 1024 * 1024  # attachments larger than this are spooled to disk
 
@@ -283,6 +284,11 @@ def _check_values(settings: Settings) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{key}: must be greater than 0, got {value}")
+    if settings.soap.max_request_bytes < 0:
+        raise ConfigError(
+            f"soap.max_request_bytes: must be 0 (no limit) or more, got "
+            f"{settings.soap.max_request_bytes}"
+        )
     if settings.log.level.upper() not in _LOG_LEVELS:
         raise ConfigError(
             f"log.level: expected one of {sorted(_LOG_LEVELS)}, got {settings.log.level!r}"

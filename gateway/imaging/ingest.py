@@ -1,8 +1,9 @@
 """Taking in instances: check the header, keep the bytes exactly as received, index them.
 
 The same path serves a C-STORE (the data set as the peer encoded it, behind the File Meta
-Information the SCP writes) and a folder import (the Part 10 file byte for byte). Nothing is
-decoded and re-encoded: only the header up to the Pixel Data is parsed, to check and index it.
+Information the SCP writes, received into a file that is moved into place) and a folder import
+(the Part 10 file byte for byte). Nothing is decoded and re-encoded, and no data set is held in
+memory: only the header up to the Pixel Data is parsed, to check and index it.
 
 A data set that cannot be parsed, lacks one of the UIDs an imaging manifest needs (SOP Class,
 SOP Instance, Study Instance, Series Instance) or does not match its C-STORE request is refused
@@ -14,7 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -144,25 +145,32 @@ class Ingest:
         sop_class_uid: str | None = None,
         sop_instance_uid: str | None = None,
     ) -> InstanceRecord:
-        """Store a Part 10 byte string (C-STORE: preamble, meta, data set as received).
+        """Store a Part 10 byte string (preamble, meta, data set as received).
 
         ``sop_class_uid``/``sop_instance_uid`` are the C-STORE request's Affected SOP Class and
         Instance UIDs, which the data set must carry (PS3.4 §B.2.3, 0xA900).
         Raises: InstanceRejected with the status to answer.
         """
         header = header_of(read_header(data))
-        if sop_class_uid and header.sop_class_uid != sop_class_uid:
-            raise InstanceRejected(
-                STATUS_SOP_CLASS_MISMATCH,
-                f"SOP Class UID {header.sop_class_uid} differs from the request's {sop_class_uid}",
-            )
-        if sop_instance_uid and header.sop_instance_uid != sop_instance_uid:
-            raise InstanceRejected(
-                STATUS_INSTANCE_MISMATCH,
-                f"SOP Instance UID {header.sop_instance_uid} differs from the request's "
-                f"{sop_instance_uid}",
-            )
-        return self._keep(header, iter((data,)))
+        _check_request(header, sop_class_uid, sop_instance_uid)
+        return self._keep(header, lambda relative: self.store.write(relative, iter((data,))))
+
+    def store_received(
+        self,
+        path: Path,
+        *,
+        sop_class_uid: str | None = None,
+        sop_instance_uid: str | None = None,
+    ) -> InstanceRecord:
+        """Store a C-STORE data set received into a Part 10 file by moving that file into place.
+
+        ``path`` is on the store's file system (``InstanceStore.incoming_dir``); on success it
+        is gone (renamed, never copied), on refusal it is left to its owner. Request UIDs as in
+        :meth:`store_encoded`. Standard: PS3.4 §B.2.3. Raises: InstanceRejected.
+        """
+        header = header_of(read_header(path))
+        _check_request(header, sop_class_uid, sop_instance_uid)
+        return self._keep(header, lambda relative: self.store.adopt(relative, path))
 
     def store_file(self, path: str | os.PathLike[str]) -> InstanceRecord:
         """Store a Part 10 file from disk byte for byte (folder import).
@@ -171,14 +179,15 @@ class Ingest:
         """
         header = header_of(read_header(path))
         with open(path, "rb") as source:
-            return self._keep(header, _chunks(source))
+            return self._keep(header, lambda relative: self.store.write(relative, _chunks(source)))
 
-    def _keep(self, header: Header, chunks: Iterator[bytes]) -> InstanceRecord:
+    def _keep(self, header: Header, place: Callable[[str], int]) -> InstanceRecord:
+        """Put the file in place (``place(relative) -> size``), then index it."""
         relative = self.store.relative_path(
             header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
         )
         try:
-            size = self.store.write(relative, chunks)
+            size = place(relative)
         except OSError as exc:
             log.error("cannot store instance %s: %s", header.sop_instance_uid, exc)
             raise InstanceRejected(STATUS_OUT_OF_RESOURCES, f"cannot store: {exc}") from exc
@@ -203,6 +212,21 @@ class Ingest:
         if old is not None and old.path != relative:
             self.store.remove(old.path)  # the instance moved to another study or series
         return record
+
+
+def _check_request(header: Header, sop_class_uid: str | None, sop_instance_uid: str | None) -> None:
+    """The data set must be the instance the C-STORE request names (PS3.4 §B.2.3)."""
+    if sop_class_uid and header.sop_class_uid != sop_class_uid:
+        raise InstanceRejected(
+            STATUS_SOP_CLASS_MISMATCH,
+            f"SOP Class UID {header.sop_class_uid} differs from the request's {sop_class_uid}",
+        )
+    if sop_instance_uid and header.sop_instance_uid != sop_instance_uid:
+        raise InstanceRejected(
+            STATUS_INSTANCE_MISMATCH,
+            f"SOP Instance UID {header.sop_instance_uid} differs from the request's "
+            f"{sop_instance_uid}",
+        )
 
 
 def _chunks(source: BinaryIO, size: int = 1024 * 1024) -> Iterator[bytes]:

@@ -6,11 +6,14 @@ they become path components, so no peer-supplied value can leave the root.
 
 A file is written to a temporary name in its final folder, flushed and ``fsync``-ed, renamed over
 any earlier copy (``os.replace``: a reader sees the old or the new file, never a mix) and the
-folder is ``fsync``-ed so the rename itself survives a crash (POSIX rename(2), fsync(2)).
+folder is ``fsync``-ed so the rename itself survives a crash (POSIX rename(2), fsync(2)). A file
+already written elsewhere on the store's file system (a received C-STORE data set in
+``.tmp/incoming``) is ``fsync``-ed and renamed into place the same way, never copied.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -35,6 +38,8 @@ class InstanceStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.tmp_dir = self.root / ".tmp"
         self.tmp_dir.mkdir(exist_ok=True)
+        self.incoming_dir = self.tmp_dir / "incoming"  # C-STORE data sets while they arrive
+        self.incoming_dir.mkdir(exist_ok=True)
         self.fsync = fsync
 
     def relative_path(self, study_uid: str, series_uid: str, sop_uid: str) -> str:
@@ -68,12 +73,40 @@ class InstanceStore:
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
+        self._sync_folders(folder, created)
+        return size
+
+    def adopt(self, relative: str, source: Path) -> int:
+        """Move a finished file of ours into place atomically and durably; return its size.
+
+        ``source`` should be on the store's file system (``incoming_dir``): then it is renamed,
+        not copied. From another file system it is copied (atomically, like :meth:`write`) and
+        left where it was. Raises OSError.
+        """
+        final = self.root / relative
+        folder = final.parent
+        created = not folder.is_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.fsync:
+            _fsync_file(source)
+        size = source.stat().st_size
+        try:
+            os.replace(source, final)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            with open(source, "rb") as handle:  # another file system: no rename possible
+                return self.copy_from(relative, handle)
+        self._sync_folders(folder, created)
+        return size
+
+    def _sync_folders(self, folder: Path, created: bool) -> None:
+        """Make a rename into ``folder`` (and the folder itself, when new) survive a crash."""
         if self.fsync:
             _fsync_dir(folder)
             if created:  # the new folders' own entries must reach the disk too
                 _fsync_dir(folder.parent)
                 _fsync_dir(folder.parent.parent)
-        return size
 
     def write_bytes(self, relative: str, data: bytes) -> int:
         """Write ``data`` atomically and durably; return its size."""
@@ -90,6 +123,15 @@ class InstanceStore:
     def temporary_file(self, suffix: str = ".dcm") -> Path:
         """A fresh path for a temporary file on the store's file system (caller removes it)."""
         return self.tmp_dir / f"{secrets.token_hex(12)}{suffix}"
+
+
+def _fsync_file(path: Path) -> None:
+    # fsync(2) flushes the file's data whichever descriptor names it (the writer's is pynetdicom's).
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -8,6 +8,10 @@ first, compressed syntaxes after the uncompressed ones. A peer that proposes its
 syntax in a context of its own (dcmtk's default: one context per transfer syntax) gets it
 accepted, so its compressed data arrive unchanged.
 
+Data sets are received into files, never into memory (``gateway.imaging.receive``): pynetdicom
+writes each one, as its fragments arrive, to a file in the store's ``.tmp/incoming`` folder, and
+the handler moves that file into place (``Ingest.store_received``).
+
 TCP_NODELAY: pynetdicom leaves Nagle's algorithm on, so each small C-STORE-RSP waits for the
 peer's delayed ACK (about 40 ms on Linux loopback) and a sender that waits for every response
 stalls at a few instances per second. The least invasive hook is a notification handler for
@@ -25,7 +29,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 from pydicom.uid import (
     UID,
@@ -35,9 +40,11 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
+from gateway.imaging import receive
 from gateway.imaging.index import InstanceRecord
 from gateway.imaging.ingest import STATUS_SUCCESS, Ingest, InstanceRejected
 from gateway.metadata import transfer_syntaxes
@@ -86,14 +93,11 @@ def handle_store(
     Instance: 0xC002, not the request's SOP Class: 0xA900) are not stored; storage or database
     trouble answers 0xA700/0xA701 (Refused: Out of Resources).
     """
-    request = event.request
+    request = cast(C_STORE, event.request)
     calling = event.assoc.requestor.ae_title if event.assoc else "?"
+    path = _received_file(event)
     try:
-        record = ingest.store_encoded(
-            event.encoded_dataset(include_meta=True),
-            sop_class_uid=str(request.AffectedSOPClassUID or "") or None,
-            sop_instance_uid=str(request.AffectedSOPInstanceUID or "") or None,
-        )
+        record = _store(event, request, ingest, path)
     except InstanceRejected as exc:
         log.warning(
             "C-STORE from %s of %s refused (0x%04X): %s",
@@ -103,12 +107,38 @@ def handle_store(
             exc,
         )
         return exc.status
+    finally:
+        if path is not None:
+            receive.done(event.assoc, path)  # moved into place, or pynetdicom removes it now
     log.debug("C-STORE from %s: stored %s", calling, record.sop_instance_uid)
     if notify is not None:
         notify(record)
     if security is not None:  # DicomSecurity: audited when the association ends
         security.stored(event.assoc, record)
     return STATUS_SUCCESS
+
+
+def _received_file(event: evt.Event) -> Path | None:
+    """The file pynetdicom received the data set into, or None when it kept it in memory."""
+    try:
+        path = event.dataset_path
+    except AttributeError:  # chunked receiving is off (a handler called outside the listener)
+        return None
+    return Path(path) if path is not None else None
+
+
+def _store(event: evt.Event, request: C_STORE, ingest: Ingest, path: Path | None) -> InstanceRecord:
+    sop_class_uid = str(request.AffectedSOPClassUID or "") or None
+    sop_instance_uid = str(request.AffectedSOPInstanceUID or "") or None
+    if path is not None:
+        return ingest.store_received(
+            path, sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid
+        )
+    return ingest.store_encoded(
+        event.encoded_dataset(include_meta=True),
+        sop_class_uid=sop_class_uid,
+        sop_instance_uid=sop_instance_uid,
+    )
 
 
 class StoreSCP:
@@ -138,6 +168,7 @@ class StoreSCP:
         self.ae.require_called_aet = require_called_aet
         self.ae.add_supported_context(Verification, list(UNCOMPRESSED_TRANSFER_SYNTAXES[:2]))
         for context in AllStoragePresentationContexts:
+            assert context.abstract_syntax is not None  # pynetdicom's table names each one
             self.ae.add_supported_context(
                 context.abstract_syntax, [UID(ts) for ts in ACCEPTED_TRANSFER_SYNTAXES]
             )
@@ -148,10 +179,16 @@ class StoreSCP:
         """Listen (port 0 = ephemeral); return the bound (host, port)."""
         with self._lock:
             if self._server is None:
+                incoming = self.ingest.store.incoming_dir
+                receive.install()
+                receive.register(self.ae, incoming)
+                receive.sweep(incoming)
                 handlers: list[Any] = [
                     (evt.EVT_CONN_OPEN, set_nodelay),
                     (evt.EVT_C_ECHO, handle_echo),
                     (evt.EVT_C_STORE, handle_store, [self.ingest, self.notify, self.security]),
+                    (evt.EVT_RELEASED, receive.forget),
+                    (evt.EVT_ABORTED, receive.forget),
                 ]
                 context = None
                 if self.security is not None:
@@ -196,3 +233,4 @@ class StoreSCP:
             assoc.join(max(0.0, deadline - time.monotonic()))
             if assoc.is_alive():
                 assoc.abort()
+        receive.unregister(self.ae)

@@ -9,12 +9,16 @@ Every instance is a valid instance of its IOD (the modality's modules come from
 :mod:`gateway.imaging.synthetic_modules`; ``dciodvfy`` reports no error). JPEG Baseline carries
 8-bit samples only, so a JPEG Baseline series is refused for CT and MR, whose images are 12 to
 16 bits (use CR, DX, US or OT).
+
+:func:`write_multiframe` writes one large multi-frame instance (a gigabyte if asked) without
+holding its pixel data in memory.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +47,8 @@ SOP_CLASSES = {
     "US": "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image Storage
     "OT": "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image Storage
 }
+# Multi-frame Grayscale Word Secondary Capture Image Storage (PS3.4 Annex B, PS3.3 A.8.4).
+MULTIFRAME_GRAYSCALE_WORD_SC = "1.2.840.10008.5.1.4.1.1.7.3"
 # Smallest JPEG-looking stream (SOI ... EOI): encapsulated data the gateway never decodes.
 _FAKE_JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
 
@@ -210,14 +216,58 @@ def write_study(instances: Sequence[Dataset], folder: str | os.PathLike[str]) ->
     return paths
 
 
+def write_multiframe(
+    spec: StudySpec,
+    path: str | os.PathLike[str],
+    *,
+    frames: int,
+    rows: int = 512,
+    columns: int = 512,
+) -> Dataset:
+    """Write a multi-frame instance of ``frames`` 16-bit frames (Explicit VR Little Endian) to
+    ``path``, one frame at a time; return its header (everything but the Pixel Data).
+
+    512 x 512 frames are 512 KiB each: 2048 of them make a 1 GiB instance. Each frame holds a
+    different pattern, so a transfer that mixed up frames would show.
+    """
+    series = SeriesSpec(modality="OT", count=1, rows=rows, columns=columns)
+    ds = _instance(spec, series, str(generate_uid(prefix=None)), 1, 1)
+    del ds.PixelData
+    ds.SOPClassUID = MULTIFRAME_GRAYSCALE_WORD_SC
+    ds.file_meta = _meta(ds, ExplicitVRLittleEndian)
+    ds.NumberOfFrames = frames
+    ds.FrameIncrementPointer = 0x00181063  # Frame Time
+    ds.FrameTime = 40.0
+    ds.ConversionType, ds.PatientOrientation, ds.BurnedInAnnotation = "WSD", "", "NO"
+    ds.PresentationLUTShape = "IDENTITY"
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, 1, "US"
+    frame_size = rows * columns * 2
+    length = frame_size * frames
+    if length >= 0xFFFFFFFF:  # a defined length must fit in 32 bits (PS3.5 §7.1.2)
+        raise ValueError(f"{frames} frames of {rows}x{columns} do not fit in one Pixel Data")
+    pattern = bytes((i * 7 + i // 4096) & 0xFF for i in range(frame_size + 4096))
+    with open(path, "wb") as out:
+        dcmwrite(out, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
+        # (7FE0,0010) Pixel Data, OW, explicit VR: tag, VR, 2 reserved bytes, 32-bit length.
+        out.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, length))
+        for index in range(frames):
+            shift = (index * 2) % 4096
+            out.write(pattern[shift : shift + frame_size])
+    return ds
+
+
+def dataset_offset(head: bytes) -> int:
+    """Where the data set starts in a Part 10 file whose first bytes are ``head`` (>= 144)."""
+    if head[128:132] != b"DICM":
+        raise ValueError("not a DICOM Part 10 file")
+    # (0002,0000) File Meta Information Group Length, explicit VR UL: tag 4, VR 2, length 2.
+    return 144 + int.from_bytes(head[140:144], "little")
+
+
 def dataset_bytes(part10: bytes) -> bytes:
     """The data set part of a Part 10 file (after the preamble and File Meta Information):
     the bytes a C-STORE transfers (PS3.10 §7.1, PS3.7 §9.3.1)."""
-    if part10[128:132] != b"DICM":
-        raise ValueError("not a DICOM Part 10 file")
-    # (0002,0000) File Meta Information Group Length, explicit VR UL: tag 4, VR 2, length 2.
-    group_length = int.from_bytes(part10[140:144], "little")
-    return part10[144 + group_length :]
+    return part10[dataset_offset(part10) :]
 
 
 __all__ = [
@@ -228,7 +278,9 @@ __all__ = [
     "SeriesSpec",
     "StudySpec",
     "dataset_bytes",
+    "dataset_offset",
     "encode",
     "make_study",
+    "write_multiframe",
     "write_study",
 ]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 # Short names for the attribute types RFC 4514 §3 lists, plus the usual extras; matching folds
 # long names (``commonName``) and OIDs onto these.
@@ -103,7 +103,7 @@ def _name_pairs(name: x509.Name) -> tuple[tuple[str, str], ...]:
 
 def _san_strings(cert: x509.Certificate) -> tuple[str, ...]:
     try:
-        ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return ()
     sans: list[str] = []

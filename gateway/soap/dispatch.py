@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -27,14 +26,14 @@ from gateway.errors import XDSError, XDSRegistryError, XDSRepositoryError
 from gateway.metadata.retrieve import failure_body, read_errors
 from gateway.soap import envelope as env
 from gateway.soap import fault as faults
-from gateway.soap import mtom, ns
+from gateway.soap import intake, mtom, ns
+from gateway.soap.intake import Limits
 from gateway.soap.message import Attachment, SoapRequest, SoapResponse
-from gateway.soap.safexml import UnsafeXMLError, parse_bytes
 from gateway.soap.transactions import REGISTRY_PATH, Transaction
 
 log = logging.getLogger("gateway.soap")
 
-READ_CHUNK = 64 * 1024
+__all__ = ["Context", "Endpoint", "Handler", "Limits", "SoapApplication", "TransactionCompleted"]
 # WS-Security 1.1 SOAP Message Security §12 (Error Handling): the fault code of a caller whose
 # security token (here: its TLS client certificate) is not authorized.
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
@@ -78,17 +77,6 @@ class TransactionCompleted:
 
 
 Observer = Callable[[TransactionCompleted], None]
-
-
-@dataclass(slots=True, kw_only=True)
-class Limits:
-    """Safety limits for incoming messages (config section ``soap``)."""
-
-    spool_dir: Path
-    max_envelope_bytes: int = 32 * 1024 * 1024
-    max_request_bytes: int = 0
-    max_xml_depth: int = 256
-    memory_threshold: int = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -230,29 +218,33 @@ class SoapApplication:
         peer = environ.get("SSL_CLIENT_S_DN") or None  # set by the TLS adapter (cheroot)
         state: dict[str, Any] = {"transaction": None, "message_id": None, "action": None}
         audit: dict[str, Any] = {}
+        head: intake.RequestHead | None = None
         request: SoapRequest | None = None
         try:
-            request = self._read_request(environ, endpoint, state)
-            transaction = endpoint.known[request.action or ""]
+            head = intake.read_head(environ, endpoint, self.limits, state)
+            # Who may call what is known now, before any attachment is read from the network.
+            self._check_access(environ, head.transaction)
+            request = intake.read_rest(head, environ, endpoint, self.limits)
             ctx = Context(
-                transaction=transaction,
+                transaction=head.transaction,
                 request_id=request_id,
                 remote_addr=remote,
                 peer_subject=peer,
                 audit=audit,
             )
-            self._check_access(environ, transaction)
-            result = self._invoke(endpoint, transaction, request, ctx)
-        except faults.SoapFault as fault:
-            result = _fault_outcome(fault, state["message_id"])
+            result = self._invoke(endpoint, head.transaction, request, ctx)
+        except Exception as exc:  # the boundary: never a stack trace to the peer
+            if head is not None:
+                head.discard()
             if request is not None:
                 request.discard_attachments()
                 request = None
-        except Exception:  # the boundary: never a stack trace to the peer
-            log.exception("request %s to %s failed before dispatch", request_id, endpoint.path)
-            result = _fault_outcome(
-                faults.receiver_fault(f"Internal error (request {request_id})"), state["message_id"]
-            )
+            if isinstance(exc, faults.SoapFault):
+                fault = exc
+            else:
+                log.exception("request %s to %s failed before dispatch", request_id, endpoint.path)
+                fault = faults.receiver_fault(f"Internal error (request {request_id})")
+            result = _fault_outcome(fault, state["message_id"])
         start_response(_status_line(result.status), result.headers)
         return _ResponseBody(
             self,
@@ -278,6 +270,10 @@ class SoapApplication:
     def _check_access(self, environ: dict[str, Any], transaction: Transaction) -> None:
         """Refuse a caller the access rules do not grant ``transaction``.
 
+        Called as soon as the envelope's wsa:Action is known, before the attachments of an MTOM
+        request are read: a refused caller cannot make the gateway read or spool its upload
+        (the server then closes the connection instead of draining the body).
+
         Standard: WS-Security 1.1 (SOAP Message Security) §12, fault code
         wsse:FailedAuthentication ("The security token could not be authenticated or
         authorized"); the SOAP 1.2 Sender fault maps to HTTP 400 (SOAP 1.2 Part 2 §7.5.2.2).
@@ -288,142 +284,6 @@ class SoapApplication:
             f"{transaction.name} is not permitted for this client certificate",
             FAILED_AUTHENTICATION,
         )
-
-    # -- request ------------------------------------------------------------------------------
-    def _read_request(
-        self, environ: dict[str, Any], endpoint: Endpoint, state: dict[str, Any]
-    ) -> SoapRequest:
-        content_type = environ.get("CONTENT_TYPE", "")
-        try:
-            media, params = mtom.parse_content_type(content_type)
-        except mtom.MultipartError as exc:  # missing or unparseable Content-Type
-            raise faults.SoapFault(
-                code=faults.SENDER,
-                reason=f"Missing or malformed Content-Type {content_type!r}: {exc}",
-                action=ns.WSA_SOAP_FAULT_ACTION,
-                status=415,
-            ) from exc
-        length = _content_length(environ)
-        limits = self.limits
-        if limits.max_request_bytes and length is not None and length > limits.max_request_bytes:
-            raise faults.sender_fault(
-                f"Request of {length} bytes exceeds the limit of {limits.max_request_bytes}"
-            )
-        attachments: dict[str, Attachment] = {}
-        is_mtom = media == "multipart/related"
-        if is_mtom:
-            root_bytes, attachments, http_action = self._read_multipart(
-                environ, content_type, length
-            )
-        elif media in {ns.SOAP12_MEDIA_TYPE, "text/xml", "application/xml"}:
-            root_bytes = _read_limited(environ["wsgi.input"], length, limits.max_envelope_bytes)
-            http_action = params.get("action")
-        else:
-            raise faults.SoapFault(
-                code=faults.SENDER,
-                reason=f"Unsupported media type {media!r}: "
-                "send application/soap+xml or MTOM multipart/related",
-                action=ns.WSA_SOAP_FAULT_ACTION,
-                status=415,
-            )
-        try:
-            try:
-                root = parse_bytes(
-                    root_bytes, max_bytes=limits.max_envelope_bytes, max_depth=limits.max_xml_depth
-                )
-            except UnsafeXMLError as exc:
-                raise faults.sender_fault(f"The message is not acceptable XML: {exc}") from exc
-            parsed = env.parse_envelope(root)
-            addressing = parsed.addressing
-            state["message_id"], state["action"] = addressing.message_id, addressing.action
-            self._check_addressing(endpoint, addressing, http_action)
-            transaction = endpoint.known[addressing.action or ""]
-            state["transaction"] = transaction.name
-            if parsed.body.tag != transaction.request_qname:
-                raise faults.sender_fault(
-                    f"{transaction.name} expects body element {transaction.request_qname}, "
-                    f"got {parsed.body.tag}"
-                )
-            self._normalise_binary(parsed.body, transaction, attachments)
-        except BaseException:
-            for attachment in attachments.values():
-                attachment.discard()
-            raise
-        return SoapRequest(
-            path=endpoint.path,
-            addressing=addressing,
-            body=parsed.body,
-            headers=parsed.headers,
-            attachments=attachments,
-            mtom=is_mtom,
-            remote_addr=environ.get("REMOTE_ADDR"),
-        )
-
-    def _read_multipart(
-        self, environ: dict[str, Any], content_type: str, length: int | None
-    ) -> tuple[bytes, dict[str, Attachment], str | None]:
-        limits = self.limits
-        _media, params = mtom.parse_content_type(content_type)
-        if params.get("type", "").lower() != ns.XOP_MEDIA_TYPE:
-            raise faults.sender_fault(
-                f'multipart/related requests must be MTOM/XOP (type="{ns.XOP_MEDIA_TYPE}")'
-            )
-        limits.spool_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            message = mtom.read_multipart(
-                environ["wsgi.input"],
-                content_type,
-                content_length=length,
-                spool_dir=limits.spool_dir,
-                memory_threshold=limits.memory_threshold,
-                max_root_bytes=limits.max_envelope_bytes,
-                max_total_bytes=limits.max_request_bytes,
-            )
-        except mtom.MultipartError as exc:
-            raise faults.sender_fault(f"Malformed MTOM/XOP package: {exc}") from exc
-        # Peers put the SOAP 1.2 action in start-info, the root part's type or the outer header.
-        http_action = mtom.mime_soap_action(content_type, message.root_content_type)
-        return message.root, message.attachments, http_action
-
-    def _check_addressing(
-        self, endpoint: Endpoint, addressing: Any, http_action: str | None
-    ) -> None:
-        # ITI TF-2 Appendix V §V.3.2.1: wsa:Action and wsa:MessageID are required on every request.
-        if not addressing.action:
-            raise faults.wsa_header_required("Action")
-        if not addressing.message_id:
-            raise faults.wsa_header_required("MessageID")
-        if http_action and http_action != addressing.action:
-            raise faults.wsa_invalid_header(
-                "Action",
-                f"HTTP action {http_action!r} does not match wsa:Action {addressing.action!r}",
-                faults.WSA_ACTION_MISMATCH,
-            )
-        env.check_reply_to(addressing)
-        if addressing.action not in endpoint.known:
-            raise faults.wsa_action_not_supported(addressing.action)
-        if addressing.action not in endpoint.handlers:
-            transaction = endpoint.known[addressing.action]
-            raise faults.wsa_action_not_supported(
-                addressing.action,
-                f"{transaction.name} {transaction.title} is not available at {endpoint.path} "
-                "(its actor is not enabled or not implemented in this version)",
-            )
-
-    def _normalise_binary(
-        self, body: etree._Element, transaction: Transaction, attachments: dict[str, Attachment]
-    ) -> None:
-        try:
-            mtom.xop_to_inline_check(body, attachments)
-            inline = mtom.inline_to_attachments(
-                body,
-                transaction.binary_qnames,
-                spool_dir=self.limits.spool_dir,
-                memory_threshold=self.limits.memory_threshold,
-            )
-        except (mtom.MultipartError, mtom.InlineBinaryError) as exc:
-            raise faults.sender_fault(f"Bad binary content: {exc}") from exc
-        attachments.update(inline)
 
     # -- handler ------------------------------------------------------------------------------
     def _invoke(
@@ -588,37 +448,3 @@ def _host(environ: dict[str, Any]) -> str:
     if host:
         return host
     return f"{environ.get('SERVER_NAME', '127.0.0.1')}:{environ.get('SERVER_PORT', '80')}"
-
-
-def _content_length(environ: dict[str, Any]) -> int | None:
-    raw = environ.get("CONTENT_LENGTH") or ""
-    if not raw.strip():
-        return None
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise faults.sender_fault(f"Invalid Content-Length {raw!r}") from exc
-    if value < 0:
-        raise faults.sender_fault(f"Invalid Content-Length {raw!r}")
-    return value
-
-
-def _read_limited(stream: Any, length: int | None, limit: int) -> bytes:
-    """Read a plain SOAP body, refusing more than ``limit`` bytes without reading them all."""
-    if length is not None and length > limit:
-        raise faults.sender_fault(f"SOAP envelope of {length} bytes exceeds the limit of {limit}")
-    buffer = bytearray()
-    remaining = length
-    while remaining is None or remaining > 0:
-        want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
-        chunk = stream.read(want)
-        if not chunk:
-            break
-        buffer += chunk
-        if remaining is not None:
-            remaining -= len(chunk)
-        if len(buffer) > limit:
-            raise faults.sender_fault(f"SOAP envelope exceeds the limit of {limit} bytes")
-    if remaining:
-        raise faults.sender_fault("The request body ended before its Content-Length")
-    return bytes(buffer)

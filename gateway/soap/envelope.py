@@ -9,6 +9,7 @@ WS-Addressing on every XDS.b message; Action carries mustUnderstand="true").
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lxml import etree
@@ -99,11 +100,12 @@ def _address_of(epr: etree._Element | None, local: str) -> str | None:
     if epr is None:
         return None
     address = epr.find(ns.qname(ns.WSA, "Address"))
-    if address is None or not (address.text or "").strip():
+    text = (address.text or "").strip() if address is not None else ""
+    if not text:
         raise faults.wsa_invalid_header(
             local, f"wsa:{local} has no wsa:Address", ns.qname(ns.WSA, "MissingAddressInEPR")
         )
-    return address.text.strip()
+    return text
 
 
 def read_addressing(headers: list[etree._Element]) -> Addressing:
@@ -147,7 +149,7 @@ def build_envelope(
     *,
     action: str,
     relates_to: str | None,
-    extra_headers: list[etree._Element] = (),
+    extra_headers: Sequence[etree._Element] = (),
 ) -> etree._Element:
     """Wrap a body element in a SOAP 1.2 envelope with the WS-A reply headers.
 

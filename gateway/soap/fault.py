@@ -69,6 +69,19 @@ def sender_fault(reason: str, *subcodes: str) -> SoapFault:
     return SoapFault(code=SENDER, reason=reason, subcodes=subcodes, action=ns.WSA_SOAP_FAULT_ACTION)
 
 
+def too_large(reason: str) -> SoapFault:
+    """An env:Sender fault sent with HTTP 413 Content Too Large: a request over a size limit.
+
+    The fault code is env:Sender (Part 1 §5.4.6: not to be resent unchanged). The HTTP status
+    is 413 rather than Table 20's 400 because the limit is the HTTP binding's, enforced while
+    the body is still arriving and before any SOAP processing (as 415 is for a wrong media
+    type): RFC 9110 §15.5.14 defines 413 for exactly this and lets the server close the
+    connection instead of reading the rest, which the server does. A SOAP client that reads
+    the envelope of any 4xx answer (SOAP 1.2 Part 2 §7.5.1.2) still finds env:Sender.
+    """
+    return SoapFault(code=SENDER, reason=reason, action=ns.WSA_SOAP_FAULT_ACTION, status=413)
+
+
 def receiver_fault(reason: str, *subcodes: str) -> SoapFault:
     """An env:Receiver fault: the message was fine but could not be processed here."""
     return SoapFault(

@@ -50,7 +50,11 @@ class Attachment:
         if (self.data is None) == (self.path is None):
             raise ValueError("an Attachment holds exactly one of data or path")
         if self.size < 0:
-            self.size = len(self.data) if self.data is not None else os.path.getsize(self.path)
+            if self.data is not None:
+                self.size = len(self.data)
+            else:
+                assert self.path is not None  # exactly one of the two, checked above
+                self.size = os.path.getsize(self.path)
 
     @classmethod
     def from_bytes(

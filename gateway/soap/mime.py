@@ -28,6 +28,10 @@ class MultipartError(ValueError):
     """The multipart body is malformed, truncated or too large (a Sender fault)."""
 
 
+class BodyTooLarge(MultipartError):
+    """A size limit was exceeded: the whole body, the root part, or the parts before the root."""
+
+
 class InlineBinaryError(ValueError):
     """Inline base64 content of a binary element is not valid base64 (a Sender fault)."""
 

@@ -32,6 +32,7 @@ from gateway.soap.mime import (
     PART_DEFAULT_CONTENT_TYPE,
     READ_SIZE,
     ROOT_DEFAULT_CONTENT_TYPE,
+    BodyTooLarge,
     InlineBinaryError,
     MultipartError,
     _Base64Invalid,
@@ -39,19 +40,28 @@ from gateway.soap.mime import (
     mime_soap_action,
     parse_content_type,
 )
-from gateway.soap.mtom_reader import MultipartMessage, _PartSink, read_multipart
+from gateway.soap.mtom_reader import (
+    MultipartMessage,
+    MultipartReader,
+    _PartSink,
+    open_multipart,
+    read_multipart,
+)
 
 __all__ = [
     "MAX_HEADER_BYTES",
     "MAX_HEADER_LINE",
     "MAX_HEADER_LINES",
     "ROOT_DEFAULT_CONTENT_TYPE",
+    "BodyTooLarge",
     "InlineBinaryError",
     "MultipartError",
     "MultipartMessage",
+    "MultipartReader",
     "build_mtom",
     "inline_to_attachments",
     "mime_soap_action",
+    "open_multipart",
     "parse_content_type",
     "read_multipart",
     "xop_to_inline_check",

@@ -4,6 +4,11 @@ The body is pulled from the stream in fixed-size reads, the next delimiter is se
 ``bytearray.find`` across read edges, and each part's bytes go to a sink that keeps small parts in
 memory and spools the rest to a 0600 temporary file, computing SHA-1 and size on the way.
 
+A server reads a request in two steps (:func:`open_multipart`, then
+:meth:`MultipartReader.read_attachments`): first up to and including the root part, so that the
+SOAP envelope (its wsa:Action) and the caller can be checked before any attachment is read from
+the network; then the rest. :func:`read_multipart` does both at once.
+
 Standards: RFC 2046 §5.1.1 (delimiters, preamble, epilogue, transport padding; the CRLF before a
 delimiter belongs to the delimiter), RFC 2387 (``start``), XOP 1.0 §3.2, SOAP 1.2 MTOM §4.3.
 """
@@ -15,7 +20,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from gateway.soap.message import Attachment
 from gateway.soap.mime import (
@@ -30,11 +35,19 @@ from gateway.soap.mime import (
     PART_DEFAULT_CONTENT_TYPE,
     READ_SIZE,
     ROOT_DEFAULT_CONTENT_TYPE,
+    BodyTooLarge,
     MultipartError,
     _Base64Decoder,
     _Base64Invalid,
     parse_content_type,
 )
+
+
+class ByteSource(Protocol):
+    """What the reader needs of a stream: ``read(n)`` returning at most n bytes, b"" at the end
+    (a file, ``wsgi.input``, urllib3's ``HTTPResponse``)."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 class _PartSink:
@@ -77,17 +90,29 @@ class _PartSink:
         return bytes(self._buf)
 
     def attachment(self, content_id: str, content_type: str) -> Attachment:
-        common = {"content_id": content_id, "content_type": content_type, "size": self.size}
         if self.path is not None:
-            return Attachment(path=self.path, owned=True, sha1=self._sha.hexdigest(), **common)
-        return Attachment(data=bytes(self._buf), sha1=self._sha.hexdigest(), **common)
+            return Attachment(
+                content_id=content_id,
+                content_type=content_type,
+                size=self.size,
+                path=self.path,
+                owned=True,
+                sha1=self._sha.hexdigest(),
+            )
+        return Attachment(
+            content_id=content_id,
+            content_type=content_type,
+            size=self.size,
+            data=bytes(self._buf),
+            sha1=self._sha.hexdigest(),
+        )
 
     def _store(self, data: bytes | bytearray) -> None:
         if not data:
             return
         self.size += len(data)
         if self._limit and self.size > self._limit:
-            raise MultipartError(f"{self._what} exceeds the limit of {self._limit} bytes")
+            raise BodyTooLarge(f"{self._what} exceeds the limit of {self._limit} bytes")
         self._sha.update(data)
         if self._file is None and self.size <= self._threshold:
             self._buf += data
@@ -128,11 +153,13 @@ class MultipartMessage:
 class _Source:
     """``wsgi.input`` reads that never pass Content-Length and count against the total limit."""
 
-    def __init__(self, stream: BinaryIO, content_length: int | None, max_total: int) -> None:
+    def __init__(self, stream: ByteSource, content_length: int | None, max_total: int) -> None:
         if content_length is not None and content_length < 0:
             raise MultipartError("negative Content-Length")
         if max_total and content_length is not None and content_length > max_total:
-            raise MultipartError(f"request body exceeds the limit of {max_total} bytes")
+            raise BodyTooLarge(
+                f"request body of {content_length} bytes exceeds the limit of {max_total} bytes"
+            )
         self._stream = stream
         self._left = content_length
         self._max_total = max_total
@@ -151,7 +178,7 @@ class _Source:
             self._left -= len(data)
         self.total += len(data)
         if self._max_total and self.total > self._max_total:
-            raise MultipartError(f"request body exceeds the limit of {self._max_total} bytes")
+            raise BodyTooLarge(f"request body exceeds the limit of {self._max_total} bytes")
         return data
 
 
@@ -162,6 +189,7 @@ class _Limits:
     memory_budget: int
     max_root_bytes: int
     max_parts: int
+    max_before_root: int  # parts a peer puts before the root part, together; 0 = no limit
 
 
 class _Parser:
@@ -176,6 +204,8 @@ class _Parser:
         self._buf = bytearray()
         self._pos = 0
         self._memory_used = 0
+        self._before_root = 0  # bytes of the parts read before the root part
+        self._closed = False  # the close delimiter has been read
         self._sink: _PartSink | None = None
         self.root: bytes | None = None
         self.root_content_type = ROOT_DEFAULT_CONTENT_TYPE
@@ -202,22 +232,36 @@ class _Parser:
 
     # -- grammar
 
-    def parse(self) -> None:
+    def parse_root(self) -> None:
+        """Read up to and including the root part; parts before it become attachments."""
         try:
             self._skip_preamble()
-            closed = False
-            while not closed:
-                closed = self._part(index=len(self.attachments) + (self.root is not None))
-            if self.root is None:
-                raise MultipartError(f"the start parameter <{self._start}> names no part")
+            while self.root is None:
+                if self._closed:
+                    raise MultipartError(f"the start parameter <{self._start}> names no part")
+                self._closed = self._part(index=len(self.attachments))
+        except BaseException:
+            self.abort()
+            raise
+
+    def parse_rest(self) -> None:
+        """Read the parts after the root up to the close delimiter, then the epilogue."""
+        try:
+            while not self._closed:
+                self._closed = self._part(index=len(self.attachments) + 1)
             while self._src.read():  # the epilogue is ignored (RFC 2046 §5.1.1), but consumed
                 pass
         except BaseException:
-            if self._sink is not None:
-                self._sink.abort()
-            for attachment in self.attachments.values():
-                attachment.discard()
+            self.abort()
             raise
+
+    def abort(self) -> None:
+        """Remove every temporary file of this message (idempotent)."""
+        if self._sink is not None:
+            self._sink.abort()
+            self._sink = None
+        for attachment in self.attachments.values():
+            attachment.discard()
 
     def _skip_preamble(self) -> None:
         buf, dash, search = self._buf, self._dash, 0
@@ -298,6 +342,8 @@ class _Parser:
             self.attachments[cid] = attachment
             if attachment.data is not None:
                 self._memory_used += attachment.size
+            if self.root is None:
+                self._before_root += attachment.size
         self._sink = None
         return closed
 
@@ -313,12 +359,16 @@ class _Parser:
                 what="the root part",
             )
         room = max(0, lim.memory_budget - self._memory_used)
+        limit, what = 0, "a MIME part"
+        if self.root is None and lim.max_before_root:  # a server has not checked the caller yet
+            limit = max(1, lim.max_before_root - self._before_root)
+            what = "the MIME parts before the root part (send the SOAP envelope first)"
         return _PartSink(
             threshold=min(lim.memory_threshold, room),
-            limit=0,
+            limit=limit,
             spool_dir=lim.spool_dir,
             base64=base64,
-            what="a MIME part",
+            what=what,
         )
 
     def _headers(self) -> dict[str, str]:
@@ -412,8 +462,100 @@ def _strip_angle(value: str | None) -> str | None:
     return value or None
 
 
+class MultipartReader:
+    """A multipart/related body read in two steps: the root part first, the other parts later.
+
+    Made by :func:`open_multipart`, which has read the body up to and including the root part;
+    :meth:`read_attachments` reads the rest. A server checks the SOAP envelope and the caller in
+    between, so a refused request is answered before its attachments are read.
+    """
+
+    def __init__(self, parser: _Parser) -> None:
+        self._parser = parser
+        assert parser.root is not None
+        self.root: bytes = parser.root
+        self.root_content_type = parser.root_content_type
+        self.root_content_id = parser.root_content_id
+
+    def read_attachments(self) -> dict[str, Attachment]:
+        """Read the rest of the body; return every part but the root, keyed by Content-ID.
+
+        Raises:
+            MultipartError: as :func:`read_multipart` (no temporary file is left behind).
+        """
+        self._parser.parse_rest()
+        return self._parser.attachments
+
+    def discard(self) -> None:
+        """Remove every temporary file read so far (for a request refused half-way)."""
+        self._parser.abort()
+
+
+def open_multipart(
+    stream: ByteSource,
+    content_type: str,
+    *,
+    content_length: int | None,
+    spool_dir: Path,
+    memory_threshold: int,
+    max_root_bytes: int,
+    max_total_bytes: int = 0,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    max_parts: int = DEFAULT_MAX_PARTS,
+    max_before_root: int = 0,
+) -> MultipartReader:
+    """Read a multipart/related body from ``stream`` up to and including its root part.
+
+    The options are those of :func:`read_multipart`; ``max_before_root`` (0 = none) bounds the
+    parts a peer sends before the root (RFC 2387 lets ``start`` name a later part, XOP 1.0 §4.1
+    and every MTOM stack put the root first): a server sets it so that a caller it has not yet
+    checked cannot make it spool much.
+
+    Standard: RFC 2387 §3.2 (the root part), XOP 1.0 §4.1.
+
+    Raises:
+        MultipartError: as :func:`read_multipart`; BodyTooLarge for a size limit.
+    """
+    parser = _parser_for(
+        stream,
+        content_type,
+        content_length=content_length,
+        max_total_bytes=max_total_bytes,
+        limits=_Limits(
+            spool_dir=Path(spool_dir),
+            memory_threshold=memory_threshold,
+            memory_budget=max(memory_budget, memory_threshold),
+            max_root_bytes=max_root_bytes,
+            max_parts=max_parts,
+            max_before_root=max_before_root,
+        ),
+    )
+    parser.parse_root()
+    return MultipartReader(parser)
+
+
+def _parser_for(
+    stream: ByteSource,
+    content_type: str,
+    *,
+    content_length: int | None,
+    max_total_bytes: int,
+    limits: _Limits,
+) -> _Parser:
+    media, params = parse_content_type(content_type)
+    if not media.startswith("multipart/"):
+        raise MultipartError(f"expected a multipart/related body, got {media}")
+    boundary = params.get("boundary", "")
+    if not boundary:
+        raise MultipartError("multipart Content-Type without boundary parameter")
+    if len(boundary) > 200 or any(ch in boundary for ch in "\r\n"):
+        raise MultipartError("invalid multipart boundary")
+    source = _Source(stream, content_length, max_total_bytes)
+    return _Parser(source, boundary.encode("latin-1"), _strip_angle(params.get("start")), limits)
+
+
 def read_multipart(
-    stream: BinaryIO,
+    stream: ByteSource,
     content_type: str,
     *,
     content_length: int | None,
@@ -438,31 +580,25 @@ def read_multipart(
     Standard: RFC 2387 §3; RFC 2046 §5.1.1; RFC 2045 §6; XOP 1.0 §4.1; SOAP MTOM §4.3.
 
     Raises:
-        MultipartError: not multipart, no boundary, malformed/truncated body, a limit exceeded,
-            duplicate Content-ID, a non-root part without Content-ID, bad base64.
+        MultipartError: not multipart, no boundary, malformed/truncated body, duplicate
+            Content-ID, a non-root part without Content-ID, bad base64; its subclass
+            BodyTooLarge when a size limit is exceeded.
     """
-    media, params = parse_content_type(content_type)
-    if not media.startswith("multipart/"):
-        raise MultipartError(f"expected a multipart/related body, got {media}")
-    boundary = params.get("boundary", "")
-    if not boundary:
-        raise MultipartError("multipart Content-Type without boundary parameter")
-    if len(boundary) > 200 or any(ch in boundary for ch in "\r\n"):
-        raise MultipartError("invalid multipart boundary")
-    limits = _Limits(
-        spool_dir=Path(spool_dir),
+    reader = open_multipart(
+        stream,
+        content_type,
+        content_length=content_length,
+        spool_dir=spool_dir,
         memory_threshold=memory_threshold,
-        memory_budget=max(memory_budget, memory_threshold),
         max_root_bytes=max_root_bytes,
+        max_total_bytes=max_total_bytes,
+        memory_budget=memory_budget,
         max_parts=max_parts,
     )
-    source = _Source(stream, content_length, max_total_bytes)
-    parser = _Parser(source, boundary.encode("latin-1"), _strip_angle(params.get("start")), limits)
-    parser.parse()
-    assert parser.root is not None
+    attachments = reader.read_attachments()
     return MultipartMessage(
-        root=parser.root,
-        root_content_type=parser.root_content_type,
-        root_content_id=parser.root_content_id,
-        attachments=parser.attachments,
+        root=reader.root,
+        root_content_type=reader.root_content_type,
+        root_content_id=reader.root_content_id,
+        attachments=attachments,
     )

@@ -63,9 +63,10 @@ def parse_bytes(
         raise UnsafeXMLError(f"not well-formed XML: {exc}") from exc
     tree = root.getroottree()
     # A DOCTYPE carries the DTD of any entity attack; SOAP 1.2 Part 1 §5 forbids DTDs outright.
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    doctype: str = getattr(tree.docinfo, "doctype", "")  # lxml-stubs lack DocInfo.doctype
+    if doctype or tree.docinfo.internalDTD is not None:
         raise UnsafeXMLError("XML with a document type declaration is refused")
     for node in root.iter(etree.Entity):
-        raise UnsafeXMLError(f"XML entity reference &{node.name}; is refused")
+        raise UnsafeXMLError(f"XML entity reference {node.text} is refused")  # text: "&name;"
     _check_depth(root, max_depth)
     return root
