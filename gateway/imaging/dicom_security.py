@@ -1,10 +1,10 @@
 """The DICOM listener as a secure node: TLS, the access check per association, transfer audit.
 
 :class:`DicomSecurity` is handed to :class:`gateway.imaging.storescp.StoreSCP`: its
-``ssl_context`` secures the listener (handshake in the association thread), the
-``EVT_REQUESTED`` handler rejects an association whose certificate the access rules do not grant
-``C-STORE``, and the instances stored over each association are audited when it ends (one DICOM
-Instances Transferred record per patient).
+``ssl_context`` secures the listener (handshake in the association thread), :meth:`admit`
+rejects an association whose certificate the access rules do not grant ``C-STORE`` (checked when
+its A-ASSOCIATE-RQ has arrived), and the instances stored over each association are audited when
+it ends (one DICOM Instances Transferred record per patient).
 
 Standards: DICOM PS3.15 Annex B.1/B.9 (TLS profiles), PS3.8 §9.3.4 (A-ASSOCIATE-RJ: result 1
 rejected-permanent, source 1 service-user, reason 1 no-reason-given), PS3.15 A.5.3.7 (DICOM
@@ -18,8 +18,6 @@ import ssl
 import threading
 from collections import defaultdict
 from typing import Any
-
-from pynetdicom import evt
 
 from gateway.audit import codes, events
 from gateway.audit.model import RESPONDER, StudyRef
@@ -50,38 +48,27 @@ class DicomSecurity:
         self._lock = threading.Lock()
         self._stored: dict[int, list[InstanceRecord]] = defaultdict(list)
 
-    def handlers(self) -> list[Any]:
-        """pynetdicom notification handlers to add to the listener's."""
-        handlers: list[Any] = []
-        if self.rules is not None:
-            handlers.append((evt.EVT_REQUESTED, self.on_requested))
-        if self.trail is not None:
-            handlers.append((evt.EVT_RELEASED, self.on_ended))
-            handlers.append((evt.EVT_ABORTED, self.on_ended))
-        return handlers
-
-    def on_requested(self, event: evt.Event) -> None:
-        """Reject (PS3.8 §9.3.4) an association the access rules do not grant C-STORE."""
-        assert self.rules is not None
-        assoc = event.assoc
-        sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
+    def admit(self, sock: Any, remote_host: str) -> str | None:
+        """None when the access rules grant the peer of ``sock`` C-STORE, else the reason to
+        reject the association (PS3.8 §9.3.4), logged and audited."""
+        if self.rules is None:
+            return None
         peer = peer_from_ssl(sock if isinstance(sock, ssl.SSLSocket) else None)
         if self.rules.allowed(peer, TRANSACTION):
-            return
+            return None
         reason = self.rules.explain(peer, TRANSACTION)
-        log.warning("DICOM association from %s refused: %s", assoc.requestor.address, reason)
+        log.warning("DICOM association from %s refused: %s", remote_host, reason)
         if self.trail is not None:
             self.trail.record(
                 events.access_refused(
                     transaction=TRANSACTION,
-                    remote_host=assoc.requestor.address,
+                    remote_host=remote_host,
                     peer_subject=peer.subject if peer else None,
                     local=self.trail.local_participant(self.ae_title),
                     reason=reason,
                 )
             )
-        assoc.acse.send_reject(0x01, 0x01, 0x01)
-        assoc.kill()  # without it the reject never leaves (pynetdicom waits for its own reply)
+        return reason
 
     def stored(self, assoc: Any, record: InstanceRecord) -> None:
         """Remember an instance stored over ``assoc`` (called by the C-STORE handler)."""
@@ -90,26 +77,34 @@ class DicomSecurity:
         with self._lock:
             self._stored[id(assoc)].append(record)
 
-    def on_ended(self, event: evt.Event) -> None:
+    def ended(
+        self,
+        assoc: Any,
+        *,
+        calling_ae: str,
+        called_ae: str,
+        calling_host: str | None,
+        called_host: str | None,
+        aborted: bool,
+    ) -> None:
         """Audit the instances received over the association that just ended, per patient."""
-        assert self.trail is not None
+        if self.trail is None:
+            return
         with self._lock:
-            records = self._stored.pop(id(event.assoc), [])
+            records = self._stored.pop(id(assoc), [])
         if not records:
             return
-        aborted = event.event is evt.EVT_ABORTED
         by_patient: dict[str | None, list[InstanceRecord]] = defaultdict(list)
         for record in records:
             by_patient[record.patient_id].append(record)
-        assoc = event.assoc
         for patient_id, items in by_patient.items():
             self.trail.record(
                 events.dicom_transfer(
                     side=RESPONDER,
-                    calling_ae=assoc.requestor.ae_title,
-                    called_ae=assoc.acceptor.ae_title or self.ae_title,
-                    calling_host=assoc.requestor.address,
-                    called_host=assoc.acceptor.address,
+                    calling_ae=calling_ae,
+                    called_ae=called_ae or self.ae_title,
+                    calling_host=calling_host,
+                    called_host=called_host,
                     patient_id=patient_id,
                     studies=study_refs(items),
                     outcome=codes.MINOR_FAILURE if aborted else codes.SUCCESS,

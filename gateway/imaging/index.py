@@ -23,7 +23,8 @@ is sent again, byte for byte, by the next publication of its study.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from sqlalchemy import Engine, bindparam, case, create_engine, delete, event, se
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
+from gateway.imaging import driversql
 from gateway.imaging.schema import (
     HELD,
     PUBLISHED,
@@ -164,6 +166,22 @@ class _Statements:
         self.instance = select(imaging_instance).where(
             instance.sop_instance_uid == bindparam("uid")
         )
+        self.instances_in = select(imaging_instance).where(
+            instance.sop_instance_uid.in_(bindparam("uids", expanding=True))
+        )
+
+
+class _DriverStatements:
+    """The C-STORE path's statements in the driver's SQL (``gateway.imaging.driversql``)."""
+
+    def __init__(self, statements: _Statements, engine: Engine) -> None:
+        self.instance = driversql.DriverStatement(statements.instance, engine)
+        self.touch = driversql.DriverStatement(statements.touch, engine)
+        self.extend = driversql.DriverStatement(statements.extend, engine)
+        self.upsert_instance = driversql.DriverStatement(statements.upsert_instance, engine)
+
+
+_INSTANCE_COLUMNS = tuple(column.name for column in imaging_instance.columns)
 
 
 def _record(cls: type, row: Any) -> Any:
@@ -211,6 +229,7 @@ class ImagingIndex:
         self.clock = clock
         self._insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
         self._statements = _Statements(self._insert)
+        self._driver = _DriverStatements(self._statements, engine)
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = time.time) -> ImagingIndex:
@@ -231,22 +250,70 @@ class ImagingIndex:
         an identical duplicate only extends a study that is still receiving, so re-sending a
         published study does not produce a new manifest.
         """
-        now = self.clock()
-        values = {f.name: getattr(record, f.name) for f in fields(InstanceRecord)}
-        values["received_at"] = now
-        old = self.instance(record.sop_instance_uid)
-        changed = old is None or _identity(old) != _identity(record)
-        statements = self._statements
-        with self.engine.begin() as conn:
-            if changed:
-                conn.execute(statements.touch, {"uid": record.study_instance_uid, "now": now})
-                if old is not None and old.study_instance_uid != record.study_instance_uid:
-                    # the old study lost an instance: its manifest must be replaced too
-                    conn.execute(statements.touch, {"uid": old.study_instance_uid, "now": now})
-            else:
-                conn.execute(statements.extend, {"uid": record.study_instance_uid, "now": now})
-            conn.execute(statements.upsert_instance, values)
-        return old
+        return self.record_instances([record])[0]
+
+    def record_instances(
+        self, records: Sequence[InstanceRecord], *, durable: bool = True
+    ) -> list[InstanceRecord | None]:
+        """Index stored instances in one transaction (a group commit for instances arriving on
+        several associations at once); the earlier row of each.
+
+        Study rules as in :meth:`record_instance`. ``durable``: on SQLite the commit runs with
+        ``synchronous=FULL`` whatever the connection's setting, so its WAL is on the disk when
+        this returns; otherwise with the connection's ``NORMAL``, which survives a crash of the
+        process but not of the machine until the next :meth:`sync_log` (the C-STORE path then
+        keeps a journal entry, ``gateway.imaging.journal``). PostgreSQL commits are durable.
+        """
+        sql = self._driver
+        with driversql.cursor(self.engine) as (connection, handle):
+            olds: dict[str, InstanceRecord] = {}
+            for uid in dict.fromkeys(record.sop_instance_uid for record in records):
+                # read before the transaction: the drivers begin one at the first write
+                handle.execute(sql.instance.sql, sql.instance.params({"uid": uid}))
+                row = handle.fetchone()
+                if row is not None:
+                    olds[uid] = InstanceRecord(**dict(zip(_INSTANCE_COLUMNS, row, strict=True)))
+            now = self.clock()
+            touched, extended, rows = _changes(records, olds, now)
+            with self._durable(connection, durable):
+                driversql.run_many(handle, sql.touch, [{"uid": u, "now": now} for u in touched])
+                driversql.run_many(handle, sql.extend, [{"uid": u, "now": now} for u in extended])
+                driversql.run_many(handle, sql.upsert_instance, rows)
+                connection.commit()
+        return [olds.get(record.sop_instance_uid) for record in records]
+
+    def sync_log(self) -> None:
+        """Put every transaction committed so far on the disk (SQLite: a ``synchronous=FULL``
+        commit, which flushes the whole WAL, of a write that changes nothing: the database
+        header's ``user_version`` set to its own value). No-op on PostgreSQL.
+        Standard: SQLite "PRAGMA synchronous", "Write-Ahead Logging" §2.2."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        with driversql.cursor(self.engine) as (connection, handle), self._durable(connection):
+            version = int(handle.execute("PRAGMA user_version").fetchone()[0])
+            handle.execute(f"PRAGMA user_version={version}")  # its own transaction, committed
+
+    @contextmanager
+    def _durable(self, connection: Any, durable: bool = True) -> Iterator[None]:
+        """Commits on the DBAPI ``connection`` reach the disk inside this block (SQLite:
+        ``synchronous=FULL``, set back afterwards; PostgreSQL commits are durable anyway)."""
+        if not durable or self.engine.dialect.name != "sqlite":
+            yield
+            return
+        info = connection.info  # per pooled connection: its setting is read once
+        previous = info.get("synchronous")
+        if previous is None:
+            previous = info["synchronous"] = int(
+                connection.execute("PRAGMA synchronous").fetchone()[0]
+            )
+        if previous >= 2:  # FULL or EXTRA already
+            yield
+            return
+        connection.execute("PRAGMA synchronous=FULL")
+        try:
+            yield
+        finally:
+            connection.execute(f"PRAGMA synchronous={previous}")
 
     def instance(self, sop_instance_uid: str) -> InstanceRecord | None:
         """The stored instance with this SOP Instance UID, or None."""
@@ -429,6 +496,30 @@ class ImagingIndex:
         query = select(c.study_instance_uid, c.state).where(c.study_instance_uid.in_(study_uids))
         with self.engine.connect() as conn:
             return {uid: state for uid, state in conn.execute(query)}
+
+
+def _changes(
+    records: Sequence[InstanceRecord], olds: dict[str, InstanceRecord], now: float
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """What indexing ``records`` writes: the studies to touch (an instance new or moved: back to
+    ``receiving``), the studies only extended (identical duplicates), and the instance rows (one
+    per SOP Instance, the last copy winning)."""
+    touched: dict[str, None] = {}  # ordered sets of Study Instance UIDs
+    extended: dict[str, None] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for record in records:
+        old = olds.get(record.sop_instance_uid)
+        if old is None or _identity(old) != _identity(record):
+            touched[record.study_instance_uid] = None
+            if old is not None and old.study_instance_uid != record.study_instance_uid:
+                # the old study lost an instance: its manifest must be replaced too
+                touched[old.study_instance_uid] = None
+        else:
+            extended[record.study_instance_uid] = None
+        values = {f.name: getattr(record, f.name) for f in fields(InstanceRecord)}
+        values["received_at"] = now
+        rows[record.sop_instance_uid] = values
+    return list(touched), [uid for uid in extended if uid not in touched], list(rows.values())
 
 
 def _identity(record: InstanceRecord) -> tuple[str, str, str]:

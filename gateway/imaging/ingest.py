@@ -15,7 +15,8 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -25,7 +26,11 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.imaging import header as fast
+from gateway.imaging.committer import GroupCommitter
 from gateway.imaging.index import ImagingIndex, InstanceRecord
+from gateway.imaging.journal import Entry as JournalEntry
+from gateway.imaging.journal import Journal
 from gateway.imaging.storage import InstanceStore, is_uid
 
 log = logging.getLogger("gateway.imaging")
@@ -40,6 +45,7 @@ STATUS_MISSING_UID = 0xC001  # Error: Cannot understand (a required UID is missi
 STATUS_INSTANCE_MISMATCH = 0xC002  # Error: Cannot understand (SOP Instance UID != request)
 
 _REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+HEAD_BYTES = 256 * 1024  # read for the fast header path of a data set received into a file
 
 
 class InstanceRejected(ValueError):
@@ -117,6 +123,44 @@ def _summarise(dataset: Dataset) -> Header:
     )
 
 
+def fast_header(data: bytes, transfer_syntax_uid: str, *, complete: bool) -> Header | None:
+    """The header read by the fast path (``gateway.imaging.header``) from a data set (or its
+    beginning, ``complete=False``), or None when it cannot vouch for it: ask pydicom then."""
+    values = fast.scan(data, transfer_syntax_uid, complete=complete)
+    if values is None:
+        return None
+    uids = [
+        fast.uid(values.get(tag))
+        for tag in (
+            fast.SOP_CLASS_UID,
+            fast.SOP_INSTANCE_UID,
+            fast.STUDY_INSTANCE_UID,
+            fast.SERIES_INSTANCE_UID,
+        )
+    ]
+    try:
+        patient = fast.text(values.get(fast.PATIENT_ID), values.get(fast.SPECIFIC_CHARACTER_SET))
+        modality = fast.text(values.get(fast.MODALITY), None)
+        series_number = fast.integer(values.get(fast.SERIES_NUMBER))
+        instance_number = fast.integer(values.get(fast.INSTANCE_NUMBER))
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    if None in uids or not modality.isascii():
+        return None  # a refusal, or an odd value: pydicom's word counts
+    sop_class, sop_instance, study, series = (str(uid) for uid in uids)
+    return Header(
+        sop_class_uid=sop_class,
+        sop_instance_uid=sop_instance,
+        study_instance_uid=study,
+        series_instance_uid=series,
+        transfer_syntax_uid=transfer_syntax_uid,
+        patient_id=_text(patient, 256),
+        modality=_text(modality, 16),
+        series_number=series_number,
+        instance_number=instance_number,
+    )
+
+
 def _text(value: object, limit: int) -> str | None:
     text = str(value).strip() if value is not None else ""
     return text[:limit] or None
@@ -131,12 +175,57 @@ def _integer(value: object) -> int | None:
     return number if number is None or -(2**31) <= number < 2**31 else None
 
 
+Placed = tuple[int, "Path | None"]  # (size, journal entry) of a file put in place
+
+
 class Ingest:
     """Checks, stores and indexes instances (thread-safe: no state besides its collaborators)."""
 
     def __init__(self, store: InstanceStore, index: ImagingIndex) -> None:
         self.store = store
         self.index = index
+        self.rows = GroupCommitter(index)  # rows of concurrent C-STOREs share a commit
+        self.journal: Journal | None = None
+
+    # -- the journal of C-STOREs answered before their rows were flushed (SQLite) -----------------
+    def open_journal(self) -> None:
+        """Start journaling C-STOREs (SQLite with fsync on: ``gateway.imaging.journal``), after
+        re-indexing what a crash of the machine may have lost. Raises: OSError."""
+        if self.journal is not None or not self.store.fsync:
+            return
+        if self.index.engine.dialect.name != "sqlite":
+            return  # PostgreSQL commits are durable by themselves
+        journal = Journal(self.store.tmp_dir / "journal", self.index.sync_log, self._recover)
+        journal.open()
+        self.journal = journal
+
+    def close_journal(self) -> None:
+        """Flush the log a last time and remove this process's journal."""
+        journal, self.journal = self.journal, None
+        if journal is not None:
+            journal.close()
+
+    def _recover(self, entry: JournalEntry) -> None:
+        """Index again an answered instance whose row a crash may have lost; remove the file of
+        one that was never answered (its data did not all reach the disk)."""
+        final = self.store.path(entry.relative)
+        if not (final.exists() and entry.path.exists() and os.path.samefile(final, entry.path)):
+            return  # replaced since, or never in place: the entry's file is nobody's
+        data = entry.path.read_bytes()
+        if len(data) != entry.size or zlib.crc32(data) != entry.crc:
+            log.warning("removed %s: never acknowledged, its data did not reach the disk", final)
+            final.unlink()
+            return
+        current = self.index.instance(final.stem)
+        if current is not None and current.path == entry.relative and current.size == entry.size:
+            return  # its row was flushed
+        try:
+            header = header_of(read_header(data))
+        except InstanceRejected as exc:  # cannot be: it was checked before it was written
+            log.error("journaled instance %s unreadable: %s", final, exc)
+            return
+        self.index.record_instances([_record(header, entry.relative, entry.size)], durable=True)
+        log.info("re-indexed instance %s from the imaging journal", header.sop_instance_uid)
 
     def store_encoded(
         self,
@@ -153,7 +242,7 @@ class Ingest:
         """
         header = header_of(read_header(data))
         _check_request(header, sop_class_uid, sop_instance_uid)
-        return self._keep(header, lambda relative: self.store.write(relative, iter((data,))))
+        return self._keep(header, lambda relative: (self.store.write(relative, (data,)), None))
 
     def store_received(
         self,
@@ -161,16 +250,59 @@ class Ingest:
         *,
         sop_class_uid: str | None = None,
         sop_instance_uid: str | None = None,
+        dataset_offset: int | None = None,
+        transfer_syntax_uid: str | None = None,
     ) -> InstanceRecord:
         """Store a C-STORE data set received into a Part 10 file by moving that file into place.
 
         ``path`` is on the store's file system (``InstanceStore.incoming_dir``); on success it
         is gone (renamed, never copied), on refusal it is left to its owner. Request UIDs as in
-        :meth:`store_encoded`. Standard: PS3.4 §B.2.3. Raises: InstanceRejected.
+        :meth:`store_encoded`; ``dataset_offset`` (where the data set starts, after the File
+        Meta) and ``transfer_syntax_uid`` let the header be read by the fast path.
+        Standard: PS3.4 §B.2.3. Raises: InstanceRejected.
         """
-        header = header_of(read_header(path))
+        header = None
+        if dataset_offset is not None and transfer_syntax_uid:
+            with open(path, "rb") as handle:
+                handle.seek(dataset_offset)
+                head = handle.read(HEAD_BYTES)
+            complete = dataset_offset + len(head) >= path.stat().st_size
+            header = fast_header(head, transfer_syntax_uid, complete=complete)
+        if header is None:
+            header = header_of(read_header(path))
         _check_request(header, sop_class_uid, sop_instance_uid)
-        return self._keep(header, lambda relative: self.store.adopt(relative, path))
+        return self._keep(header, lambda relative: (self.store.adopt(relative, path), None))
+
+    def store_received_parts(
+        self,
+        meta: bytes,
+        data: Sequence[bytes],
+        *,
+        transfer_syntax_uid: str,
+        sop_class_uid: str | None = None,
+        sop_instance_uid: str | None = None,
+    ) -> InstanceRecord:
+        """Store a C-STORE data set received into memory: ``meta`` (preamble and the File Meta
+        Information the SCP wrote) and the data set's fragments as they came, written in one
+        system call. Request UIDs as in :meth:`store_encoded`.
+        Standard: PS3.4 §B.2.3, PS3.10 §7.1. Raises: InstanceRejected.
+        """
+        whole = data[0] if len(data) == 1 else b"".join(data)
+        header = fast_header(whole, transfer_syntax_uid, complete=True)
+        if header is None:
+            header = header_of(read_header(meta + whole))
+        _check_request(header, sop_class_uid, sop_instance_uid)
+
+        def place(relative: str) -> Placed:
+            journal = self.journal
+            if journal is not None:  # a new instance: created in place, journaled (one flush)
+                crc = zlib.crc32(whole, zlib.crc32(meta))
+                done = self.store.write_journaled(relative, (meta, whole), journal, crc)
+                if done is not None:
+                    return done
+            return self.store.write_parts(relative, (meta, whole)), None
+
+        return self._keep(header, place)
 
     def store_file(self, path: str | os.PathLike[str]) -> InstanceRecord:
         """Store a Part 10 file from disk byte for byte (folder import).
@@ -179,39 +311,50 @@ class Ingest:
         """
         header = header_of(read_header(path))
         with open(path, "rb") as source:
-            return self._keep(header, lambda relative: self.store.write(relative, _chunks(source)))
+            return self._keep(
+                header, lambda relative: (self.store.write(relative, _chunks(source)), None)
+            )
 
-    def _keep(self, header: Header, place: Callable[[str], int]) -> InstanceRecord:
-        """Put the file in place (``place(relative) -> size``), then index it."""
+    def _keep(self, header: Header, place: Callable[[str], Placed]) -> InstanceRecord:
+        """Put the file in place (``place(relative) -> (size, journal entry)``), then index it;
+        the row is durable (or journaled) when this returns."""
         relative = self.store.relative_path(
             header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
         )
         try:
-            size = place(relative)
+            size, entry = place(relative)
         except OSError as exc:
             log.error("cannot store instance %s: %s", header.sop_instance_uid, exc)
             raise InstanceRejected(STATUS_OUT_OF_RESOURCES, f"cannot store: {exc}") from exc
-        record = InstanceRecord(
-            sop_instance_uid=header.sop_instance_uid,
-            sop_class_uid=header.sop_class_uid,
-            study_instance_uid=header.study_instance_uid,
-            series_instance_uid=header.series_instance_uid,
-            transfer_syntax_uid=header.transfer_syntax_uid,
-            path=relative,
-            size=size,
-            patient_id=header.patient_id,
-            modality=header.modality,
-            series_number=header.series_number,
-            instance_number=header.instance_number,
-        )
-        try:
-            old = self.index.record_instance(record)
+        record = _record(header, relative, size)
+        try:  # no flush for a journaled row, nor when the store does not flush (tests, bench)
+            old = self.rows.record(record, durable=entry is None and self.store.fsync)
         except SQLAlchemyError as exc:
+            if entry is not None and self.journal is not None:
+                self.journal.abandon(entry)
             log.error("cannot index instance %s: %s", header.sop_instance_uid, exc)
             raise InstanceRejected(STATUS_INDEX_UNAVAILABLE, "cannot index the instance") from exc
+        if entry is not None and self.journal is not None:
+            self.journal.committed(entry)
         if old is not None and old.path != relative:
             self.store.remove(old.path)  # the instance moved to another study or series
         return record
+
+
+def _record(header: Header, relative: str, size: int) -> InstanceRecord:
+    return InstanceRecord(
+        sop_instance_uid=header.sop_instance_uid,
+        sop_class_uid=header.sop_class_uid,
+        study_instance_uid=header.study_instance_uid,
+        series_instance_uid=header.series_instance_uid,
+        transfer_syntax_uid=header.transfer_syntax_uid,
+        path=relative,
+        size=size,
+        patient_id=header.patient_id,
+        modality=header.modality,
+        series_number=header.series_number,
+        instance_number=header.instance_number,
+    )
 
 
 def _check_request(header: Header, sop_class_uid: str | None, sop_instance_uid: str | None) -> None:

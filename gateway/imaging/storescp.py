@@ -1,22 +1,16 @@
-"""The DICOM listener of the imaging document source (pynetdicom): C-ECHO and C-STORE SCP.
+"""The DICOM listener of the imaging document source: C-ECHO and C-STORE SCP.
 
 Every storage SOP class is accepted with the uncompressed transfer syntaxes and the usual
 compressed ones, and data are stored in the transfer syntax they arrive in (no coercion,
-PS3.4 §B.4.1). pynetdicom accepts, per presentation context, the first syntax of *our* list that
-the peer proposes (PS3.8 §9.3.3.2 leaves the choice to the acceptor): Explicit VR Little Endian
-first, compressed syntaxes after the uncompressed ones. A peer that proposes its compressed
-syntax in a context of its own (dcmtk's default: one context per transfer syntax) gets it
-accepted, so its compressed data arrive unchanged.
+PS3.4 §B.4.1). Which syntax is accepted in each proposed presentation context is decided by one
+function, :func:`choose_transfer_syntax` (given to :class:`StoreSCP` as ``choose``): the first
+syntax of *our* list that the peer proposed (PS3.8 §9.3.3.2 leaves the choice to the acceptor).
 
-Data sets are received into files, never into memory (``gateway.imaging.receive``): pynetdicom
-writes each one, as its fragments arrive, to a file in the store's ``.tmp/incoming`` folder, and
-the handler moves that file into place (``Ingest.store_received``).
-
-TCP_NODELAY: pynetdicom leaves Nagle's algorithm on, so each small C-STORE-RSP waits for the
-peer's delayed ACK (about 40 ms on Linux loopback) and a sender that waits for every response
-stalls at a few instances per second. The least invasive hook is a notification handler for
-``EVT_CONN_OPEN`` (fired for each accepted connection before the association starts) that sets
-the option on ``event.assoc.dul.socket.socket``.
+The protocol runs on the gateway's own acceptor (:mod:`gateway.imaging.net`; why not pynetdicom
+is told there), one thread per association: a data set is received fragment by fragment into
+memory or a file of the store (:mod:`gateway.imaging.cstore`), checked and moved into place
+(:class:`gateway.imaging.ingest.Ingest`), and its C-STORE-RSP leaves once the file and its index
+row are durable. Each association ends with one INFO log line: who sent how many instances.
 
 Standards: DICOM PS3.4 Annex A (Verification), Annex B (Storage; statuses Table B.2-1), PS3.7
 §9.1.1 (C-STORE), §9.1.5 (C-ECHO), PS3.8 §9.3 (association negotiation).
@@ -28,29 +22,30 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from pydicom.uid import (
-    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
-from pynetdicom import AE, AllStoragePresentationContexts, evt
-from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-from pynetdicom.transport import ThreadedAssociationServer
+from pynetdicom import AllStoragePresentationContexts, evt
 
-from gateway.imaging import receive
+from gateway.imaging import cstore
 from gateway.imaging.index import InstanceRecord
-from gateway.imaging.ingest import STATUS_SUCCESS, Ingest, InstanceRejected
+from gateway.imaging.ingest import Ingest
+from gateway.imaging.net import dimse
+from gateway.imaging.net.association import Association, Receiver, Timeouts
+from gateway.imaging.net.negotiation import AcceptedContext, ChooseSyntax, Policy
+from gateway.imaging.net.server import AssociationServer
 from gateway.metadata import transfer_syntaxes
 
 log = logging.getLogger("gateway.imaging")
 
+VERIFICATION = "1.2.840.10008.1.1"  # PS3.4 Annex A
 UNCOMPRESSED_TRANSFER_SYNTAXES: tuple[str, ...] = (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -62,12 +57,35 @@ COMPRESSED_TRANSFER_SYNTAXES: tuple[str, ...] = transfer_syntaxes.COMPRESSED
 ACCEPTED_TRANSFER_SYNTAXES: tuple[str, ...] = (
     UNCOMPRESSED_TRANSFER_SYNTAXES + COMPRESSED_TRANSFER_SYNTAXES
 )
+# Every storage SOP Class of PS3.4 Annex B (pynetdicom's table of them), and Verification.
+STORAGE_SOP_CLASSES: frozenset[str] = frozenset(
+    str(context.abstract_syntax) for context in AllStoragePresentationContexts
+)
+SUPPORTED: dict[str, frozenset[str]] = {
+    **{sop_class: frozenset(ACCEPTED_TRANSFER_SYNTAXES) for sop_class in STORAGE_SOP_CLASSES},
+    VERIFICATION: frozenset(UNCOMPRESSED_TRANSFER_SYNTAXES[:2]),
+}
+_PREFERENCE = {syntax: rank for rank, syntax in enumerate(ACCEPTED_TRANSFER_SYNTAXES)}
 
 DEFAULT_MAX_PDU = 1024 * 1024  # what peers may send us in one P-DATA PDU (PS3.8 §D.1)
+DEFAULT_MAX_ASSOCIATIONS = 10
+
+
+def choose_transfer_syntax(abstract_syntax: str, proposed: Sequence[str]) -> str | None:
+    """The transfer syntax accepted for one proposed presentation context, or None when none of
+    the proposed ones is supported for ``abstract_syntax``: the first of
+    :data:`ACCEPTED_TRANSFER_SYNTAXES` the peer proposed.
+
+    Standard: PS3.8 §7.1.1.14 (one transfer syntax per accepted context), PS3.7 §D.3.2.
+    """
+    supported = SUPPORTED.get(abstract_syntax, frozenset())
+    usable = [syntax for syntax in proposed if syntax in supported]
+    return min(usable, key=_PREFERENCE.__getitem__) if usable else None
 
 
 def set_nodelay(event: evt.Event) -> None:
-    """EVT_CONN_OPEN handler: switch Nagle's algorithm off on the association's socket."""
+    """pynetdicom EVT_CONN_OPEN handler for the gateway's and the tests' SCUs: switch Nagle's
+    algorithm off, so a sender waiting for each response does not wait for delayed ACKs too."""
     sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
     if isinstance(sock, socket.socket):
         try:
@@ -76,69 +94,12 @@ def set_nodelay(event: evt.Event) -> None:
             log.debug("TCP_NODELAY not set: %s", exc)
 
 
-def handle_echo(event: evt.Event) -> int:
-    """C-ECHO: always Success (PS3.4 §A.4, PS3.7 §9.1.5)."""
-    return STATUS_SUCCESS
+@dataclass(slots=True)
+class _Tally:
+    """What one association stored (for its log line)."""
 
-
-def handle_store(
-    event: evt.Event,
-    ingest: Ingest,
-    notify: Callable[[InstanceRecord], None] | None = None,
-    security: Any | None = None,
-) -> int:
-    """C-STORE: keep the data set as received, index it, answer with a PS3.4 Table B.2-1 status.
-
-    Refused data sets (not parseable: 0xC000, a missing UID: 0xC001, not the request's SOP
-    Instance: 0xC002, not the request's SOP Class: 0xA900) are not stored; storage or database
-    trouble answers 0xA700/0xA701 (Refused: Out of Resources).
-    """
-    request = cast(C_STORE, event.request)
-    calling = event.assoc.requestor.ae_title if event.assoc else "?"
-    path = _received_file(event)
-    try:
-        record = _store(event, request, ingest, path)
-    except InstanceRejected as exc:
-        log.warning(
-            "C-STORE from %s of %s refused (0x%04X): %s",
-            calling,
-            request.AffectedSOPInstanceUID,
-            exc.status,
-            exc,
-        )
-        return exc.status
-    finally:
-        if path is not None:
-            receive.done(event.assoc, path)  # moved into place, or pynetdicom removes it now
-    log.debug("C-STORE from %s: stored %s", calling, record.sop_instance_uid)
-    if notify is not None:
-        notify(record)
-    if security is not None:  # DicomSecurity: audited when the association ends
-        security.stored(event.assoc, record)
-    return STATUS_SUCCESS
-
-
-def _received_file(event: evt.Event) -> Path | None:
-    """The file pynetdicom received the data set into, or None when it kept it in memory."""
-    try:
-        path = event.dataset_path
-    except AttributeError:  # chunked receiving is off (a handler called outside the listener)
-        return None
-    return Path(path) if path is not None else None
-
-
-def _store(event: evt.Event, request: C_STORE, ingest: Ingest, path: Path | None) -> InstanceRecord:
-    sop_class_uid = str(request.AffectedSOPClassUID or "") or None
-    sop_instance_uid = str(request.AffectedSOPInstanceUID or "") or None
-    if path is not None:
-        return ingest.store_received(
-            path, sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid
-        )
-    return ingest.store_encoded(
-        event.encoded_dataset(include_meta=True),
-        sop_class_uid=sop_class_uid,
-        sop_instance_uid=sop_instance_uid,
-    )
+    instances: int = 0
+    bytes: int = 0
 
 
 class StoreSCP:
@@ -155,56 +116,50 @@ class StoreSCP:
         require_called_aet: bool = True,
         notify: Callable[[InstanceRecord], None] | None = None,
         security: Any | None = None,
+        max_associations: int = DEFAULT_MAX_ASSOCIATIONS,
+        timeouts: Timeouts | None = None,
+        choose: ChooseSyntax = choose_transfer_syntax,
     ) -> None:
         """``security``: a :class:`gateway.imaging.dicom_security.DicomSecurity` (TLS, access
-        check, transfer audit), or None for a plain listener."""
+        check, transfer audit), or None for a plain listener. ``choose``: the transfer syntax
+        rule per presentation context (:func:`choose_transfer_syntax`)."""
         self.ingest = ingest
         self.security = security
         self.ae_title = ae_title
         self.host, self.port = host, port
         self.notify = notify
-        self.ae = AE(ae_title=ae_title)
-        self.ae.maximum_pdu_size = maximum_pdu_size
-        self.ae.require_called_aet = require_called_aet
-        self.ae.add_supported_context(Verification, list(UNCOMPRESSED_TRANSFER_SYNTAXES[:2]))
-        for context in AllStoragePresentationContexts:
-            assert context.abstract_syntax is not None  # pynetdicom's table names each one
-            self.ae.add_supported_context(
-                context.abstract_syntax, [UID(ts) for ts in ACCEPTED_TRANSFER_SYNTAXES]
-            )
-        self._server: ThreadedAssociationServer | None = None
+        self.max_associations = max_associations
+        self.timeouts = timeouts or Timeouts()
+        self.memory_limit = cstore.MEMORY_LIMIT  # a bigger data set is received into a file
+        self.policy = Policy(
+            ae_title=ae_title,
+            abstract_syntaxes=frozenset(SUPPORTED),
+            choose=choose,
+            max_pdu=maximum_pdu_size,
+            implementation_class_uid=cstore.IMPLEMENTATION_CLASS_UID,
+            implementation_version_name=cstore.IMPLEMENTATION_VERSION_NAME,
+            require_called_aet=require_called_aet,
+        )
+        self._server: AssociationServer | None = None
         self._lock = threading.Lock()
+        self._tallies: dict[int, _Tally] = {}
 
     def start(self) -> tuple[str, int]:
-        """Listen (port 0 = ephemeral); return the bound (host, port)."""
+        """Listen (port 0 = ephemeral); return the bound (host, port). Raises: OSError."""
         with self._lock:
             if self._server is None:
-                incoming = self.ingest.store.incoming_dir
-                receive.install()
-                receive.register(self.ae, incoming)
-                receive.sweep(incoming)
-                handlers: list[Any] = [
-                    (evt.EVT_CONN_OPEN, set_nodelay),
-                    (evt.EVT_C_ECHO, handle_echo),
-                    (evt.EVT_C_STORE, handle_store, [self.ingest, self.notify, self.security]),
-                    (evt.EVT_RELEASED, receive.forget),
-                    (evt.EVT_ABORTED, receive.forget),
-                ]
-                context = None
-                if self.security is not None:
-                    handlers.extend(self.security.handlers())
-                    context = self.security.ssl_context
-                server = self.ae.start_server(
-                    (self.host, self.port),
-                    block=False,
-                    evt_handlers=handlers,
-                    ssl_context=context,
+                cstore.sweep(self.ingest.store.incoming_dir)
+                self.ingest.open_journal()  # re-indexes what a crash lost, before any C-STORE
+                server = AssociationServer(
+                    self.host,
+                    self.port,
+                    self._association,
+                    max_associations=self.max_associations,
+                    ssl_context=self.security.ssl_context if self.security else None,
                 )
-                assert server is not None
+                server.start()
                 self._server = server
-                log.info(
-                    "DICOM listener %s on %s:%d", self.ae_title, *self._server.server_address[:2]
-                )
+                log.info("DICOM listener %s on %s:%d", self.ae_title, *server.server_address)
         return self.address
 
     @property
@@ -212,25 +167,94 @@ class StoreSCP:
         """The bound (host, port). Raises RuntimeError before :meth:`start`."""
         if self._server is None:
             raise RuntimeError("the DICOM listener is not started")
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        return self._server.server_address
 
     @property
-    def server(self) -> ThreadedAssociationServer | None:
-        """The pynetdicom server while running (tests inspect its associations)."""
+    def server(self) -> AssociationServer | None:
+        """The acceptor while running (tests inspect its associations)."""
         return self._server
 
     def stop(self, *, timeout: float = 10.0) -> None:
         """Stop accepting, let associations in flight finish (up to ``timeout``), then abort."""
         with self._lock:
             server, self._server = self._server, None
-        if server is None:
-            return
-        remaining = list(server.active_associations)
-        server.shutdown()
-        deadline = time.monotonic() + timeout
-        for assoc in remaining:
-            assoc.join(max(0.0, deadline - time.monotonic()))
-            if assoc.is_alive():
-                assoc.abort()
-        receive.unregister(self.ae)
+        if server is not None:
+            server.stop(timeout)
+            self.ingest.close_journal()
+
+    # -- the service the associations call (gateway.imaging.net.association.Service) ---------------
+    def _association(self, sock: Any, remote: tuple[str, int], over_limit: bool) -> Association:
+        return Association(
+            sock,
+            remote,
+            policy=self.policy,
+            service=self,
+            timeouts=self.timeouts,
+            over_limit=over_limit,
+        )
+
+    def admit(self, association: Association) -> str | None:
+        """The access rules' word on the requestor (None: admitted)."""
+        if self.security is None:
+            return None
+        reason: str | None = self.security.admit(association.sock, association.remote[0])
+        return reason
+
+    def receiver(
+        self, association: Association, context: AcceptedContext, command: dimse.Command
+    ) -> Receiver:
+        """A receiver storing the C-STORE-RQ's data set (PS3.7 §9.3.1.1)."""
+
+        def stored(record: InstanceRecord) -> None:
+            with self._lock:
+                tally = self._tallies.setdefault(id(association), _Tally())
+                tally.instances += 1
+                tally.bytes += record.size
+            log.debug("C-STORE from %s: stored %s", association.calling_ae, record.sop_instance_uid)
+            if self.notify is not None:
+                self.notify(record)
+            if self.security is not None:  # audited when the association ends
+                self.security.stored(association, record)
+
+        return cstore.DataSetReceiver(
+            self.ingest,
+            sop_class_uid=command.uid(dimse.AFFECTED_SOP_CLASS_UID),
+            sop_instance_uid=command.uid(dimse.AFFECTED_SOP_INSTANCE_UID),
+            transfer_syntax_uid=context.transfer_syntax,
+            calling_ae=association.calling_ae,
+            on_stored=stored,
+            memory_limit=self.memory_limit,
+        )
+
+    def ended(self, association: Association) -> None:
+        """Log the association's outcome in one line; audit what it stored."""
+        with self._lock:
+            tally = self._tallies.pop(id(association), _Tally())
+        host, port = association.remote[:2]
+        who = f"{association.calling_ae or '?'} ({host}:{port})"
+        if association.outcome == "rejected":
+            log.info("DICOM association from %s rejected: %s", who, association.detail)
+        elif not association.established:
+            log.debug("DICOM connection from %s:%d closed: %s", host, port, association.detail)
+        else:
+            how = association.outcome
+            if association.detail and how != "released":
+                how = f"{how} ({association.detail})"
+            log.info(
+                "DICOM association from %s to %s: %d instance(s), %.1f MB stored, %s after %.1f s",
+                who,
+                association.called_ae,
+                tally.instances,
+                tally.bytes / 1e6,
+                how,
+                time.monotonic() - association.started,
+            )
+        if self.security is not None and association.established:
+            self.security.ended(
+                association,
+                calling_ae=association.calling_ae,
+                called_ae=association.called_ae,
+                calling_host=host,
+                called_host=association.local[0],
+                aborted=association.outcome != "released",
+            )

@@ -1,24 +1,23 @@
-"""C-STORE to disk, not memory, over real associations (issue 13, point 4).
+"""C-STORE data sets received into memory or a file, never both (issue 13, point 4; issue 14).
 
-pynetdicom (SCU) and dcmtk ``storescu`` send to the imaging source's listener: every data set is
-received into a file in the store's ``.tmp/incoming`` folder (not pynetdicom's default temporary
-folder), that very file is renamed into place (same inode) holding the data set exactly as sent,
-and nothing is left behind. A transfer cut off mid-data-set (storescu killed) leaves no file.
+pynetdicom (SCU) and dcmtk ``storescu`` send to the imaging source's listener. A data set up to
+the receiver's memory limit is written once, in place; a bigger one is received into a file in
+the store's ``.tmp/incoming`` folder (not a system temporary folder), and that very file is
+renamed into place (same inode) holding the data set exactly as sent. Nothing is left behind. A
+transfer cut off mid-data-set (storescu killed) leaves no file.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from gateway.imaging import receive, synthetic
+from gateway.imaging import cstore, synthetic
 from tests.integration.imaging.conftest import Running, associate, run_storescu, storescu
 from tests.unit.imaging.support import AE_TITLE, study_spec
 
@@ -35,51 +34,68 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
 
 
 @pytest.fixture
-def created(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """(folder, inode) of every file pynetdicom creates for a received data set."""
+def spilled(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """(folder, inode) of every file a receiver spills a data set into."""
     made: list[tuple[str, int]] = []
-    real = receive._pynetdicom_temporary_file
+    real = cstore.DataSetReceiver._spill
 
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        handle = real(*args, **kwargs)
-        made.append((str(Path(handle.name).parent), os.fstat(handle.fileno()).st_ino))
-        return handle
+    def recording(self: cstore.DataSetReceiver) -> None:
+        real(self)
+        assert self._path is not None
+        made.append((str(self._path.parent), self._path.stat().st_ino))
 
-    monkeypatch.setattr(receive, "_pynetdicom_temporary_file", recording)
+    monkeypatch.setattr(cstore.DataSetReceiver, "_spill", recording)
     return made
 
 
+def send(running: Running, paths: list[Path], sender: str) -> None:
+    if sender == "storescu":
+        storescu()
+        run_storescu(running.host, running.port, paths)
+        return
+    assoc = associate(running.host, running.port, [CT])
+    try:
+        for path in paths:
+            assert assoc.send_c_store(path).Status == 0x0000
+    finally:
+        assoc.release()
+
+
 @pytest.mark.parametrize("sender", ["pynetdicom", "storescu"])
-def test_data_sets_are_received_into_files_and_renamed_into_place(
-    running: Running, tmp_path: Path, created: list[tuple[str, int]], sender: str
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_data_sets_are_stored_as_sent_from_memory_or_from_their_file(
+    running: Running,
+    tmp_path: Path,
+    spilled: list[tuple[str, int]],
+    sender: str,
+    in_memory: bool,
 ) -> None:
+    if not in_memory:
+        running.source.scp.memory_limit = 1000  # every data set goes to a file
     instances = synthetic.make_study(
         study_spec(series=(synthetic.SeriesSpec(modality="CT", count=3),))
     )
     paths = synthetic.write_study(instances, tmp_path / "study")
-    if sender == "storescu":
-        storescu()
-        run_storescu(running.host, running.port, paths)
-    else:
-        assoc = associate(running.host, running.port, [CT])
-        try:
-            for path in paths:
-                assert assoc.send_c_store(path).Status == 0x0000
-        finally:
-            assoc.release()
+    send(running, paths, sender)
     store = running.source.store
-    assert [folder for folder, _ in created] == [str(store.incoming_dir)] * 3
-    inodes = {inode for _, inode in created}
+    if in_memory:
+        assert spilled == []
+    else:
+        assert [folder for folder, _ in spilled] == [str(store.incoming_dir)] * 3
+    inodes = {inode for _, inode in spilled}
     for ds, path in zip(instances, paths, strict=True):
         record = running.source.index.instance(str(ds.SOPInstanceUID))
         assert record is not None
         stored = store.path(record.path)
-        assert stored.stat().st_ino in inodes  # the received file itself, renamed
-        sent = path.read_bytes()
+        if not in_memory:
+            assert stored.stat().st_ino in inodes  # the received file itself, renamed
         kept = stored.read_bytes()
-        assert synthetic.dataset_bytes(kept) == synthetic.dataset_bytes(sent)  # as sent
+        assert synthetic.dataset_bytes(kept) == synthetic.dataset_bytes(path.read_bytes())
         assert kept[:132] == b"\0" * 128 + b"DICM"  # behind the SCP's own File Meta
+        assert record.size == len(kept)
     assert wait_until(lambda: list(store.incoming_dir.iterdir()) == [])
+    leftovers = [p.name for p in store.root.rglob("*") if p.name.endswith(".part")]
+    assert leftovers == []
 
 
 def test_a_transfer_cut_off_mid_data_set_leaves_no_file(running: Running, tmp_path: Path) -> None:

@@ -91,11 +91,9 @@ def test_echo_and_tcp_nodelay(running: Running) -> None:
         assert assoc.send_c_echo().Status == 0x0000
         server = running.source.scp.server
         assert server is not None
-        [accepted] = server.active_associations
-        assert accepted.dul.socket is not None
-        sock = accepted.dul.socket.socket
-        assert sock is not None
-        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        [accepted] = server.associations
+        assert accepted.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert accepted.calling_ae == "TEST_SCU"
     finally:
         assoc.release()
 

@@ -1,4 +1,4 @@
-"""Taking in instances (gateway.imaging.ingest, storage, storescp.handle_store): bytes kept as
+"""Taking in instances (gateway.imaging.ingest, storage, cstore.DataSetReceiver): bytes kept as
 received, refusals with the PS3.4 statuses, idempotent duplicates, atomic durable files."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pydicom
@@ -15,6 +14,7 @@ from pydicom import config
 from pydicom.dataelem import DataElement
 
 from gateway.imaging import synthetic
+from gateway.imaging.cstore import IMPLEMENTATION_CLASS_UID, DataSetReceiver, sweep
 from gateway.imaging.ingest import (
     STATUS_CANNOT_UNDERSTAND,
     STATUS_INSTANCE_MISMATCH,
@@ -25,7 +25,6 @@ from gateway.imaging.ingest import (
 )
 from gateway.imaging.source import ImagingSource
 from gateway.imaging.storage import InstanceStore, is_uid
-from gateway.imaging.storescp import handle_echo, handle_store
 from tests.unit.imaging.support import study_spec
 
 
@@ -165,41 +164,88 @@ def test_folder_import_is_byte_for_byte_and_reports_other_files(
     assert len(report.studies) == 1
 
 
-# -- the C-STORE handler -----------------------------------------------------------------------
+# -- the C-STORE receiver ----------------------------------------------------------------------
 
 
-def store_event(data: bytes, ds: pydicom.Dataset | None = None) -> Any:
-    request = SimpleNamespace(
-        AffectedSOPClassUID=ds.SOPClassUID if ds is not None else None,
-        AffectedSOPInstanceUID=ds.SOPInstanceUID if ds is not None else None,
-    )
-    assoc = SimpleNamespace(requestor=SimpleNamespace(ae_title="MODALITY"))
-    return SimpleNamespace(
-        request=request, assoc=assoc, encoded_dataset=lambda include_meta=True: data
-    )
-
-
-def test_store_handler_answers_success_and_notifies(source: ImagingSource) -> None:
-    ds = one_instance()
-    seen: list[str] = []
-    status = handle_store(
-        store_event(synthetic.encode(ds), ds),
+def receive(source: ImagingSource, ds: pydicom.Dataset, data: bytes, **options: Any) -> Any:
+    """Feed a data set to a C-STORE receiver in 1000-byte fragments; (status, comment, stored)."""
+    stored: list[str] = []
+    receiver = DataSetReceiver(
         source.ingest,
-        lambda record: seen.append(record.sop_instance_uid),
+        sop_class_uid=str(ds.SOPClassUID),
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+        calling_ae="MODALITY",
+        on_stored=lambda record: stored.append(record.sop_instance_uid),
+        **options,
     )
-    assert status == 0x0000
-    assert seen == [ds.SOPInstanceUID]
+    body = synthetic.dataset_bytes(data) if data[128:132] == b"DICM" else data
+    for start in range(0, len(body), 1000):
+        receiver.write(memoryview(body[start : start + 1000]))
+    status, comment = receiver.finish()
+    return status, comment, stored
 
 
-def test_store_handler_answers_the_refusal_status(source: ImagingSource) -> None:
+@pytest.mark.parametrize("memory_limit", [1 << 22, 5000])  # held in memory / spilled to a file
+def test_receiver_stores_the_data_set_behind_its_own_file_meta(
+    source: ImagingSource, memory_limit: int
+) -> None:
+    ds = one_instance()
+    data = synthetic.encode(ds)
+    status, comment, stored = receive(source, ds, data, memory_limit=memory_limit)
+    assert (status, comment, stored) == (0x0000, None, [ds.SOPInstanceUID])
+    record = source.index.instance(str(ds.SOPInstanceUID))
+    assert record is not None
+    kept = source.store.path(record.path).read_bytes()
+    assert synthetic.dataset_bytes(kept) == synthetic.dataset_bytes(data)
+    meta = pydicom.dcmread(io.BytesIO(kept), stop_before_pixels=True).file_meta
+    assert meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID
+    assert meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
+    assert meta.SourceApplicationEntityTitle == "MODALITY"
+    assert list(source.store.incoming_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("memory_limit", [1 << 22, 5000])
+def test_receiver_answers_the_refusal_status_and_keeps_nothing(
+    source: ImagingSource, memory_limit: int
+) -> None:
     ds = one_instance()
     del ds.StudyInstanceUID
-    assert handle_store(store_event(synthetic.encode(ds), ds), source.ingest) == 0xC001
-    assert handle_store(store_event(b"junk"), source.ingest) == 0xC000
+    status, comment, stored = receive(source, ds, synthetic.encode(ds), memory_limit=memory_limit)
+    assert (status, stored) == (0xC001, [])
+    assert "StudyInstanceUID" in comment
+    status, _comment, _stored = receive(source, one_instance(), b"junk" * 2000)
+    assert status == 0xC000
+    assert list(source.store.root.rglob("*.dcm")) == []
+    assert list(source.store.incoming_dir.iterdir()) == []
 
 
-def test_echo_handler_answers_success() -> None:
-    assert handle_echo(SimpleNamespace()) == 0x0000  # type: ignore[arg-type]
+def test_receiver_discard_removes_a_spilled_file(source: ImagingSource) -> None:
+    ds = one_instance()
+    receiver = DataSetReceiver(
+        source.ingest,
+        sop_class_uid=str(ds.SOPClassUID),
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+        calling_ae="MODALITY",
+        on_stored=lambda record: None,
+        memory_limit=100,
+    )
+    receiver.write(memoryview(b"x" * 1000))
+    assert len(list(source.store.incoming_dir.iterdir())) == 1
+    receiver.discard()
+    assert list(source.store.incoming_dir.iterdir()) == []
+
+
+def test_sweep_removes_only_stale_incoming_files(source: ImagingSource) -> None:
+    incoming = source.store.incoming_dir
+    old, fresh = incoming / "c-store-old.dcm", incoming / "c-store-new.dcm"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    os.utime(old, (0, 0))
+    assert sweep(incoming) == 1
+    assert [p.name for p in incoming.iterdir()] == ["c-store-new.dcm"]
 
 
 # -- storage -----------------------------------------------------------------------------------
