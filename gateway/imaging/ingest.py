@@ -362,12 +362,13 @@ def _check_request(header: Header, sop_class_uid: str | None, sop_instance_uid: 
     if sop_class_uid and header.sop_class_uid != sop_class_uid:
         raise InstanceRejected(
             STATUS_SOP_CLASS_MISMATCH,
-            f"SOP Class UID {header.sop_class_uid} differs from the request's {sop_class_uid}",
+            f"SOP Class UID differs from the request's: {header.sop_class_uid}, not "
+            f"{sop_class_uid}",
         )
     if sop_instance_uid and header.sop_instance_uid != sop_instance_uid:
         raise InstanceRejected(
             STATUS_INSTANCE_MISMATCH,
-            f"SOP Instance UID {header.sop_instance_uid} differs from the request's "
+            f"SOP Instance UID differs from the request's: {header.sop_instance_uid}, not "
             f"{sop_instance_uid}",
         )
 

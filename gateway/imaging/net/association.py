@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import logging
 import socket
-from io import BufferedReader
 import threading
 import time
 from dataclasses import dataclass
+from io import BufferedReader
 from typing import Protocol, cast
 
 from gateway.imaging.net import dimse, pdu

@@ -276,6 +276,46 @@ def test_dicom_serves_a_domain_node_and_rejects_an_unauthorised_one(
     assert not echo(gateway, node_files(domain, "hospital-b").client())
 
 
+def storescu_tls(gateway: Gateway, files: TlsFiles | None, paths: list[Path]) -> str:
+    """dcmtk storescu over TLS (BCP 195 profile) with ``files``' certificate (None: anonymous
+    TLS); its stderr, empty when every instance was stored."""
+    import os
+    import shutil
+    import subprocess
+
+    program = shutil.which("storescu")
+    if program is None:
+        pytest.skip("dcmtk storescu is not installed (apt-get install dcmtk)")
+    assert gateway.imaging is not None
+    host, port = gateway.imaging.scp.address
+    auth = ["+tls", files.private_key, files.certificate] if files else ["+tla"]
+    trust = ["+cf", files.ca_file] if files else ["-ic"]
+    command = [program, *auth, *trust, "+px", "-aet", "MODALITY"]
+    command += ["-aec", gateway.settings.imaging_source.ae_title, host, str(port)]
+    result = subprocess.run(
+        [*command, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TCP_NODELAY": "1"},
+        check=False,
+    )
+    return "" if result.returncode == 0 else result.stderr or "failed"
+
+
+def test_dicom_tls_with_dcmtk(gateway: Gateway, domain: DomainFiles, tmp_path: Path) -> None:
+    spec = synthetic.StudySpec(
+        patient_id="TLS1", issuer_oid=DOMAIN, series=(synthetic.SeriesSpec(modality="CT", count=3),)
+    )
+    paths = synthetic.write_study(synthetic.make_study(spec), tmp_path / "study")
+    assert storescu_tls(gateway, node_files(domain, "hospital-a"), paths) == ""
+    assert gateway.imaging is not None
+    assert len(gateway.imaging.index.instances_of_study(spec.study_uid)) == 3
+    refused = storescu_tls(gateway, node_files(domain, "hospital-b"), paths)  # no C-STORE grant
+    assert "Association Rejected" in refused, refused
+    assert storescu_tls(gateway, None, paths) != ""  # no certificate: the handshake fails
+
+
 # -- access rules at the SOAP boundary ------------------------------------------------------------
 
 

@@ -1,0 +1,246 @@
+"""The redo journal of C-STOREs answered before their SQLite rows were flushed
+(gateway.imaging.journal): a new instance is created in place with a journal entry and its row
+committed without a flush; the syncer flushes the log and drops the entries; after a crash the
+next start re-indexes the rows the crash lost, removes files whose data never reached the disk,
+and leaves a live process's journal alone. The crash is real: a process killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from sqlalchemy import text
+
+from gateway.imaging import synthetic
+from gateway.imaging.cstore import file_meta
+from gateway.imaging.journal import LOCK_NAME
+from gateway.imaging.source import ImagingSource
+from tests.unit.imaging.support import RecordingRepository, make_source, study_spec
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def instance() -> pydicom.Dataset:
+    return synthetic.make_study(study_spec(series=(synthetic.SeriesSpec(modality="CT", count=1),)))[
+        0
+    ]
+
+
+def parts(ds: pydicom.Dataset) -> tuple[bytes, bytes]:
+    body = synthetic.dataset_bytes(synthetic.encode(ds))
+    meta = file_meta(
+        sop_class_uid=str(ds.SOPClassUID),
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+        source_ae="MODALITY",
+    )
+    return meta, body
+
+
+def store(source: ImagingSource, ds: pydicom.Dataset) -> Any:
+    meta, body = parts(ds)
+    return source.ingest.store_received_parts(
+        meta,
+        [body],
+        transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+        sop_class_uid=str(ds.SOPClassUID),
+        sop_instance_uid=str(ds.SOPInstanceUID),
+    )
+
+
+def entries(source: ImagingSource) -> list[Path]:
+    root = source.store.tmp_dir / "journal"
+    return sorted(p for p in root.rglob("*.entry")) if root.exists() else []
+
+
+@pytest.fixture
+def durable(tmp_path: Path) -> Iterator[ImagingSource]:
+    source = make_source(tmp_path, RecordingRepository(), fsync=True)
+    source.ingest.open_journal()
+    yield source
+    source.ingest.close_journal()
+
+
+def statements(source: ImagingSource) -> list[str]:
+    """The SQL every new pooled SQLite connection runs from now on."""
+    seen: list[str] = []
+    source.index.engine.dispose()
+
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(seen.append)
+
+    from sqlalchemy import event
+
+    event.listen(source.index.engine, "connect", trace)
+    return seen
+
+
+def test_a_new_instance_is_journaled_and_its_row_committed_without_a_flush(
+    durable: ImagingSource,
+) -> None:
+    seen = statements(durable)
+    ds = instance()
+    record = store(durable, ds)
+    [entry] = entries(durable)
+    final = durable.store.path(record.path)
+    assert os.path.samefile(entry, final)  # a hard link to the instance file
+    meta, body = parts(ds)
+    assert entry.name.startswith(f"{zlib.crc32(meta + body):08x}-{len(meta + body)}-")
+    assert entry.name.endswith(record.path.replace("/", "+") + ".entry")
+    assert "PRAGMA synchronous=FULL" not in seen  # the journal stands in for the flush
+    found = durable.index.instance(str(ds.SOPInstanceUID))
+    assert found is not None and dataclasses.replace(found, received_at=0.0) == record
+    assert durable.ingest.journal is not None and durable.ingest.journal.sync() == 1
+    assert "PRAGMA synchronous=FULL" in seen and entries(durable) == []
+
+
+def test_a_replaced_instance_is_written_the_strict_way(durable: ImagingSource) -> None:
+    seen = statements(durable)
+    ds = instance()
+    store(durable, ds)
+    assert durable.ingest.journal is not None
+    durable.ingest.journal.sync()
+    seen.clear()
+    store(durable, ds)  # the same instance again: the file exists, it is replaced atomically
+    assert entries(durable) == []
+    assert "PRAGMA synchronous=FULL" in seen  # its row flushed before the answer
+
+
+def test_durable_flag_of_the_index(durable: ImagingSource) -> None:
+    seen = statements(durable)
+    ds = instance()
+    rec = store(durable, ds)
+    seen.clear()
+    durable.index.record_instances([rec], durable=True)
+    full = seen.index("PRAGMA synchronous=FULL")
+    assert seen.index("COMMIT") > full and "PRAGMA synchronous=1" in seen[full:]
+    seen.clear()
+    durable.index.record_instances([rec], durable=False)
+    assert not any("synchronous" in statement for statement in seen)
+
+
+CRASHING = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[1])
+    from tests.unit.imaging.support import RecordingRepository, make_source
+    from tests.unit.imaging.test_imaging_journal import instance, store
+    source = make_source(Path(sys.argv[2]), RecordingRepository(), fsync=True)
+    source.ingest.open_journal()
+    source.ingest.journal.interval = 3600  # never flushes on its own
+    ds = instance()
+    record = store(source, ds)
+    print(json.dumps({"uid": str(ds.SOPInstanceUID), "path": record.path}), flush=True)
+    time.sleep(3600)
+    """
+)
+
+
+def crash_after_storing(tmp_path: Path) -> dict[str, str]:
+    """A process stores one instance, journaled, and is killed (SIGKILL) before any flush."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", CRASHING, str(ROOT), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        stored: dict[str, str] = json.loads(process.stdout.readline())
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        if process.stdout:
+            process.stdout.close()
+    return stored
+
+
+def test_the_next_start_reindexes_a_row_the_crash_lost(tmp_path: Path) -> None:
+    stored = crash_after_storing(tmp_path)
+    source = make_source(tmp_path, RecordingRepository(), fsync=True)
+    assert len(entries(source)) == 1  # the dead process's journal is still there
+    with source.index.engine.begin() as conn:  # what a power cut does to an unflushed commit
+        conn.execute(text("DELETE FROM imaging_instance"))
+        conn.execute(text("DELETE FROM imaging_study"))
+    source.ingest.open_journal()
+    try:
+        found = source.index.instance(stored["uid"])
+        assert found is not None and found.path == stored["path"]
+        study = source.index.study(found.study_instance_uid)
+        assert study is not None and study.state == "receiving"
+        assert entries(source) == []
+        journal = source.ingest.journal
+        assert journal is not None
+        folders = list((source.store.tmp_dir / "journal").iterdir())
+        assert folders == [journal.folder]  # the dead process's folder is gone
+    finally:
+        source.ingest.close_journal()
+
+
+def test_the_next_start_removes_a_file_whose_data_never_reached_the_disk(tmp_path: Path) -> None:
+    stored = crash_after_storing(tmp_path)
+    source = make_source(tmp_path, RecordingRepository(), fsync=True)
+    final = source.store.path(stored["path"])
+    with final.open("r+b") as handle:  # a power cut before the data were written
+        handle.truncate(100)
+    with source.index.engine.begin() as conn:
+        conn.execute(text("DELETE FROM imaging_instance"))
+    source.ingest.open_journal()
+    try:
+        assert not final.exists()
+        assert source.index.instance(stored["uid"]) is None
+        assert entries(source) == []
+    finally:
+        source.ingest.close_journal()
+
+
+def test_a_row_that_survived_is_left_as_it_is(tmp_path: Path) -> None:
+    stored = crash_after_storing(tmp_path)
+    source = make_source(tmp_path, RecordingRepository(), fsync=True)
+    before = source.index.instance(stored["uid"])
+    source.ingest.open_journal()
+    try:
+        assert source.index.instance(stored["uid"]) == before
+        assert entries(source) == []
+    finally:
+        source.ingest.close_journal()
+
+
+def test_a_live_processs_journal_is_left_alone(tmp_path: Path) -> None:
+    stored = crash_after_storing(tmp_path)
+    source = make_source(tmp_path, RecordingRepository(), fsync=True)
+    [entry] = entries(source)
+    lock = os.open(entry.parent / LOCK_NAME, os.O_RDWR)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as if its process were still running
+    try:
+        with source.index.engine.begin() as conn:
+            conn.execute(text("DELETE FROM imaging_instance"))
+        source.ingest.open_journal()
+        assert entry.exists()
+        assert source.index.instance(stored["uid"]) is None
+    finally:
+        source.ingest.close_journal()
+        os.close(lock)
+
+
+def test_close_flushes_and_removes_the_folder(durable: ImagingSource) -> None:
+    store(durable, instance())
+    assert len(entries(durable)) == 1
+    durable.ingest.close_journal()
+    assert entries(durable) == []
+    assert list((durable.store.tmp_dir / "journal").iterdir()) == []
+    durable.ingest.open_journal()  # the fixture closes it again
