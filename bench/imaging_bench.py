@@ -4,11 +4,15 @@
     python bench/imaging_bench.py                       # defaults: about a minute
     python bench/imaging_bench.py --store 500 --retrieve 500 --rounds 5
 
-C-STORE: the same generated CT files are sent by dcmtk's ``storescu`` (one association) to
-  1. dcmtk's ``storescp`` (baseline: writes files, no fsync, no index),
-  2. our listener, durable (fsync of file and folder, database row per instance),
-  3. our listener with fsync off (what durability costs),
-  4. our listener from a pynetdicom SCU instead of storescu.
+C-STORE: the same generated CT files are sent by dcmtk's ``storescu``, on one association and on
+four at once (four storescu processes, distinct instances), to
+  1. dcmtk's ``storescp --fork`` (baseline: writes files, no fsync, no index; a process per
+     association),
+  2. our listener, durable (each C-STORE answered once its file and index row are on the disk),
+  3. our listener with fsync off (no flush at all: what durability costs),
+and, once, from a pynetdicom SCU instead of storescu. Each C-STORE row is the median of
+``--repeat`` runs, baseline and gateway interleaved so that a change of the machine's load hits
+both columns; "rows/commit" is how many index rows shared a commit (group commit).
 Both dcmtk tools run with TCP_NODELAY=1 (this dcmtk build otherwise leaves Nagle on and stalls at
 about ten instances per second) and our listener sets TCP_NODELAY itself.
 
@@ -27,6 +31,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,15 +98,33 @@ def new_source(work: Path, *, fsync: bool) -> ImagingSource:
 
 def storescu(host: str, port: int, called: str, files: list[Path], timeout: float) -> float:
     """Send ``files`` with storescu in one association; return instances per second."""
-    command = ["storescu", "-aec", called, "-R", host, str(port), *map(str, files)]
+    return parallel_storescu(host, port, called, [files], timeout)
+
+
+def parallel_storescu(
+    host: str, port: int, called: str, batches: list[list[Path]], timeout: float
+) -> float:
+    """Send each batch with its own storescu (one association each, all at once); return
+    instances per second over the whole run."""
+    processes = []
     started = time.perf_counter()
-    result = subprocess.run(
-        command, capture_output=True, text=True, env=DCMTK_ENV, timeout=timeout, check=False
-    )
+    for files in batches:
+        command = ["storescu", "-aec", called, "-R", host, str(port), *map(str, files)]
+        processes.append(
+            subprocess.Popen(
+                command,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=DCMTK_ENV,
+            )
+        )
+    for process in processes:
+        _out, err = process.communicate(timeout=timeout)
+        if process.returncode != 0:
+            raise RuntimeError(f"storescu failed: {err[-400:]}")
     elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"storescu failed: {result.stderr[-400:]}")
-    return len(files) / elapsed
+    return sum(len(files) for files in batches) / elapsed
 
 
 def pynetdicom_scu(host: str, port: int, files: list[Path]) -> float:
@@ -130,12 +153,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def storescp_rate(files: list[Path], work: Path, timeout: float) -> float:
-    """dcmtk storescp receiving ``files`` from storescu: the baseline."""
+def storescp_rate(batches: list[list[Path]], work: Path, timeout: float) -> float:
+    """dcmtk storescp (one process per association: ``--fork``) receiving every batch at once
+    from its own storescu: the baseline."""
     port = free_port()
-    folder = work / "storescp"
+    folder = work / f"storescp-{time.monotonic_ns()}"
     folder.mkdir(parents=True)
-    command = ["storescp", "-q", "-od", str(folder), "-aet", "STORESCP", str(port)]
+    command = ["storescp", "-q", "--fork", "-od", str(folder), "-aet", "STORESCP", str(port)]
     server = subprocess.Popen(command, env=DCMTK_ENV)
     try:
         deadline = time.monotonic() + 10
@@ -147,26 +171,40 @@ def storescp_rate(files: list[Path], work: Path, timeout: float) -> float:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        return storescu("127.0.0.1", port, "STORESCP", files, timeout)
+        return parallel_storescu("127.0.0.1", port, "STORESCP", batches, timeout)
     finally:
         server.terminate()
         server.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def ours_rate(
-    files: list[Path], work: Path, *, fsync: bool, sender: Callable[..., float], timeout: float
-) -> float:
-    source = new_source(work, fsync=fsync)
+    batches: list[list[Path]],
+    work: Path,
+    *,
+    fsync: bool,
+    timeout: float,
+    sender: Callable[..., float] | None = None,
+) -> tuple[float, float]:
+    """Our listener receiving every batch at once (storescu, or ``sender`` for one batch);
+    (instances per second, rows per index commit)."""
+    work.mkdir(parents=True, exist_ok=True)
+    source = new_source(work / f"run-{time.monotonic_ns()}", fsync=fsync)
     host, port = source.start()
     try:
-        if sender is storescu:
-            return storescu(host, port, AE_TITLE, files, timeout)
-        return sender(host, port, files)
+        if sender is None:
+            rate = parallel_storescu(host, port, AE_TITLE, batches, timeout)
+        else:
+            rate = sender(host, port, batches[0])
     finally:
         source.stop()
-        stored = len(source.index.instances_of_study(_study_of(files[0])))
-        if stored != len(files):
-            raise RuntimeError(f"only {stored} of {len(files)} instances were stored")
+    expected = sum(len(files) for files in batches)
+    with source.index.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT count(*) FROM imaging_instance").scalar()
+    if stored != expected:
+        raise RuntimeError(f"only {stored} of {expected} instances were stored")
+    committer = source.ingest.rows
+    return rate, committer.rows / max(committer.commits, 1)
 
 
 def _study_of(path: Path) -> str:
@@ -308,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrieve-size", type=int, default=256, help="rows = columns (256)")
     parser.add_argument("--rounds", type=int, default=3, help="whole-study retrievals (3)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per transfer (300)")
+    parser.add_argument("--repeat", type=int, default=3, help="C-STORE runs per row (3)")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -322,30 +361,40 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report_store(args: argparse.Namespace, work: Path) -> None:
-    files = make_files(work / "files", args.store, args.store_size)
-    size_kb = files[0].stat().st_size / 1000
-    print(f"C-STORE: {len(files)} CT instances of {size_kb:.0f} kB, one association")
+    one = [make_files(work / "files", args.store, args.store_size)]
+    four = [make_files(work / f"files{n}", args.store, args.store_size) for n in range(4)]
+    size_kb = one[0][0].stat().st_size / 1000
+    print(
+        f"C-STORE: CT instances of {size_kb:.0f} kB sent by dcmtk storescu, {args.store} per "
+        f"association; median of {args.repeat} interleaved runs (same files, same run)"
+    )
     if shutil.which("storescu") is None or shutil.which("storescp") is None:
         print("  dcmtk not installed: storescu/storescp rows skipped")
-    else:
-        rows = [
-            (
-                "dcmtk storescu -> dcmtk storescp (baseline)",
-                storescp_rate(files, work, args.timeout),
-            ),
-            (
-                "dcmtk storescu -> xdsi-gateway (fsync, index)",
-                ours_rate(files, work / "a", fsync=True, sender=storescu, timeout=args.timeout),
-            ),
-            (
-                "dcmtk storescu -> xdsi-gateway (fsync off)",
-                ours_rate(files, work / "b", fsync=False, sender=storescu, timeout=args.timeout),
-            ),
-        ]
-        for name, rate in rows:
-            print(f"  {name:<48} {rate:8.1f} instances/s")
-    rate = ours_rate(files, work / "c", fsync=True, sender=pynetdicom_scu, timeout=args.timeout)
-    print(f"  {'pynetdicom SCU -> xdsi-gateway (fsync, index)':<48} {rate:8.1f} instances/s")
+        return
+    cases = {  # name: (batches, gateway flushes to disk)
+        "1 association, durable": (one, True),
+        "4 parallel associations, durable": (four, True),
+        "1 association, fsync off (not durable)": (one, False),
+    }
+    rates: dict[str, list[tuple[float, float, float]]] = {name: [] for name in cases}
+    for _round in range(args.repeat):  # interleaved: a load change hits both columns alike
+        for name, (batches, fsync) in cases.items():
+            baseline = storescp_rate(batches, work / "scp", args.timeout)
+            ours, rows = ours_rate(batches, work / "gw", fsync=fsync, timeout=args.timeout)
+            rates[name].append((baseline, ours, rows))
+    print(f"  {'':<42} {'storescp':>9} {'gateway':>9} {'ratio':>6} {'rows/commit':>12}")
+    for name, runs in rates.items():
+        baseline = statistics.median(r[0] for r in runs)
+        ours = statistics.median(r[1] for r in runs)
+        rows = statistics.median(r[2] for r in runs)
+        ratio = ours / baseline * 100
+        print(f"  {name:<42} {baseline:9.1f} {ours:9.1f} {ratio:5.0f}% {rows:12.1f}")
+    print("  (instances/s; storescp writes files without fsync and keeps no index; the gateway")
+    print("   answers each C-STORE once the file and its index row are durable)")
+    pyn, _rows = ours_rate(
+        one, work / "gw", fsync=True, timeout=args.timeout, sender=pynetdicom_scu
+    )
+    print(f"  {'pynetdicom SCU -> gateway, 1 association, durable':<52} {pyn:9.1f} instances/s")
 
 
 def report_retrieve(args: argparse.Namespace, work: Path) -> None:

@@ -195,7 +195,9 @@ class Ingest:
             return
         if self.index.engine.dialect.name != "sqlite":
             return  # PostgreSQL commits are durable by themselves
-        journal = Journal(self.store.tmp_dir / "journal", self.index.sync_log, self._recover)
+        journal = Journal(
+            self.store.tmp_dir / "journal", self.store.root, self.index.sync_log, self._recover
+        )
         journal.open()
         self.journal = journal
 
@@ -208,23 +210,26 @@ class Ingest:
     def _recover(self, entry: JournalEntry) -> None:
         """Index again an answered instance whose row a crash may have lost; remove the file of
         one that was never answered (its data did not all reach the disk)."""
-        final = self.store.path(entry.relative)
-        if not (final.exists() and entry.path.exists() and os.path.samefile(final, entry.path)):
-            return  # replaced since, or never in place: the entry's file is nobody's
+        final = entry.final
+        if not (final.exists() and os.path.samefile(final, entry.path)):
+            return  # replaced since, or never in place: the link's file is nobody's
         data = entry.path.read_bytes()
+        relative = final.relative_to(self.store.root).as_posix()
         if len(data) != entry.size or zlib.crc32(data) != entry.crc:
-            log.warning("removed %s: never acknowledged, its data did not reach the disk", final)
-            final.unlink()
+            current = self.index.instance(final.stem)
+            if current is None or current.path != relative:
+                log.warning("removed %s: never answered, its data did not reach the disk", final)
+                final.unlink()
             return
         current = self.index.instance(final.stem)
-        if current is not None and current.path == entry.relative and current.size == entry.size:
+        if current is not None and current.path == relative and current.size == entry.size:
             return  # its row was flushed
         try:
             header = header_of(read_header(data))
         except InstanceRejected as exc:  # cannot be: it was checked before it was written
             log.error("journaled instance %s unreadable: %s", final, exc)
             return
-        self.index.record_instances([_record(header, entry.relative, entry.size)], durable=True)
+        self.index.record_instances([_record(header, relative, entry.size)], durable=True)
         log.info("re-indexed instance %s from the imaging journal", header.sop_instance_uid)
 
     def store_encoded(

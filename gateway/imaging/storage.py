@@ -109,12 +109,12 @@ class InstanceStore:
     def write_journaled(
         self, relative: str, parts: Sequence[bytes], journal: Journal, crc: int
     ) -> tuple[int, Path] | None:
-        """Create a new instance file with an entry for it in ``journal``; (size, entry), or
-        None when the file exists already (then :meth:`write_parts` replaces it).
+        """Create a new instance file with a pending link of ``journal`` beside it; (size,
+        link), or None when the file exists already (then :meth:`write_parts` replaces it).
 
         The file is created under its final name (no rename: nothing reads a file before its
-        index row exists), linked into the journal before its data are written, and one
-        ``fsync`` of the file, then of its folders and the journal's, makes it all durable.
+        index row exists) and linked before its data are written, so the two flushes it needs
+        (``fsync`` of the file, then of its folder) make the link durable too.
         Raises: OSError (nothing left behind).
         """
         final = self.root / relative
@@ -128,7 +128,7 @@ class InstanceStore:
         except FileExistsError:
             return None
         size = sum(len(part) for part in parts)
-        entry = journal.entry(crc, size, relative)
+        entry = journal.entry(final, crc, size)
         try:
             try:
                 os.link(final, entry)
@@ -137,10 +137,9 @@ class InstanceStore:
             finally:
                 os.close(fd)
             self._sync_folders(folder, created)
-            journal.sync_folder()
         except BaseException:
             final.unlink(missing_ok=True)
-            entry.unlink(missing_ok=True)
+            journal.abandon(entry)
             raise
         return size, entry
 

@@ -26,7 +26,6 @@ from sqlalchemy import text
 
 from gateway.imaging import synthetic
 from gateway.imaging.cstore import file_meta
-from gateway.imaging.journal import LOCK_NAME
 from gateway.imaging.source import ImagingSource
 from tests.unit.imaging.support import RecordingRepository, make_source, study_spec
 
@@ -62,8 +61,12 @@ def store(source: ImagingSource, ds: pydicom.Dataset) -> Any:
 
 
 def entries(source: ImagingSource) -> list[Path]:
-    root = source.store.tmp_dir / "journal"
-    return sorted(p for p in root.rglob("*.entry")) if root.exists() else []
+    """The pending links in the store's series folders."""
+    return sorted(source.store.root.glob("*/*/.*.pending"))
+
+
+def locks(source: ImagingSource) -> list[str]:
+    return sorted(p.name for p in (source.store.tmp_dir / "journal").glob("*.lock*"))
 
 
 @pytest.fixture
@@ -98,8 +101,11 @@ def test_a_new_instance_is_journaled_and_its_row_committed_without_a_flush(
     final = durable.store.path(record.path)
     assert os.path.samefile(entry, final)  # a hard link to the instance file
     meta, body = parts(ds)
-    assert entry.name.startswith(f"{zlib.crc32(meta + body):08x}-{len(meta + body)}-")
-    assert entry.name.endswith(record.path.replace("/", "+") + ".entry")
+    journal = durable.ingest.journal
+    assert journal is not None
+    crc, size = zlib.crc32(meta + body), len(meta + body)
+    assert entry.name == f".{final.name}.{journal.run}-{crc:08x}-{size}.pending"
+    assert entry.parent == final.parent  # flushed with the file's own folder
     assert "PRAGMA synchronous=FULL" not in seen  # the journal stands in for the flush
     found = durable.index.instance(str(ds.SOPInstanceUID))
     assert found is not None and dataclasses.replace(found, received_at=0.0) == record
@@ -185,8 +191,7 @@ def test_the_next_start_reindexes_a_row_the_crash_lost(tmp_path: Path) -> None:
         assert entries(source) == []
         journal = source.ingest.journal
         assert journal is not None
-        folders = list((source.store.tmp_dir / "journal").iterdir())
-        assert folders == [journal.folder]  # the dead process's folder is gone
+        assert locks(source) == [f"{journal.run}.lock"]  # the dead run's lock is gone
     finally:
         source.ingest.close_journal()
 
@@ -224,7 +229,8 @@ def test_a_live_processs_journal_is_left_alone(tmp_path: Path) -> None:
     stored = crash_after_storing(tmp_path)
     source = make_source(tmp_path, RecordingRepository(), fsync=True)
     [entry] = entries(source)
-    lock = os.open(entry.parent / LOCK_NAME, os.O_RDWR)
+    [name] = locks(source)
+    lock = os.open(source.store.tmp_dir / "journal" / name, os.O_RDWR)
     fcntl.flock(lock, fcntl.LOCK_EX)  # as if its process were still running
     try:
         with source.index.engine.begin() as conn:
@@ -237,10 +243,9 @@ def test_a_live_processs_journal_is_left_alone(tmp_path: Path) -> None:
         os.close(lock)
 
 
-def test_close_flushes_and_removes_the_folder(durable: ImagingSource) -> None:
+def test_close_flushes_and_removes_the_lock(durable: ImagingSource) -> None:
     store(durable, instance())
-    assert len(entries(durable)) == 1
+    assert len(entries(durable)) == 1 and len(locks(durable)) == 1
     durable.ingest.close_journal()
-    assert entries(durable) == []
-    assert list((durable.store.tmp_dir / "journal").iterdir()) == []
+    assert entries(durable) == [] and locks(durable) == []
     durable.ingest.open_journal()  # the fixture closes it again
