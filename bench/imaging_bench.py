@@ -391,6 +391,7 @@ def report_store(args: argparse.Namespace, work: Path) -> None:
         print(f"  {name:<42} {baseline:9.1f} {ours:9.1f} {ratio:5.0f}% {rows:12.1f}")
     print("  (instances/s; storescp writes files without fsync and keeps no index; the gateway")
     print("   answers each C-STORE once the file and its index row are durable)")
+    print(f"  machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end")
     pyn, _rows = ours_rate(
         one, work / "gw", fsync=True, timeout=args.timeout, sender=pynetdicom_scu
     )

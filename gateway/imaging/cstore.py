@@ -26,7 +26,13 @@ from pathlib import Path
 
 from gateway import __version__
 from gateway.imaging.index import InstanceRecord
-from gateway.imaging.ingest import STATUS_OUT_OF_RESOURCES, STATUS_SUCCESS, Ingest, InstanceRejected
+from gateway.imaging.ingest import (
+    STATUS_OUT_OF_RESOURCES,
+    STATUS_SUCCESS,
+    Admitted,
+    Ingest,
+    InstanceRejected,
+)
 
 log = logging.getLogger("gateway.imaging")
 
@@ -95,6 +101,7 @@ class DataSetReceiver:
         )
         self._parts: list[bytes] = []
         self._held = 0
+        self._admitted: Admitted | None = None
         self._fd: int | None = None
         self._path: Path | None = None
 
@@ -121,9 +128,10 @@ class DataSetReceiver:
         self._parts.clear()
 
     def finish(self) -> tuple[int, str | None]:
-        """Store the data set; (status, error comment) for the C-STORE-RSP (PS3.4 B.2.3)."""
+        """Store the data set durably; (status, error comment) for the C-STORE-RSP (PS3.4
+        B.2.3). A journaled row is committed by :meth:`after_response`."""
         try:
-            record = self._store()
+            admitted = self._store()
         except InstanceRejected as exc:
             log.warning(
                 "C-STORE from %s of %s refused (0x%04X): %s",
@@ -138,27 +146,37 @@ class DataSetReceiver:
             return STATUS_OUT_OF_RESOURCES, f"internal error: {type(exc).__name__}"
         finally:
             self.discard()  # a refused data set's file (a stored one was renamed away)
-        self.on_stored(record)
+        self._admitted = admitted
         return STATUS_SUCCESS, None
 
-    def _store(self) -> InstanceRecord:
+    def after_response(self) -> None:
+        """The C-STORE-RSP is sent: commit a journaled row (its instance is durable already,
+        see ``gateway.imaging.journal``), then tell the listener."""
+        admitted, self._admitted = self._admitted, None
+        if admitted is None:
+            return
+        admitted.index(answered=True)
+        self.on_stored(admitted.record)
+
+    def _store(self) -> Admitted:
         request = {
             "sop_class_uid": self.sop_class_uid or None,
             "sop_instance_uid": self.sop_instance_uid or None,
         }
         if self._fd is None:
-            return self.ingest.store_received_parts(
+            return self.ingest.receive_parts(
                 self.meta, self._parts, transfer_syntax_uid=self.transfer_syntax_uid, **request
             )
         os.close(self._fd)
         self._fd = None
         assert self._path is not None
-        return self.ingest.store_received(
+        record = self.ingest.store_received(
             self._path,
             dataset_offset=len(self.meta),
             transfer_syntax_uid=self.transfer_syntax_uid,
             **request,
         )
+        return Admitted(record, None)
 
     def discard(self) -> None:
         """Forget the data set: close and remove its file, if any (idempotent)."""

@@ -18,6 +18,7 @@ import os
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -287,9 +288,33 @@ class Ingest:
         sop_class_uid: str | None = None,
         sop_instance_uid: str | None = None,
     ) -> InstanceRecord:
+        """:meth:`receive_parts`, its row indexed before this returns."""
+        admitted = self.receive_parts(
+            meta,
+            data,
+            transfer_syntax_uid=transfer_syntax_uid,
+            sop_class_uid=sop_class_uid,
+            sop_instance_uid=sop_instance_uid,
+        )
+        admitted.index(answered=False)
+        return admitted.record
+
+    def receive_parts(
+        self,
+        meta: bytes,
+        data: Sequence[bytes],
+        *,
+        transfer_syntax_uid: str,
+        sop_class_uid: str | None = None,
+        sop_instance_uid: str | None = None,
+    ) -> Admitted:
         """Store a C-STORE data set received into memory: ``meta`` (preamble and the File Meta
         Information the SCP wrote) and the data set's fragments as they came, written in one
         system call. Request UIDs as in :meth:`store_encoded`.
+
+        When this returns the instance is durable: its file is on the disk, and its index row
+        too, or (a new instance, SQLite) its journal entry, the row then being committed by
+        :meth:`Admitted.index` (``gateway.imaging.journal``).
         Standard: PS3.4 §B.2.3, PS3.10 §7.1. Raises: InstanceRejected.
         """
         whole = data[0] if len(data) == 1 else b"".join(data)
@@ -307,7 +332,11 @@ class Ingest:
                     return done
             return self.store.write_parts(relative, (meta, whole)), None
 
-        return self._keep(header, place)
+        record, entry = self._place(header, place)
+        if entry is None:
+            self._index(record, None, answered=False)
+            return Admitted(record, None)
+        return Admitted(record, partial(self._index, record, entry))
 
     def store_file(self, path: str | os.PathLike[str]) -> InstanceRecord:
         """Store a Part 10 file from disk byte for byte (folder import).
@@ -323,6 +352,13 @@ class Ingest:
     def _keep(self, header: Header, place: Callable[[str], Placed]) -> InstanceRecord:
         """Put the file in place (``place(relative) -> (size, journal entry)``), then index it;
         the row is durable (or journaled) when this returns."""
+        record, entry = self._place(header, place)
+        self._index(record, entry, answered=False)
+        return record
+
+    def _place(
+        self, header: Header, place: Callable[[str], Placed]
+    ) -> tuple[InstanceRecord, Path | None]:
         relative = self.store.relative_path(
             header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
         )
@@ -331,19 +367,42 @@ class Ingest:
         except OSError as exc:
             log.error("cannot store instance %s: %s", header.sop_instance_uid, exc)
             raise InstanceRejected(STATUS_OUT_OF_RESOURCES, f"cannot store: {exc}") from exc
-        record = _record(header, relative, size)
+        return _record(header, relative, size), entry
+
+    def _index(self, record: InstanceRecord, entry: Path | None, *, answered: bool) -> None:
+        """Commit the row of a placed file. A journaled one (``entry``) is committed without a
+        flush; if that fails once the C-STORE was answered, the journal indexes it later.
+        Raises: InstanceRejected (0xA701) when not ``answered``."""
+        journal = self.journal if entry is not None else None
         try:  # no flush for a journaled row, nor when the store does not flush (tests, bench)
             old = self.rows.record(record, durable=entry is None and self.store.fsync)
         except SQLAlchemyError as exc:
-            if entry is not None and self.journal is not None:
-                self.journal.abandon(entry)
-            log.error("cannot index instance %s: %s", header.sop_instance_uid, exc)
+            log.error("cannot index instance %s: %s", record.sop_instance_uid, exc)
+            if journal is not None and entry is not None:
+                if answered:
+                    journal.retry(entry)  # answered: it is on the disk, it will be indexed
+                    return
+                journal.abandon(entry)
             raise InstanceRejected(STATUS_INDEX_UNAVAILABLE, "cannot index the instance") from exc
-        if entry is not None and self.journal is not None:
-            self.journal.committed(entry)
-        if old is not None and old.path != relative:
+        if journal is not None and entry is not None:
+            journal.committed(entry)
+        if old is not None and old.path != record.path:
             self.store.remove(old.path)  # the instance moved to another study or series
-        return record
+
+
+@dataclass(slots=True)
+class Admitted:
+    """An instance stored durably; its index row committed, or to commit with :meth:`index`."""
+
+    record: InstanceRecord
+    _commit: Callable[..., None] | None
+
+    def index(self, *, answered: bool = True) -> None:
+        """Commit the row if still to do (once). ``answered``: the C-STORE-RSP is sent, so a
+        failure is left to the journal instead of raised. Raises: InstanceRejected."""
+        commit, self._commit = self._commit, None
+        if commit is not None:
+            commit(answered=answered)
 
 
 def _record(header: Header, relative: str, size: int) -> InstanceRecord:

@@ -79,6 +79,7 @@ class Journal:
         self.run = secrets.token_hex(6)
         self._lock_fd: int | None = None
         self._committed: list[Path] = []
+        self._retry: list[Path] = []  # answered instances whose row could not be committed
         self._pending = 0  # links made and not yet removed (committed or not)
         self._mutex = threading.Lock()
         self._stop = threading.Event()
@@ -131,6 +132,12 @@ class Journal:
         with self._mutex:
             self._committed.append(entry)
 
+    def retry(self, entry: Path) -> None:
+        """The entry's C-STORE was answered but its row could not be committed (the database
+        is away): the syncer indexes it again until that works."""
+        with self._mutex:
+            self._retry.append(entry)
+
     def abandon(self, entry: Path) -> None:
         """The entry's file was not indexed (the C-STORE failed, or was never written): forget
         the link now."""
@@ -143,8 +150,26 @@ class Journal:
         while not self._stop.wait(self.interval):
             try:
                 self.sync()
+                self._redo()
             except Exception:  # the database may be away for a while: links wait for it
                 log.exception("flushing the imaging index log failed; retrying")
+
+    def _redo(self) -> None:
+        """Index again the answered instances whose rows failed (durably: the link goes)."""
+        with self._mutex:
+            todo, self._retry = self._retry, []
+        for position, link in enumerate(todo):
+            found = _PENDING.match(link.name)
+            try:
+                if found is not None:
+                    self.recover(_entry(link.parent, found))
+            except Exception:
+                with self._mutex:
+                    self._retry[:0] = todo[position:]
+                raise
+            link.unlink(missing_ok=True)
+            with self._mutex:
+                self._pending -= 1
 
     def sync(self) -> int:
         """Flush the log once if rows were committed since the last flush, then remove their
@@ -196,12 +221,16 @@ class Journal:
                     found = _PENDING.match(name)
                     if found is None or found["run"] not in runs:
                         continue
-                    yield Entry(
-                        path=series / name,
-                        final=series / found["name"],
-                        crc=int(found["crc"], 16),
-                        size=int(found["size"]),
-                    )
+                    yield _entry(series, found)
+
+
+def _entry(series: Path, found: re.Match[str]) -> Entry:
+    return Entry(
+        path=series / found.string,
+        final=series / found["name"],
+        crc=int(found["crc"], 16),
+        size=int(found["size"]),
+    )
 
 
 def _folders(parent: Path) -> Iterator[Path]:

@@ -62,6 +62,9 @@ class Receiver(Protocol):
     def discard(self) -> None:
         """The association ended before the last fragment: forget what was received."""
 
+    def after_response(self) -> None:
+        """The response is sent (or could not be): work that may follow it."""
+
 
 class Service(Protocol):
     """What the association asks of the service it carries."""
@@ -103,6 +106,9 @@ class _Discard:
 
     def discard(self) -> None:
         """Nothing kept, nothing to forget."""
+
+    def after_response(self) -> None:
+        """Nothing to follow."""
 
 
 class Association:
@@ -269,7 +275,12 @@ class Association:
         if control & 0x02:
             self._pending = None
             status, comment = pending.receiver.finish()
-            self._respond(pending.context, pending.command, pending.response_field, status, comment)
+            try:
+                self._respond(
+                    pending.context, pending.command, pending.response_field, status, comment
+                )
+            finally:  # before the next message is read: the peer prepares it meanwhile
+                pending.receiver.after_response()
 
     def _command_fragment(
         self, context: AcceptedContext, control: int, fragment: memoryview

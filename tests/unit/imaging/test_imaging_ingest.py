@@ -183,6 +183,7 @@ def receive(source: ImagingSource, ds: pydicom.Dataset, data: bytes, **options: 
     for start in range(0, len(body), 1000):
         receiver.write(memoryview(body[start : start + 1000]))
     status, comment = receiver.finish()
+    receiver.after_response()  # as the association does once the C-STORE-RSP is sent
     return status, comment, stored
 
 
