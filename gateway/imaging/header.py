@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import struct
+from dataclasses import dataclass
 
 from gateway.imaging.storage import is_uid
 
@@ -174,6 +175,67 @@ def _item(data: bytes, pos: int, explicit: bool, depth: int) -> int:
         else:
             _check_room(data, pos + header, length)
             pos += header + length
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Header:
+    """What the index keeps of a data set's header."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    transfer_syntax_uid: str
+    patient_id: str | None
+    modality: str | None
+    series_number: int | None
+    instance_number: int | None
+
+
+def fast_header(data: bytes, transfer_syntax_uid: str, *, complete: bool) -> Header | None:
+    """The header of a data set (or of its beginning, ``complete=False``) read by :func:`scan`,
+    or None when the fast path cannot vouch for it: ask pydicom then
+    (``gateway.imaging.ingest.read_header``)."""
+    values = scan(data, transfer_syntax_uid, complete=complete)
+    if values is None:
+        return None
+    uids = [
+        uid(values.get(tag))
+        for tag in (
+            SOP_CLASS_UID,
+            SOP_INSTANCE_UID,
+            STUDY_INSTANCE_UID,
+            SERIES_INSTANCE_UID,
+        )
+    ]
+    try:
+        patient = text(values.get(PATIENT_ID), values.get(SPECIFIC_CHARACTER_SET))
+        modality = text(values.get(MODALITY), None)
+        series_number = integer(values.get(SERIES_NUMBER))
+        instance_number = integer(values.get(INSTANCE_NUMBER))
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    if None in uids or not modality.isascii():
+        return None  # a refusal, or an odd value: pydicom's word counts
+    sop_class, sop_instance, study, series = (str(value) for value in uids)
+    return Header(
+        sop_class_uid=sop_class,
+        sop_instance_uid=sop_instance,
+        study_instance_uid=study,
+        series_instance_uid=series,
+        transfer_syntax_uid=transfer_syntax_uid,
+        patient_id=clip(patient, 256),
+        modality=clip(modality, 16),
+        series_number=series_number,
+        instance_number=instance_number,
+    )
+
+
+def clip(value: object, limit: int) -> str | None:
+    """A text value as the index keeps it: stripped, cut to ``limit`` (its column), None when
+    empty."""
+    stripped = str(value).strip() if value is not None else ""
+    return stripped[:limit] or None
 
 
 # -- values ---------------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.imaging import header as fast
 from gateway.imaging.committer import GroupCommitter
+from gateway.imaging.header import Header, clip, fast_header
 from gateway.imaging.index import ImagingIndex, InstanceRecord
 from gateway.imaging.journal import Entry as JournalEntry
 from gateway.imaging.journal import Journal
@@ -55,21 +55,6 @@ class InstanceRejected(ValueError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Header:
-    """What the index keeps of a data set's header."""
-
-    sop_class_uid: str
-    sop_instance_uid: str
-    study_instance_uid: str
-    series_instance_uid: str
-    transfer_syntax_uid: str
-    patient_id: str | None
-    modality: str | None
-    series_number: int | None
-    instance_number: int | None
 
 
 def read_header(source: bytes | BinaryIO | str | os.PathLike[str]) -> Dataset:
@@ -117,54 +102,11 @@ def _summarise(dataset: Dataset) -> Header:
         study_instance_uid=values["StudyInstanceUID"],
         series_instance_uid=values["SeriesInstanceUID"],
         transfer_syntax_uid=syntax,
-        patient_id=_text(dataset.get("PatientID"), 256),  # column sizes of schema.py
-        modality=_text(dataset.get("Modality"), 16),
+        patient_id=clip(dataset.get("PatientID"), 256),  # column sizes of schema.py
+        modality=clip(dataset.get("Modality"), 16),
         series_number=_integer(dataset.get("SeriesNumber")),
         instance_number=_integer(dataset.get("InstanceNumber")),
     )
-
-
-def fast_header(data: bytes, transfer_syntax_uid: str, *, complete: bool) -> Header | None:
-    """The header read by the fast path (``gateway.imaging.header``) from a data set (or its
-    beginning, ``complete=False``), or None when it cannot vouch for it: ask pydicom then."""
-    values = fast.scan(data, transfer_syntax_uid, complete=complete)
-    if values is None:
-        return None
-    uids = [
-        fast.uid(values.get(tag))
-        for tag in (
-            fast.SOP_CLASS_UID,
-            fast.SOP_INSTANCE_UID,
-            fast.STUDY_INSTANCE_UID,
-            fast.SERIES_INSTANCE_UID,
-        )
-    ]
-    try:
-        patient = fast.text(values.get(fast.PATIENT_ID), values.get(fast.SPECIFIC_CHARACTER_SET))
-        modality = fast.text(values.get(fast.MODALITY), None)
-        series_number = fast.integer(values.get(fast.SERIES_NUMBER))
-        instance_number = fast.integer(values.get(fast.INSTANCE_NUMBER))
-    except ValueError:  # UnicodeDecodeError included
-        return None
-    if None in uids or not modality.isascii():
-        return None  # a refusal, or an odd value: pydicom's word counts
-    sop_class, sop_instance, study, series = (str(uid) for uid in uids)
-    return Header(
-        sop_class_uid=sop_class,
-        sop_instance_uid=sop_instance,
-        study_instance_uid=study,
-        series_instance_uid=series,
-        transfer_syntax_uid=transfer_syntax_uid,
-        patient_id=_text(patient, 256),
-        modality=_text(modality, 16),
-        series_number=series_number,
-        instance_number=instance_number,
-    )
-
-
-def _text(value: object, limit: int) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text[:limit] or None
 
 
 def _integer(value: object) -> int | None:

@@ -232,7 +232,7 @@ def _write_all(fd: int, parts: Sequence[bytes], size: int) -> None:
 
 
 def _fsync_file(path: Path) -> None:
-    # fsync(2) flushes the file's data whichever descriptor names it (the writer's is pynetdicom's).
+    # fsync(2) flushes the file's data whichever descriptor names it (the receiver wrote it).
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -217,10 +217,12 @@ class _DeferredSSLSocket(ssl.SSLSocket):
 class DeferredHandshakeContext(ssl.SSLContext):
     """A server context whose accepted sockets do the TLS handshake on first use, not in accept().
 
-    pynetdicom's ``AssociationServer.get_request`` wraps each accepted socket in the listener's
-    own thread; with the default eager handshake one silent client stalls every other DICOM
-    peer. Deferred, the handshake runs in the association's worker thread on its first read or
-    write (bounded by :data:`HANDSHAKE_TIMEOUT`), and authentication failures are reported.
+    A listener that wraps each accepted socket in its accepting thread (pynetdicom's
+    ``AssociationServer.get_request`` does) would let one silent client stall every other DICOM
+    peer with the default eager handshake. Deferred, the handshake runs in the association's
+    thread on its first read or write (bounded by :data:`HANDSHAKE_TIMEOUT`), and authentication
+    failures are reported (the gateway's listener, ``gateway.imaging.net.server``, wraps in the
+    association's thread anyway).
     """
 
     def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> ssl.SSLSocket:

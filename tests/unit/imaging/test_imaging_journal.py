@@ -249,3 +249,42 @@ def test_close_flushes_and_removes_the_lock(durable: ImagingSource) -> None:
     durable.ingest.close_journal()
     assert entries(durable) == [] and locks(durable) == []
     durable.ingest.open_journal()  # the fixture closes it again
+
+
+def test_a_row_that_fails_after_the_answer_is_indexed_by_the_syncer(
+    durable: ImagingSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The C-STORE was answered (its instance durable, journaled); the database then refuses
+    the row: nothing is raised to the association, and the journal indexes it later."""
+    from sqlalchemy.exc import OperationalError
+
+    from gateway.imaging.cstore import DataSetReceiver
+
+    ds = instance()
+    meta, body = parts(ds)
+    receiver = DataSetReceiver(
+        durable.ingest,
+        sop_class_uid=str(ds.SOPClassUID),
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+        calling_ae="MODALITY",
+        on_stored=lambda record: None,
+    )
+    receiver.write(memoryview(body))
+    assert receiver.finish() == (0x0000, None)  # durable: file and link on the disk
+    [link] = entries(durable)
+    real = durable.ingest.rows.record
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(durable.ingest.rows, "record", refused)
+    receiver.after_response()  # the row fails: logged, left to the journal
+    assert durable.index.instance(str(ds.SOPInstanceUID)) is None
+    monkeypatch.setattr(durable.ingest.rows, "record", real)
+    journal = durable.ingest.journal
+    assert journal is not None
+    journal._redo()  # what the syncer does on its next round
+    found = durable.index.instance(str(ds.SOPInstanceUID))
+    assert found is not None and durable.store.path(found.path).read_bytes() == meta + body
+    assert not link.exists()
