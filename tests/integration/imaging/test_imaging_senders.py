@@ -264,3 +264,21 @@ def test_pynetdicom_roles_and_asynchronous_window(running: Running, tmp_path: Pa
             assert assoc.send_c_store(path).Status == 0x0000
     finally:
         assoc.release()
+
+
+def test_storescu_into_a_listener_on_each_database(tmp_path: Path, db_url: str) -> None:
+    """SQLite (rows journaled, committed after the answer) and PostgreSQL (rows committed
+    before it, durable by themselves, no journal): every instance indexed, none pending."""
+    storescu()
+    source = make_source(tmp_path, RecordingRepository(), db_url=db_url, fsync=True)
+    host, port = source.start()
+    try:
+        journaled = source.ingest.journal is not None
+        files = ct_files(tmp_path / "study", 20)
+        run_storescu(host, port, files)
+        study = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+        assert len(source.index.instances_of_study(study)) == 20
+    finally:
+        source.stop()
+    assert journaled == db_url.startswith("sqlite")
+    assert list(source.store.root.glob("*/*/.*.pending")) == []  # flushed and dropped at stop
