@@ -8,7 +8,7 @@ C-STORE: the same generated CT files are sent by dcmtk's ``storescu``, on one as
 four at once (four storescu processes, distinct instances), to
   1. dcmtk's ``storescp --fork`` (baseline: writes files, no fsync, no index; a process per
      association),
-  2. our listener, durable (each C-STORE answered once its file and index row are on the disk),
+  2. our listener, durable (each C-STORE answered once the instance survives a power loss),
   3. our listener with fsync off (no flush at all: what durability costs),
 and, once, from a pynetdicom SCU instead of storescu. Each C-STORE row is the median of
 ``--repeat`` runs, baseline and gateway interleaved so that a change of the machine's load hits
@@ -390,7 +390,7 @@ def report_store(args: argparse.Namespace, work: Path) -> None:
         ratio = ours / baseline * 100
         print(f"  {name:<42} {baseline:9.1f} {ours:9.1f} {ratio:5.0f}% {rows:12.1f}")
     print("  (instances/s; storescp writes files without fsync and keeps no index; the gateway")
-    print("   answers each C-STORE once the file and its index row are durable)")
+    print("   answers each C-STORE once the instance, file and index row, survives a power loss)")
     print(f"  machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end")
     pyn, _rows = ours_rate(
         one, work / "gw", fsync=True, timeout=args.timeout, sender=pynetdicom_scu

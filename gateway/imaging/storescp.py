@@ -8,9 +8,11 @@ syntax of *our* list that the peer proposed (PS3.8 §9.3.3.2 leaves the choice t
 
 The protocol runs on the gateway's own acceptor (:mod:`gateway.imaging.net`; why not pynetdicom
 is told there), one thread per association: a data set is received fragment by fragment into
-memory or a file of the store (:mod:`gateway.imaging.cstore`), checked and moved into place
-(:class:`gateway.imaging.ingest.Ingest`), and its C-STORE-RSP leaves once the file and its index
-row are durable. Each association ends with one INFO log line: who sent how many instances.
+memory or a file of the store (:mod:`gateway.imaging.cstore`), checked and put in place
+(:class:`gateway.imaging.ingest.Ingest`), and its C-STORE-RSP leaves once the instance survives a
+power loss: its file flushed, its index row flushed too or, for a new instance on SQLite, covered
+by the journal and committed right after the answer (:mod:`gateway.imaging.journal`). Each
+association ends with one INFO log line: who sent how many instances, and how it ended.
 
 Standards: DICOM PS3.4 Annex A (Verification), Annex B (Storage; statuses Table B.2-1), PS3.7
 §9.1.1 (C-STORE), §9.1.5 (C-ECHO), PS3.8 §9.3 (association negotiation).
