@@ -97,8 +97,7 @@ class ImagingRetriever:
             plan = transcode.choose(record.transfer_syntax_uid, syntaxes)
         except transcode.CannotTranscode as exc:
             raise XDSRepositoryError(
-                f"instance {uid} cannot be provided in any requested transfer syntax "
-                f"({', '.join(syntaxes)}): {exc}",
+                f"instance {uid} cannot be provided in a requested transfer syntax: {exc}",
                 location=uid,
             ) from exc
         attachment = (

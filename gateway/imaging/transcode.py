@@ -126,10 +126,9 @@ def choose(stored: str, accepted: Sequence[str]) -> Plan:
         return Plan(stored, stored)
     targets = [syntax for syntax in accepted if syntax in OUTPUTS]
     if not targets:
-        outputs = ", ".join(UID(s).name for s in OUTPUTS)
+        outputs = ", ".join(UID(s).name for s in OUTPUTS[:-1]) + f" or {UID(OUTPUTS[-1]).name}"
         raise CannotTranscode(
-            f"it is stored in {name(stored)}, which is not among the requested transfer "
-            f"syntaxes, and the gateway converts only into {outputs}"
+            f"it is stored in {name(stored)} and the gateway converts only into {outputs}"
         )
     problem = decode_problem(stored)
     if problem is not None:

@@ -19,6 +19,7 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import (
+    ExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGLossless,
@@ -60,6 +61,8 @@ def compress(source: Path, target: Path, syntax: str) -> Path:
             check=False,
         )
         assert result.returncode == 0, result.stderr
+    elif syntax == ExplicitVRLittleEndian:  # uncompressed, as written
+        shutil.copyfile(source, target)
     elif syntax == JPEG2000Lossless:
         ds = pydicom.dcmread(source)
         ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg", generate_instance_uid=False)

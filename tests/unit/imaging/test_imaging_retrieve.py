@@ -147,7 +147,7 @@ def test_compressed_instance_that_no_listed_syntax_can_hold_is_an_error(
     assert result.status == Status.FAILURE
     [error] = result.errors
     assert (error.code, error.location) == ("XDSRepositoryError", jpeg.SOPInstanceUID)
-    assert "cannot be provided in any requested transfer syntax" in error.context
+    assert "cannot be provided in a requested transfer syntax" in error.context
     assert "JPEG Baseline" in error.context and "converts only into" in error.context
 
 
