@@ -33,7 +33,9 @@ pixel values the decoder gives):
   measured ratio (C.7.6.1.1.5.2), so decoding does not hide the loss.
 - The Extended Offset Table (7FE0,0001/0002) and Encapsulated Pixel Data Value Total Length
   (7FE0,0003) only describe encapsulated data and are dropped.
-- The SOP Instance UID is kept: a change of transfer syntax is not a new instance (PS3.5 §10).
+- The SOP Instance UID is kept: decoding changes the encoding, not the image. PS3.3 C.7.6.1.1.5
+  has a lossy image "decompressed and transferred in uncompressed format" keep its history, and
+  asks a new SOP Instance UID only of a (lossy) compressed version of an image.
 """
 
 from __future__ import annotations
