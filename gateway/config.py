@@ -83,6 +83,8 @@ class ImagingSourceSettings:
     retrieve_ae_title: str = ""  # Retrieve AE Title written in manifests; empty = ae_title
     source_id: str = ""  # SubmissionSet.sourceId (OID); empty = unique_id
     max_pdu: int = 1024 * 1024  # maximum PDU size received on DICOM associations
+    # per presentation context: "sender" = the sender's first supported syntax, or UIDs in order
+    transfer_syntax_preference: str = "sender"
     # Codes of the manifest's DocumentEntry/SubmissionSet, as code^display name^coding scheme
     class_code: str = "IMAGES^Images^1.3.6.1.4.1.19376.1.2.6.1"
     type_code: str = "18748-4^Diagnostic imaging study^2.16.840.1.113883.6.1"
@@ -309,6 +311,18 @@ def _check_values(settings: Settings) -> None:
     if not 0 < len(ae) <= 16 or "\\" in ae:
         raise ConfigError(f"imaging_source.ae_title: 1 to 16 characters without '\\', got {ae!r}")
     _check_security(settings)
+    _check_syntax_preference(settings.imaging_source.transfer_syntax_preference)
+
+
+def _check_syntax_preference(value: str) -> None:
+    """``sender`` or transfer syntax UIDs, comma-separated (which ones the DICOM listener
+    accepts is checked when it is built)."""
+    items = [item.strip() for item in value.split(",")]
+    if value.strip().lower() != "sender" and not all(_is_oid(item) for item in items):
+        raise ConfigError(
+            "imaging_source.transfer_syntax_preference: expected 'sender' or transfer syntax "
+            f"UIDs, comma-separated, got {value!r}"
+        )
 
 
 def _check_security(settings: Settings) -> None:

@@ -217,9 +217,9 @@ def print_summary(report: FetchReport, where: str, out: TextIO) -> None:
             file=out,
         )
     else:
+        retry = "; run the same command again to retry" if report.retry_may_help else ""
         print(
-            f"INCOMPLETE: {missing} instance(s) missing, {len(report.problems)} problem(s); "
-            "run the same command again to retry",
+            f"INCOMPLETE: {missing} instance(s) missing, {len(report.problems)} problem(s){retry}",
             file=out,
         )
 

@@ -44,6 +44,7 @@ class StudyOutcome:
     requests: int = 0  # RAD-69 requests sent
     seconds: float = 0.0
     missing: dict[str, str] = field(default_factory=dict)  # SOP Instance UID -> reason
+    unfixable: set[str] = field(default_factory=set)  # missing for a reason a rerun keeps
 
 
 @dataclass(slots=True, kw_only=True)
@@ -64,6 +65,12 @@ class FetchReport:
             and not self.interrupted
             and not any(study.missing for study in self.studies)
         )
+
+    @property
+    def retry_may_help(self) -> bool:
+        """False when every missing instance is missing for a reason a new run cannot change
+        (e.g. the destination takes its SOP Class in no syntax the source can provide)."""
+        return bool(self.problems) or any(set(s.missing) - s.unfixable for s in self.studies)
 
     @property
     def instances(self) -> int:

@@ -52,6 +52,13 @@ class Destination(Protocol):
         """Keep every item; return a reason per SOP Instance UID that could not be kept."""
         ...
 
+    def transfer_syntaxes(
+        self, sop_classes: Sequence[str], requested: Sequence[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """Per SOP Class, the syntaxes of ``requested`` it takes, in that order (empty: none).
+        Raises: ConsumerError (the destination cannot be asked)."""
+        ...
+
     def finish(self) -> list[str]:
         """End of the fetch: complete what is pending; return lines for the summary."""
         ...
@@ -134,6 +141,12 @@ class FolderDestination:
     def describe(self) -> str:
         return str(self.root)
 
+    def transfer_syntaxes(
+        self, sop_classes: Sequence[str], requested: Sequence[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """A folder keeps any transfer syntax."""
+        return dict.fromkeys(sop_classes, tuple(requested))
+
     def path_of(self, patient_id: str, ref: InstanceRef) -> Path:
         """The final path of an instance."""
         return instance_path(self.root, patient_id, ref)
@@ -211,6 +224,12 @@ class DicomdirDestination:
         listed = {r.sop_instance_uid for r in refs if r.sop_instance_uid in self._in_fileset}
         others = [r for r in refs if r.sop_instance_uid not in listed]
         return listed | self._staged.existing(patient_id, others)
+
+    def transfer_syntaxes(
+        self, sop_classes: Sequence[str], requested: Sequence[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """A File-set keeps any transfer syntax (PS3.10 §8: each file names its own)."""
+        return self._staged.transfer_syntaxes(sop_classes, requested)
 
     def store(
         self, patient_id: str, items: Sequence[tuple[InstanceRef, Attachment]]

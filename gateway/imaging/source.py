@@ -21,10 +21,12 @@ from typing import Any
 from sqlalchemy import Engine
 
 from gateway.config import ImagingSourceSettings, Settings
+from gateway.errors import ConfigError
 from gateway.imaging import rad69
 from gateway.imaging.codes import ManifestCodes
 from gateway.imaging.index import ImagingIndex, InstanceRecord, create_index_engine
 from gateway.imaging.ingest import Ingest, InstanceRejected, dicom_files
+from gateway.imaging.negotiation import parse_preference
 from gateway.imaging.patient import DomainLookup
 from gateway.imaging.publisher import Publisher, PublisherConfig, PublishResult
 from gateway.imaging.rad68 import (
@@ -34,7 +36,7 @@ from gateway.imaging.rad68 import (
 )
 from gateway.imaging.retrieve import ImagingRetriever
 from gateway.imaging.storage import InstanceStore
-from gateway.imaging.storescp import DEFAULT_MAX_PDU, StoreSCP
+from gateway.imaging.storescp import ACCEPTED_TRANSFER_SYNTAXES, DEFAULT_MAX_PDU, StoreSCP
 from gateway.metadata.datatypes import Code
 from gateway.soap.dispatch import Handler
 
@@ -82,6 +84,7 @@ class ImagingSource:
         fsync: bool = True,
         observers: Sequence[Callable[[PublishResult], None]] = (),
         dicom_security: Any | None = None,
+        transfer_syntax_order: Sequence[str] = (),
     ) -> None:
         self.unique_id = unique_id
         self.study_idle_seconds = study_idle_seconds
@@ -116,6 +119,7 @@ class ImagingSource:
             maximum_pdu_size=maximum_pdu_size,
             require_called_aet=require_called_aet,
             security=dicom_security,
+            transfer_syntax_order=transfer_syntax_order,
         )
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -200,8 +204,13 @@ class ImagingSource:
 
         ``engine`` defaults to one on ``registry.database_url`` (the imaging tables share the
         registry's database); ``options`` are further constructor arguments (codes, host ...).
+        Raises: ConfigError (``transfer_syntax_preference`` names a syntax the listener lacks).
         """
         section = settings.imaging_source
+        try:
+            order = parse_preference(section.transfer_syntax_preference, ACCEPTED_TRANSFER_SYNTAXES)
+        except ValueError as exc:
+            raise ConfigError(f"imaging_source.transfer_syntax_preference: {exc}") from exc
         index = ImagingIndex(engine or create_index_engine(settings.database_url))
         index.create_all()
         configured: dict[str, Any] = {
@@ -211,6 +220,7 @@ class ImagingSource:
             "retrieve_ae_title": section.retrieve_ae_title or None,
             "maximum_pdu_size": section.max_pdu,
             "publish_parallel": section.publish_parallel,
+            "transfer_syntax_order": order,
         }
         return cls(
             unique_id=section.unique_id,

@@ -2,11 +2,10 @@
 
 Every storage SOP class is accepted with the uncompressed transfer syntaxes and the usual
 compressed ones, and data are stored in the transfer syntax they arrive in (no coercion,
-PS3.4 §B.4.1). pynetdicom accepts, per presentation context, the first syntax of *our* list that
-the peer proposes (PS3.8 §9.3.3.2 leaves the choice to the acceptor): Explicit VR Little Endian
-first, compressed syntaxes after the uncompressed ones. A peer that proposes its compressed
-syntax in a context of its own (dcmtk's default: one context per transfer syntax) gets it
-accepted, so its compressed data arrive unchanged.
+PS3.4 §B.4.1). Which syntax is accepted in each presentation context is decided by
+``gateway.imaging.negotiation``: by default the first one the sender proposed among those
+supported, so a sender that proposes JPEG Lossless before Explicit VR Little Endian in one
+context sends, and we store, its compressed data unchanged.
 
 Data sets are received into files, never into memory (``gateway.imaging.receive``): pynetdicom
 writes each one, as its fragments arrive, to a file in the store's ``.tmp/incoming`` folder, and
@@ -28,7 +27,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -44,7 +43,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
-from gateway.imaging import receive
+from gateway.imaging import negotiation, receive
 from gateway.imaging.index import InstanceRecord
 from gateway.imaging.ingest import STATUS_SUCCESS, Ingest, InstanceRejected
 from gateway.metadata import transfer_syntaxes
@@ -155,9 +154,12 @@ class StoreSCP:
         require_called_aet: bool = True,
         notify: Callable[[InstanceRecord], None] | None = None,
         security: Any | None = None,
+        transfer_syntax_order: Sequence[str] = (),
     ) -> None:
         """``security``: a :class:`gateway.imaging.dicom_security.DicomSecurity` (TLS, access
-        check, transfer audit), or None for a plain listener."""
+        check, transfer audit), or None for a plain listener. ``transfer_syntax_order``: the
+        listener's order of preference per presentation context; empty = the sender's order
+        (``gateway.imaging.negotiation``)."""
         self.ingest = ingest
         self.security = security
         self.ae_title = ae_title
@@ -172,6 +174,9 @@ class StoreSCP:
             self.ae.add_supported_context(
                 context.abstract_syntax, [UID(ts) for ts in ACCEPTED_TRANSFER_SYNTAXES]
             )
+        self.chooser = negotiation.SyntaxChooser(
+            negotiation.supported_by(self.ae.supported_contexts), tuple(transfer_syntax_order)
+        )
         self._server: ThreadedAssociationServer | None = None
         self._lock = threading.Lock()
 
@@ -185,6 +190,7 @@ class StoreSCP:
                 receive.sweep(incoming)
                 handlers: list[Any] = [
                     (evt.EVT_CONN_OPEN, set_nodelay),
+                    (evt.EVT_REQUESTED, self.chooser.on_requested),
                     (evt.EVT_C_ECHO, handle_echo),
                     (evt.EVT_C_STORE, handle_store, [self.ingest, self.notify, self.security]),
                     (evt.EVT_RELEASED, receive.forget),

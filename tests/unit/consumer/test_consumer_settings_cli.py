@@ -197,6 +197,12 @@ def test_summary_lists_what_is_missing() -> None:
     assert "1 already present, 1 fetched" in text
     assert "missing 1.2.3: not returned (Failure)" in text
     assert "INCOMPLETE: 1 instance(s) missing" in text
+    assert "run the same command again to retry" in text
+    out = io.StringIO()
+    study.unfixable = {"1.2.3"}  # e.g. the PACS takes its SOP Class in no deliverable syntax
+    cli.print_summary(FetchReport(studies=[study]), "/tmp/x", out)
+    assert "INCOMPLETE: 1 instance(s) missing, 0 problem(s)\n" in out.getvalue()
+    assert "retry" not in out.getvalue()
     out = io.StringIO()
     study.missing = {}
     cli.print_summary(FetchReport(studies=[study]), "/tmp/x", out)
