@@ -83,10 +83,16 @@ def make_listener(host: str, port: int, name: str) -> socket.socket:
         sock = socket.socket(family, kind_type, proto)
     except OSError as exc:
         raise ListenError(_message(host, port, name, _reason(exc, kind))) from exc
+    except UnicodeError as exc:  # a name the IDNA codec refuses, such as "a..b"
+        reason = f"not a valid host name (set {kind.host_key})"
+        raise ListenError(_message(host, port, name, reason)) from exc
     try:
         if port:  # not for port 0: SO_REUSEADDR could hand out a port another socket uses
             # A restart must not wait for the previous run's connections in TIME_WAIT.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit it: small answers are not held back by Nagle's
+        # algorithm waiting for the peer's delayed ACK (about 40 ms per keep-alive request).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(address)
         sock.listen(BACKLOG)
     except OSError as exc:

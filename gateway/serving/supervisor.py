@@ -175,7 +175,15 @@ class Supervisor:
 
     def _start(self, slot: Slot, now: float) -> None:
         slot.due_at = None
-        slot.process, slot.control = self._spawn(slot.index)
+        try:
+            slot.process, slot.control = self._spawn(slot.index)
+        except OSError as exc:  # no process could be made (out of memory, too many processes)
+            wait = slot.backoff.delay(now, now)
+            slot.due_at = now + wait
+            log.error(
+                "worker %d cannot be started (%s); trying again in %.1f s", slot.index, exc, wait
+            )
+            return
         slot.started_at, slot.ready = now, False
         log.info("worker %d started (pid %d)", slot.index, slot.process.pid)
 

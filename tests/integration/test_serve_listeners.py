@@ -152,3 +152,31 @@ def test_ephemeral_ports_are_logged_and_each_listener_answers(tmp_path: Path) ->
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_make_listener_names_the_setting_to_change(tmp_path: Path) -> None:
+    from gateway.serving.listeners import ListenError, make_listener
+
+    with make_listener("127.0.0.1", 0, "HTTP") as sock:
+        host, port = sock.getsockname()
+        assert host == "127.0.0.1" and port > 0
+        # Accepted connections inherit it (no Nagle delay on keep-alive answers).
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        with pytest.raises(ListenError) as caught:
+            make_listener("127.0.0.1", port, "DICOM")
+    assert str(caught.value) == (
+        f"cannot listen on 127.0.0.1:{port} for DICOM (C-STORE): address already in use "
+        "(another gateway or program is using it; set imaging_source.dicom_port)"
+    )
+    with pytest.raises(ListenError) as caught:
+        make_listener("192.0.2.1", 0, "HTTP")  # TEST-NET-1: no interface has it
+    assert str(caught.value) == (
+        "cannot listen on 192.0.2.1:0 for HTTP (SOAP endpoints): no interface of this machine "
+        "has that address (set http.host)"
+    )
+    with pytest.raises(ListenError) as caught:
+        make_listener("a..b", 2575, "MLLP")  # refused before any lookup: no DNS in tests
+    assert str(caught.value) == (
+        "cannot listen on a..b:2575 for MLLP (ITI-8 patient identity feed): "
+        "not a valid host name (set hl7.host)"
+    )

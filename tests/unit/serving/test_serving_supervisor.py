@@ -167,3 +167,20 @@ def test_exit_descriptions() -> None:
     assert describe_exit(-9) == "was killed by SIGKILL"
     assert describe_exit(1) == "exited with code 1"
     assert describe_exit(-200) == "was killed by signal 200"
+
+
+def test_a_worker_that_cannot_be_spawned_is_tried_again_later() -> None:
+    spawn, clock = Spawner(), Clock()
+    failures = [OSError("Resource temporarily unavailable")]
+
+    def flaky(index: int) -> tuple[FakeProcess, None]:
+        if failures:
+            raise failures.pop()
+        return spawn(index)
+
+    sup = Supervisor(1, flaky, clock=clock)
+    sup.begin()
+    assert sup.slots[0].process is None and sup.tick() == 0.5
+    clock.now += 0.5
+    sup.tick()
+    assert sup.slots[0].process is spawn.latest(1)
