@@ -126,6 +126,8 @@ class Listeners:
     def from_fds(cls, fds: dict[str, int]) -> Listeners:
         """The sockets a worker inherited (``fds`` as :meth:`fds` gave them)."""
         sockets = {name.lower(): socket.socket(fileno=fd) for name, fd in fds.items()}
+        for sock in sockets.values():
+            sock.set_inheritable(False)  # not handed on to anything this worker starts
         return cls(**sockets)
 
     def close(self) -> None:

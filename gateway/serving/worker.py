@@ -95,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--control", type=int, required=True, metavar="FD")
     args = parser.parse_args(argv)
     control = socket.socket(fileno=args.control)
+    control.set_inheritable(False)
     try:
         spec = read_spec(control)
         return serve(spec, control)

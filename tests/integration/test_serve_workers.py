@@ -165,3 +165,13 @@ def test_two_workers_serve_every_protocol_and_replace_a_killed_one(
     assert workers.proc.wait(timeout=120) == 0
     assert not any(alive(pid) for pid in (*after.values(), victim))
     assert "worker 1 (pid" in workers.log() and "stopped (exited with code 0)" in workers.log()
+
+
+def test_workers_stop_when_their_supervisor_is_killed(workers: ServeProcess) -> None:
+    started = pids(workers)
+    workers.kill()  # SIGKILL: the supervisor forwards nothing
+    deadline = time.monotonic() + 60
+    while any(alive(pid) for pid in started.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling the workers' end with a deadline
+    assert not any(alive(pid) for pid in started.values()), workers.log()
+    assert workers.log().count("the supervisor is gone: stopping") == 2
