@@ -12,12 +12,15 @@ import os
 import threading
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__, secure_node
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.logsetup import access_log_observer
+from gateway.owners import ProcessIdentity, StagingFolder
+from gateway.serving.listeners import Listeners, bind_listeners
 from gateway.soap import transactions as tx
 from gateway.soap.dispatch import Limits, Observer, SoapApplication
 from gateway.soap.server import HttpServer
@@ -37,10 +40,26 @@ Configure = Callable[[SoapApplication], None]
 
 
 class Gateway:
-    """One gateway process: every enabled actor behind one HTTP server."""
+    """One gateway process: every enabled actor behind one HTTP server.
 
-    def __init__(self, settings: Settings, *, configure: Configure | None = None) -> None:
+    ``listeners``: sockets bound already (``serve`` binds them first; the workers of
+    ``serve --workers N`` inherit them from the supervisor); without them :meth:`start` binds.
+    ``identity``: which process this is (worker slot, pid, owner id of its temporary files and
+    queue rows); a new one by default.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        configure: Configure | None = None,
+        listeners: Listeners | None = None,
+        identity: ProcessIdentity | None = None,
+    ) -> None:
         self.settings = settings
+        self.identity = identity or ProcessIdentity()
+        self._listeners = listeners
+        self._incoming: StagingFolder | None = None
         self._ready: dict[str, bool] = {}
         self._lock = threading.Lock()
         self._started = False
@@ -54,15 +73,18 @@ class Gateway:
         self.tls = secure_node.tls_files(settings)
         secured = self.tls is not None or bool(settings.access.rules_file)
         self.access = secure_node.access_rules(settings) if secured else None
-        self.audit = secure_node.audit_trail(settings, self.tls)
+        self.audit = secure_node.audit_trail(settings, self.tls, owner=self.identity.owner)
         self._session_factory = self._make_session_factory()
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        spool = data_dir / "tmp" / "soap"
-        spool.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _clear_spool(spool)
+        # Spooled MTOM parts: a folder per process, since workers share the data folder; those
+        # of processes that are gone (cut off by a crash) are removed.
+        spool_parent = data_dir / "tmp" / "soap"
+        spool_parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _clear_spool(spool_parent)
+        self._spool = StagingFolder(spool_parent, self.identity.owner)
         limits = Limits(
-            spool_dir=spool,
+            spool_dir=self._spool.path,
             max_envelope_bytes=settings.soap.max_envelope_bytes,
             max_request_bytes=settings.soap.max_request_bytes,
             max_xml_depth=settings.soap.max_xml_depth,
@@ -345,23 +367,37 @@ class Gateway:
         """Readiness for ``/health``: ready when every enabled actor has started."""
         with self._lock:
             actors = {name: ("ready" if ok else "starting") for name, ok in self._ready.items()}
-        return all(self._ready.values()), {"version": __version__, "actors": actors}
+        process = {"worker": self.identity.index, "pid": self.identity.pid}
+        return all(self._ready.values()), {
+            "version": __version__,
+            "actors": actors,
+            "process": process,  # with serve --workers N: the worker that answered
+        }
 
     def _mark_ready(self, name: str) -> None:
         with self._lock:
             self._ready[name] = True
 
     def start(self) -> tuple[str, int]:
-        """Start every listener; return the HTTP (host, port) actually bound."""
+        """Start every listener; return the HTTP (host, port) actually bound.
+
+        Raises:
+            ListenError: a port is in use (only when no ``listeners`` were given).
+        """
+        listeners = self._listeners
+        if listeners is None:  # all bound before anything starts: a port in use stops it all
+            listeners = self._listeners = bind_listeners(self.settings)
+            listeners.announce(self.settings)
         self.audit.start()
         if self.mllp is not None:
-            self.mllp.start()
+            self.mllp.start(listeners.mllp)
             self._mark_ready("hl7")
         if self.repository is not None:
             self.repository.start()  # the start-up sweep ends before any request is served
         if self.imaging is not None:
-            self.imaging.start()
-        address = self.http.start()
+            self._incoming = StagingFolder(self.imaging.store.incoming_dir, self.identity.owner)
+            self.imaging.start(listeners.dicom, incoming_dir=self._incoming.path)
+        address = self.http.start(listeners.http)
         for name in list(self._ready):
             self._mark_ready(name)
         self._record_activity(start=True)
@@ -387,6 +423,11 @@ class Gateway:
         if self._started:
             self._record_activity(start=False)
         self.audit.stop()
+        if self._listeners is not None:
+            self._listeners.close()  # any the servers did not take (and close) themselves
+        if self._incoming is not None:
+            self._incoming.close()
+        self._spool.close()
 
     def _record_activity(self, *, start: bool) -> None:
         """Application Start/Stop (DICOM PS3.15 A.5.3.1; ITI TF-2 §3.20.4.1.1.1)."""
@@ -403,6 +444,11 @@ class Gateway:
         )
 
     @property
+    def spool_dir(self) -> Path:
+        """This process's folder for spooled MTOM parts (``data_dir/tmp/soap/<owner>``)."""
+        return self._spool.path
+
+    @property
     def mllp_address(self) -> tuple[str, int] | None:
         return self.mllp.address if self.mllp is not None else None
 
@@ -413,7 +459,7 @@ class Gateway:
 
 
 def _clear_spool(spool: os.PathLike[str]) -> None:
-    # Temporary MTOM parts of requests cut off by a crash are never needed again.
+    # Loose files were spooled by versions before the per-process folders, cut off by a crash.
     for entry in os.scandir(spool):
         if entry.is_file():
             os.unlink(entry.path)

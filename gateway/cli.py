@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 from gateway import __version__
 from gateway.config import Settings, load_settings, settings_as_dict
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StartupError
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.serving.listeners import Listeners
 
 log = logging.getLogger("gateway")
 
@@ -48,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="TOML configuration file "
         "(default: built-in defaults; XDSI_<SECTION>_<KEY> variables override)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="gateway processes sharing the listening ports, each restarted if it dies "
+        "(default: http.workers, 1); more than 1 needs a PostgreSQL database",
     )
     serve.set_defaults(func=_cmd_serve)
 
@@ -166,6 +174,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return value
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None))
 
@@ -238,12 +256,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)  # configuration errors stop here, before anything starts
     from gateway.app import Gateway
     from gateway.logsetup import configure_logging
+    from gateway.serving.listeners import bind_listeners
 
+    workers = args.workers or settings.http.workers
+    if workers > 1:
+        _refuse_single_process_database(settings, workers, from_option=bool(args.workers))
     configure_logging(settings.log.level, settings.log.format, patient_ids=settings.log.patient_ids)
     # Everything the gateway writes (documents, images, databases, audit queue, spool) holds
     # patient data or secrets: owner-only, whatever the inherited umask says.
     os.umask(0o077)
-    gateway = Gateway(settings)
+    listeners = bind_listeners(settings)  # a port in use stops here, before anything starts
+    listeners.announce(settings)
+    if workers > 1:
+        return _supervise(settings, listeners, workers)
+    try:
+        gateway = Gateway(settings, listeners=listeners)
+    except BaseException:
+        listeners.close()
+        raise
     try:
         gateway.start()
     except OSError as exc:
@@ -252,18 +282,51 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return run_until_signalled(gateway)
 
 
-def run_until_signalled(gateway: Gateway) -> int:
-    """Serve until SIGINT or SIGTERM, then stop gracefully (requests in flight finish); exit 0."""
-    stop = threading.Event()
+def _refuse_single_process_database(settings: Settings, workers: int, *, from_option: bool) -> None:
+    """SQLite is the one-process default: several workers need the gateway database elsewhere."""
+    from sqlalchemy.engine import make_url
+
+    url = settings.database_url
+    if make_url(url).get_backend_name() != "sqlite":
+        return
+    asked = f"--workers {workers}" if from_option else f"http.workers = {workers}"
+    raise ConfigError(
+        f"{asked}: the gateway database is SQLite ({_redact(url)}), which only one process may "
+        "use; set registry.database_url to a PostgreSQL database (postgresql://...) or run one "
+        "worker"
+    )
+
+
+def _supervise(settings: Settings, listeners: Listeners, workers: int) -> int:
+    """``serve --workers N``: N gateway processes on the listeners bound here (exit 0 on signal)."""
+    from gateway.serving.supervisor import Supervisor, spawner
+
+    supervisor = Supervisor(
+        workers,
+        spawner(settings, listeners),
+        drain_seconds=settings.http.shutdown_timeout + 30.0,
+    )
+    try:
+        code = supervisor.run()
+    finally:
+        listeners.close()
+    log.info("stopped")
+    return code
+
+
+def run_until_signalled(gateway: Gateway, stop: threading.Event | None = None) -> int:
+    """Serve until SIGINT or SIGTERM (or ``stop`` is set), then stop gracefully (requests in
+    flight finish); exit 0."""
+    event = stop if stop is not None else threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
         log.info("received %s: finishing requests in flight", signal.Signals(signum).name)
-        stop.set()
+        event.set()
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     try:
-        while not stop.wait(0.5):
+        while not event.wait(0.5):
             pass
     finally:
         gateway.stop()
@@ -278,6 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"xdsi-gateway: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StartupError as exc:  # e.g. a port in use: one line, nothing started
+        print(f"xdsi-gateway: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
 

@@ -35,6 +35,7 @@ class HttpSettings:
     public_url: str = ""  # base URL written into served WSDLs; empty = from the request's Host
     request_timeout: int = 60  # seconds a silent client may hold a connection
     shutdown_timeout: int = 30  # seconds to finish requests in flight on SIGINT/SIGTERM
+    workers: int = 1  # gateway processes sharing the listeners (serve --workers); >1: PostgreSQL
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -270,6 +271,7 @@ def _check_values(settings: Settings) -> None:
             raise ConfigError(f"{key}: port must be between 0 and 65535, got {port}")
     positive = {
         "http.threads": settings.http.threads,
+        "http.workers": settings.http.workers,
         "soap.max_envelope_bytes": settings.soap.max_envelope_bytes,
         "soap.max_xml_depth": settings.soap.max_xml_depth,
         "hl7.max_message_bytes": settings.hl7.max_message_bytes,
@@ -403,6 +405,28 @@ def load_settings(
         for section, cls in sections.items()
     }
     settings = Settings(**built)
+    _check_values(settings)
+    return settings
+
+
+def settings_from_dict(document: Mapping[str, Any]) -> Settings:
+    """Settings from :func:`settings_as_dict`'s form, checked like a TOML file, no environment.
+
+    ``serve --workers N`` hands its effective settings to each worker this way, so that every
+    worker, restarted ones included, runs exactly the supervisor's configuration.
+    Raises:
+        ConfigError: as :func:`load_settings`.
+    """
+    sections = _section_types()
+    for name in document:
+        if name not in sections:
+            raise ConfigError(f"{name}: unknown configuration section")
+    settings = Settings(
+        **{
+            section: _build_section(section, cls, dict(document.get(section, {})), {})
+            for section, cls in sections.items()
+        }
+    )
     _check_values(settings)
     return settings
 

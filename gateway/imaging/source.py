@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -125,9 +126,14 @@ class ImagingSource:
         self._worker: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> tuple[str, int]:
-        """Start the DICOM listener and the idle worker; return the listener's (host, port)."""
-        address = self.scp.start()
+    def start(
+        self, sock: socket.socket | None = None, *, incoming_dir: Path | None = None
+    ) -> tuple[str, int]:
+        """Start the DICOM listener and the idle worker; return the listener's (host, port).
+
+        ``sock`` and ``incoming_dir``: see :meth:`StoreSCP.start`.
+        """
+        address = self.scp.start(sock, incoming_dir=incoming_dir)
         if self._worker is None:
             self._stop.clear()
             self._worker = threading.Thread(
