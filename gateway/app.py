@@ -345,7 +345,10 @@ class Gateway:
         """Readiness for ``/health``: ready when every enabled actor has started."""
         with self._lock:
             actors = {name: ("ready" if ok else "starting") for name, ok in self._ready.items()}
-        return all(self._ready.values()), {"version": __version__, "actors": actors}
+        body: dict[str, Any] = {"version": __version__, "actors": actors}
+        if self.imaging is not None:  # held studies are reported, never a reason to fail
+            body.update(self.imaging.health())
+        return all(self._ready.values()), body
 
     def _mark_ready(self, name: str) -> None:
         with self._lock:
