@@ -54,6 +54,9 @@ class FetchReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+    # some failure may pass (a timeout, a reset, a damaged transfer): running the same fetch
+    # again may complete it; False for what a retry cannot fix (a refused query, no manifest)
+    retry_may_help: bool = False
 
     @property
     def complete(self) -> bool:
