@@ -94,7 +94,7 @@ class StudyFetcher:
         self.sleep = sleep
         self._sources: dict[str, ImagingSource] = {}
         self._source_factory = source_factory or self._soap_source
-        # a failure that running the fetch again may overcome (FetchReport.retry_may_help)
+        # a failure that running the fetch again may overcome (FetchReport.transient_failure)
         self._transient_failure = False
 
     def _connect(self, cls: type[_ClientT], url: str) -> _ClientT:
@@ -222,7 +222,7 @@ class StudyFetcher:
         except ConsumerError as exc:
             report.problems.append(str(exc))
         finally:
-            report.retry_may_help = self._transient_failure
+            report.transient_failure = self._transient_failure
             report.notes.extend(self.destination.finish())
             for source in self._sources.values():
                 close = getattr(source, "close", None)

@@ -54,9 +54,8 @@ class FetchReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
-    # some failure may pass (a timeout, a reset, a damaged transfer): running the same fetch
-    # again may complete it; False for what a retry cannot fix (a refused query, no manifest)
-    retry_may_help: bool = False
+    # a failure that may pass came up (a timeout, a reset, a damaged transfer)
+    transient_failure: bool = False
 
     @property
     def complete(self) -> bool:
@@ -67,6 +66,13 @@ class FetchReport:
             and not self.interrupted
             and not any(study.missing for study in self.studies)
         )
+
+    @property
+    def retry_may_help(self) -> bool:
+        """True when running the same fetch again may complete it: a failure that may pass, or
+        instances still missing (a new run asks only for those). False for what a retry cannot
+        fix: a refused query, a patient without manifests, a peer that is not there."""
+        return self.transient_failure or any(study.missing for study in self.studies)
 
     @property
     def instances(self) -> int:
