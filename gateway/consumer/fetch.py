@@ -347,8 +347,6 @@ class StudyFetcher:
             return {ref.sop_instance_uid: str(exc) for ref in batch}
         items, reasons = match_documents(batch, result)
         problems = self.destination.store(request.patient_id, items)
-        if problems:  # cut short or damaged on the way: another transfer may bring it whole
-            self._transient_failure = True
         reasons.update(problems)
         stored = [(ref, a.size) for ref, a in items if ref.sop_instance_uid not in problems]
         size = sum(s for _, s in stored)
