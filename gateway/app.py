@@ -367,12 +367,14 @@ class Gateway:
         """Readiness for ``/health``: ready when every enabled actor has started."""
         with self._lock:
             actors = {name: ("ready" if ok else "starting") for name, ok in self._ready.items()}
-        process = {"worker": self.identity.index, "pid": self.identity.pid}
-        return all(self._ready.values()), {
+        body: dict[str, Any] = {
             "version": __version__,
             "actors": actors,
-            "process": process,  # with serve --workers N: the worker that answered
+            "process": {"worker": self.identity.index, "pid": self.identity.pid},  # --workers N
         }
+        if self.imaging is not None:  # held studies are reported, never a reason to fail
+            body.update(self.imaging.health())
+        return all(self._ready.values()), body
 
     def _mark_ready(self, name: str) -> None:
         with self._lock:

@@ -1,7 +1,10 @@
 """The ``xdsi-gateway`` command (also ``python -m gateway``).
 
 Subcommands: ``serve`` runs every enabled actor until SIGINT/SIGTERM; ``config`` prints the
-effective settings. Later issues add feed, publish, query, retrieve, fetch-study, certs and db.
+effective settings; feed, provide, retrieve, query, fetch-study, demo, publish, imaging pending,
+db upgrade and certs init (README "Command line"). Every command follows the same rules
+(``gateway.commandline``): results on stdout, errors as one line on stderr, exit 0 done, 1
+failed, 2 usage or configuration error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway import __version__
+from gateway.commandline import EXIT_INTERRUPTED, announce, require_gateway_data
 from gateway.config import Settings, load_settings, settings_as_dict
 from gateway.errors import ConfigError, StartupError
 
@@ -128,11 +132,12 @@ def _parser() -> argparse.ArgumentParser:
         "publish",
         help="publish studies now: a KOS manifest per study by RAD-68 (ITI-41)",
         description="Publish each study now instead of after imaging_source.study_idle_seconds: "
-        "build its KOS manifest and provide it to the repository (RAD-68). A folder is first "
-        "loaded (DICOM Part 10 files, recursively) into the imaging source. Run it on the "
-        "machine (and configuration) of the imaging source.",
+        "build its KOS manifest and provide it to the repository (RAD-68). A DICOM file, or a "
+        "folder (DICOM Part 10 files, recursively), is first loaded into the imaging source. "
+        "Run it on the machine and with the configuration of the imaging source: it never "
+        "creates a new database.",
     )
-    publish.add_argument("targets", nargs="+", metavar="STUDY_UID|DIR")
+    publish.add_argument("targets", nargs="+", metavar="STUDY_UID|FILE|DIR")
     publish.add_argument(
         "--force", action="store_true", help="publish again (replacing) even if nothing changed"
     )
@@ -153,6 +158,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     upgrade.add_argument("--config", metavar="FILE", help="TOML configuration file")
     upgrade.set_defaults(func=_cmd_db_upgrade)
+
+    imaging = sub.add_parser(
+        "imaging",
+        help="the imaging source's studies: what waits to be published",
+        description="Imaging document source maintenance (reads the gateway's data).",
+    )
+    imaging_sub = imaging.add_subparsers(dest="imaging_command", required=True, metavar="ACTION")
+    pending = imaging_sub.add_parser(
+        "pending",
+        help="list studies not published yet: why, and what to do",
+        description="List the received studies that are not published: held (their patient is "
+        "not known), failed (retried by itself), receiving or being published; with the "
+        "Patient ID as received, since when, the reason and what to do.",
+    )
+    pending.add_argument("--held", action="store_true", help="only studies held for their patient")
+    pending.add_argument("--json", action="store_true", help="print JSON instead of text")
+    pending.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    pending.set_defaults(func=_cmd_imaging_pending)
 
     from gateway.security import certs as certs_cli
 
@@ -197,7 +220,9 @@ def _cmd_feed(args: argparse.Namespace) -> int:
     from gateway.secure_node import client_context
 
     context = client_context(settings)
-    return run_feed(args.files, host, port, args.timeout, sys.stdout, ssl_context=context)
+    return run_feed(
+        args.files, host, port, args.timeout, sys.stdout, ssl_context=context, err=sys.stderr
+    )
 
 
 def _cmd_provide(args: argparse.Namespace) -> int:
@@ -214,25 +239,54 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
 
 def _cmd_publish(args: argparse.Namespace) -> int:
     from gateway.app import Gateway
-    from gateway.imaging.commands import publish
+    from gateway.imaging.commands import check_targets, publish
     from gateway.logsetup import configure_logging
 
     settings = _settings(args)
     if not settings.imaging_source.enabled:
         raise ConfigError("imaging_source.enabled: publishing needs the imaging source")
+    require_gateway_data("publish", settings, args.config)
+    if not check_targets(args.targets, sys.stderr):  # before anything is opened
+        return EXIT_CONFIG
+    announce("publish", args.config, data_dir=settings.data_dir)
     configure_logging(settings.log.level, settings.log.format, patient_ids=settings.log.patient_ids)
     gateway = Gateway(settings)  # the actors of this configuration, no listener started
     try:
         assert gateway.imaging is not None
-        return publish(args.targets, gateway.imaging, out=sys.stdout, force=args.force)
+        return publish(
+            args.targets, gateway.imaging, out=sys.stdout, err=sys.stderr, force=args.force
+        )
     finally:
         gateway.stop()
+
+
+def _cmd_imaging_pending(args: argparse.Namespace) -> int:
+    from sqlalchemy import inspect
+
+    from gateway.imaging import pending
+    from gateway.imaging.index import create_index_engine
+
+    settings = _settings(args)
+    require_gateway_data("imaging pending", settings, args.config)
+    announce("imaging pending", args.config, data_dir=settings.data_dir)
+    engine = create_index_engine(settings.database_url)
+    try:
+        if not inspect(engine).has_table("imaging_study"):
+            studies = []  # the imaging source never ran on this database
+        else:
+            studies = pending.pending_studies(engine, held_only=args.held)
+    finally:
+        engine.dispose()
+    render = pending.render_json if args.json else pending.render_text
+    print(render(studies))
+    return EXIT_OK
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
     from gateway.registry.database import db_upgrade
 
     settings = _settings(args)
+    announce("db upgrade", args.config, data_dir=settings.data_dir)  # may create: it says where
     db_upgrade(settings.database_url)
     print(f"registry schema is up to date at {_redact(settings.database_url)}")
     return EXIT_OK
@@ -335,7 +389,11 @@ def run_until_signalled(gateway: Gateway, stop: threading.Event | None = None) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``xdsi-gateway`` console script."""
+    """Entry point of the ``xdsi-gateway`` console script.
+
+    Exit codes (``gateway.commandline``): 0 done, 1 failed, 2 usage or configuration error
+    (argparse's own errors included), 130 interrupted. Errors are one line on stderr.
+    """
     args = _parser().parse_args(argv)
     try:
         return int(args.func(args))
@@ -345,6 +403,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as exc:  # e.g. a port in use: one line, nothing started
         print(f"xdsi-gateway: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print(f"xdsi-gateway {_command(args)}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        problem = _plain_failure(exc)
+        if problem is None:
+            raise  # a bug: the traceback is what a developer needs
+        print(f"xdsi-gateway {_command(args)}: {problem}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _command(args: argparse.Namespace) -> str:
+    action = getattr(args, "db_command", None) or getattr(args, "imaging_command", None)
+    return f"{args.command} {action}" if action else str(args.command)
+
+
+def _plain_failure(exc: Exception) -> str | None:
+    """One line for a failure of the machine rather than of the code (a file that cannot be
+    written, a database that cannot be reached), or None for anything else."""
+    if isinstance(exc, OSError):
+        if exc.filename is not None:
+            return f"{exc.filename}: {exc.strerror or exc}"
+        return str(exc)
+    database_errors = sys.modules.get("sqlalchemy.exc")  # never imported: not a database error
+    if database_errors is not None and isinstance(exc, database_errors.OperationalError):
+        first = str(exc.orig or exc).strip().splitlines()[0]
+        return f"database error: {first}"
+    return None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ message is one line naming the key (the CLI prints it and exits with code 2).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 import typing
@@ -20,6 +21,9 @@ from typing import Any
 from gateway.errors import ConfigError
 
 ENV_PREFIX = "XDSI_"
+# Variables with the prefix that are not configuration: the test suite's and tools' own
+# (XDSI_TEST_POSTGRES_URL ...). Every other XDSI_* variable must name a key (see _check_environ).
+NOT_CONFIG_PREFIXES: tuple[str, ...] = ("XDSI_TEST_",)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -372,7 +376,8 @@ def _build_section(
     known = {f.name for f in dataclasses.fields(cls)}
     for key in given:
         if key not in known:
-            raise ConfigError(f"{section}.{key}: unknown configuration key")
+            hint = _did_you_mean(f"{section}.{key}", [f"{section}.{k}" for k in sorted(known)])
+            raise ConfigError(f"{section}.{key}: unknown configuration key{hint}")
     values: dict[str, Any] = {}
     for key in known:
         dotted = f"{section}.{key}"
@@ -384,20 +389,57 @@ def _build_section(
     return cls(**values)
 
 
+def _did_you_mean(name: str, candidates: list[str]) -> str:
+    """`` (did you mean X?)`` for the closest candidate, or "" when none is close."""
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def environment_names(sections: Mapping[str, type] | None = None) -> dict[str, str]:
+    """Every configuration environment variable: ``{"XDSI_HTTP_PORT": "http.port", ...}``."""
+    names = {}
+    for section, cls in (sections or _section_types()).items():
+        for f in dataclasses.fields(cls):
+            names[f"{ENV_PREFIX}{section}_{f.name}".upper()] = f"{section}.{f.name}"
+    return names
+
+
+def _check_environ(environ: Mapping[str, str], sections: Mapping[str, type]) -> None:
+    """An ``XDSI_*`` variable that names no key is a typo, refused like one in the file.
+
+    The rule: every variable starting with ``XDSI_`` is configuration and must be
+    ``XDSI_<SECTION>_<KEY>`` of a known key, except those starting with one of
+    :data:`NOT_CONFIG_PREFIXES` (``XDSI_TEST_``: the test suite's own settings).
+    """
+    known = environment_names(sections)
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name.startswith(NOT_CONFIG_PREFIXES):
+            continue
+        if name not in known:
+            hint = _did_you_mean(name, sorted(known))
+            raise ConfigError(
+                f"{name}: environment variable names no configuration key{hint}; unset or "
+                "rename it (XDSI_<SECTION>_<KEY>; every key is in config/gateway.toml)"
+            )
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Build the settings: defaults, then the TOML file (if any), then environment overrides.
 
     Raises:
-        ConfigError: unreadable file, unknown section or key, wrong type or out-of-range value.
+        ConfigError: unreadable file, unknown section or key (in the file or an ``XDSI_*``
+            environment variable), wrong type or out-of-range value.
     """
     environ = os.environ if environ is None else environ
     document = _read_toml(path) if path is not None else {}
     sections = _section_types()
+    _check_environ(environ, sections)
     for name, value in document.items():
         if name not in sections:
-            raise ConfigError(f"{name}: unknown configuration section")
+            hint = _did_you_mean(name, sorted(sections))
+            raise ConfigError(f"{name}: unknown configuration section{hint}")
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: expected a [{name}] table")
     built = {

@@ -98,6 +98,8 @@ class StudyFetcher:
         self.sleep = sleep
         self._sources: dict[str, ImagingSource] = {}
         self._source_factory = source_factory or self._soap_source
+        # a failure that running the fetch again may overcome (FetchReport.transient_failure)
+        self._transient_failure = False
 
     def _connect(self, cls: type[_ClientT], url: str) -> _ClientT:
         """A client of ``cls`` for ``url`` with the settings' timeout and TLS; MTOM parts are
@@ -171,7 +173,11 @@ class StudyFetcher:
                     raise
                 log.warning("%s failed, asking again: %s", what, exc)
                 self.sleep(self._backoff(attempt + 1))
-        return request()
+        try:
+            return request()
+        except PeerError as exc:
+            self._transient_failure = self._transient_failure or exc.transient
+            raise
 
     def _backoff(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (1 = the first repetition)."""
@@ -220,6 +226,7 @@ class StudyFetcher:
         except ConsumerError as exc:
             report.problems.append(str(exc))
         finally:
+            report.transient_failure = self._transient_failure
             report.notes.extend(self.destination.finish())
             for source in self._sources.values():
                 close = getattr(source, "close", None)
@@ -382,6 +389,7 @@ class StudyFetcher:
         try:
             result = future.result()
         except PeerError as exc:
+            self._transient_failure = self._transient_failure or exc.transient
             return {ref.sop_instance_uid: str(exc) for ref in batch}
         items, reasons = match_documents(batch, result)
         problems = self.destination.store(request.patient_id, items)

@@ -44,6 +44,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from gateway.imaging import negotiation, receive
+from gateway.imaging.association_log import AssociationLog
 from gateway.imaging.index import InstanceRecord
 from gateway.imaging.ingest import STATUS_SUCCESS, Ingest, InstanceRejected
 from gateway.metadata import transfer_syntaxes
@@ -85,6 +86,7 @@ def handle_store(
     ingest: Ingest,
     notify: Callable[[InstanceRecord], None] | None = None,
     security: Any | None = None,
+    associations: AssociationLog | None = None,
 ) -> int:
     """C-STORE: keep the data set as received, index it, answer with a PS3.4 Table B.2-1 status.
 
@@ -105,6 +107,8 @@ def handle_store(
             exc.status,
             exc,
         )
+        if associations is not None:
+            associations.refused(event.assoc)
         return exc.status
     finally:
         if path is not None:
@@ -114,6 +118,8 @@ def handle_store(
         notify(record)
     if security is not None:  # DicomSecurity: audited when the association ends
         security.stored(event.assoc, record)
+    if associations is not None:  # one INFO line when the association ends
+        associations.stored(event.assoc, record.size)
     return STATUS_SUCCESS
 
 
@@ -209,6 +215,7 @@ class StoreSCP:
         self.chooser = negotiation.SyntaxChooser(
             negotiation.supported_by(self.ae.supported_contexts), tuple(transfer_syntax_order)
         )
+        self.associations = AssociationLog(ae_title)
         self._server: ThreadedAssociationServer | None = None
         self._lock = threading.Lock()
 
@@ -232,9 +239,14 @@ class StoreSCP:
                     (evt.EVT_CONN_OPEN, set_nodelay),
                     (evt.EVT_REQUESTED, self.chooser.on_requested),
                     (evt.EVT_C_ECHO, handle_echo),
-                    (evt.EVT_C_STORE, handle_store, [self.ingest, self.notify, self.security]),
+                    (
+                        evt.EVT_C_STORE,
+                        handle_store,
+                        [self.ingest, self.notify, self.security, self.associations],
+                    ),
                     (evt.EVT_RELEASED, receive.forget),
                     (evt.EVT_ABORTED, receive.forget),
+                    *self.associations.handlers(),
                 ]
                 context = None
                 if self.security is not None:
