@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,21 @@ class Endpoints:
     repository: str
     mllp: tuple[str, int] | None = None
     imaging_source: str = ""
+    responding_gateway: str = ""  # XCQ/XCR/RAD-75 (XCA, XCA-I Responding Gateway)
+    initiating_gateway: str = ""  # IGQ/IGR/RAD-69->IIG (XCA, XCA-I Initiating Gateway)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SectionTarget:
+    """Where the toolkit's orchestration puts one preload section (e.g. 15807/onedoc3 into the
+    second Responding Gateway's community): the repository it is provided to, the community's
+    homeCommunityId (the engine's ``$testdata_home$`` report) and the patient it uses, by name,
+    fed by ITI-8 to each MLLP listener of ``feeds`` before the section runs."""
+
+    repository: str
+    home: str
+    patient: str = ""
+    feeds: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -58,6 +74,17 @@ class RunConfig:
     verify: bool | str = True
     cert: tuple[str, str] | None = None
     mllp_ssl: ssl.SSLContext | None = None
+    # XCA: the system's homeCommunityId (``$testdata_home$`` of an unrouted preload) and the
+    # orchestration of preload sections, by "test/section".
+    home: str = ""
+    sections: dict[str, SectionTarget] = field(default_factory=dict)
+    # Checks of XmlDetailTransaction plug-in assertions (sameReqImgs, sameRetImgs, ...): the
+    # runner has none of its own; a test that runs such plans passes its checker here.
+    plugins: Callable[[StepExecution], None] | None = None
+
+    def target(self, test: str, section: str) -> SectionTarget | None:
+        """The orchestration of a preload section, if any."""
+        return self.sections.get(f"{test}/{section}")
 
     @property
     def tests_root(self) -> Path:
