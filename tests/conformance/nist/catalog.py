@@ -74,7 +74,7 @@ REPOSITORY = (
 # XCA and XCA-I (INDEX.md, sections "XCA — Responding Gateway" to "XCA-I — Initiating Imaging
 # Gateway"): the tests that apply to a responding or initiating gateway driven from outside.
 # Which do not apply, and why, is listed in the README ("XCA and XCA-I").
-XCA_RG = ("12309", "12310", "12311", "12312", "12313", "15815", "12093", "15811", "15813")
+XCA_RG = ("12309", "12310", "12311", "12312", "15815", "12093", "15811", "15813")
 XCA_IG = ("15808", "15809", "15810")
 XCA_IG_FAILING = ("15814",)  # run against an Initiating Gateway with one community down
 XCAI_RIG = (

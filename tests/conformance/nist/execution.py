@@ -52,11 +52,13 @@ class Endpoints:
 class SectionTarget:
     """Where the toolkit's orchestration puts one preload section (e.g. 15807/onedoc3 into the
     second Responding Gateway's community): the repository it is provided to, the community's
-    homeCommunityId (the engine's ``$testdata_home$`` report) and the patient it uses, by name,
+    homeCommunityId and repositoryUniqueId (the engine's ``$testdata_home$`` and ``$testdata_repid$``
+    reports) and the patient it uses, by name,
     fed by ITI-8 to each MLLP listener of ``feeds`` before the section runs."""
 
     repository: str
     home: str
+    repository_uid: str = ""  # the engine's ``$testdata_repid$`` report
     patient: str = ""
     feeds: tuple[tuple[str, int], ...] = ()
 
@@ -209,7 +211,8 @@ class StepExecution:
         )
         self.record: StepRecord = ctx.new_record(self.where)
         self.log = etree.SubElement(ctx.section_log(test, section.name), "TestStep", id=step.id)
-        self.out = etree.SubElement(self.log, step.transaction or "NoTransaction")
+        # As the NIST engine logs it: <XCQTransaction step="finddocs"> (plans select on @step).
+        self.out = etree.SubElement(self.log, step.transaction or "NoTransaction", step=step.id)
         instruction = step.instruction
         self.opts = (
             parse_options(instruction, section.directory) if instruction is not None else Options()

@@ -25,7 +25,9 @@ def run_stored_query(ex: StepExecution) -> None:
 
 
 def run_cross_gateway_query(ex: StepExecution) -> None:
-    """XCQTransaction: ITI-38 to the Responding Gateway (ITI TF-2 §3.38)."""
+    """XCQTransaction: ITI-38 to the Responding Gateway (ITI TF-2 §3.38). The engine reports
+    the gateway's configured homeCommunityId as ``$testdata_home$`` (15811 compares with it)."""
+    ex.record.reports["$testdata_home$"] = ex.config.home
     _query(ex, _endpoint(ex, ex.config.endpoints.responding_gateway), ns.ACTION_ITI38)
 
 
