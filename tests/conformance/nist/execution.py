@@ -52,9 +52,9 @@ class Endpoints:
 class SectionTarget:
     """Where the toolkit's orchestration puts one preload section (e.g. 15807/onedoc3 into the
     second Responding Gateway's community): the repository it is provided to, the community's
-    homeCommunityId and repositoryUniqueId (the engine's ``$testdata_home$`` and ``$testdata_repid$``
-    reports) and the patient it uses, by name,
-    fed by ITI-8 to each MLLP listener of ``feeds`` before the section runs."""
+    homeCommunityId and repositoryUniqueId (the engine's ``$testdata_home$`` and
+    ``$testdata_repid$`` reports) and the patient it uses, by name, fed by ITI-8 to each MLLP
+    listener of ``feeds`` before the section runs."""
 
     repository: str
     home: str
