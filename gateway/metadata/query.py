@@ -280,7 +280,9 @@ def read_query_answer(element: etree._Element) -> QueryAnswer:
     if element.tag != _RESPONSE:
         raise ResponseFormatError(f"expected query:AdhocQueryResponse, got {element.tag}")
     holder = element.find(ns.qname(ns.RIM, "RegistryObjectList"))
-    objects = [child for child in holder if isinstance(child.tag, str)] if holder is not None else []
+    objects = (
+        [child for child in holder if isinstance(child.tag, str)] if holder is not None else []
+    )
     return QueryAnswer(
         status=Status.parse(element.get("status")),
         errors=read_errors(element.find(ns.REGISTRY_ERROR_LIST)),

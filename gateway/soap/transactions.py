@@ -9,9 +9,10 @@ bodies of ITI-18, ITI-43 and RAD-69 under their own actions (ITI TF-2 §3.38.4.1
 ITI-18"; §3.39.4.1.2, "the same as ITI-43"; RAD TF-3 §4.75.4.1.2, "the same as RAD-69"), as
 written in IHE's XCA WSDLs and the NIST toolkit's transaction table
 (usnistgov/iheos-toolkit2 ``TransactionType``): ``urn:ihe:iti:2007:CrossGatewayQuery``,
-``urn:ihe:iti:2007:CrossGatewayRetrieve``, ``urn:ihe:rad:2011:CrossGatewayRetrieveImagingDocumentSet``
-and their ``...Response`` actions. The Initiating Gateway of the XDS Affinity Domain option
-(ITI TF-1 §18.2.1) answers local consumers with ITI-18, ITI-43 and RAD-69 at ``/xca/ig``.
+``urn:ihe:iti:2007:CrossGatewayRetrieve``,
+``urn:ihe:rad:2011:CrossGatewayRetrieveImagingDocumentSet`` and their ``...Response`` actions.
+The Initiating Gateway of the XDS Affinity Domain option (ITI TF-1 §18.2.1) answers local
+consumers with ITI-18, ITI-43 and RAD-69 at ``/xca/ig``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,13 @@ import gateway
 
 PACKAGE = Path(gateway.__file__).resolve().parent
 ACTOR_ROOMS = ("registry", "repository", "imaging", "consumer", "xca")
-ASSEMBLY = ("gateway.app", "gateway.cli", "gateway.demo", "gateway.__main__")
+ASSEMBLY = (
+    "gateway.app",
+    "gateway.cli",
+    "gateway.demo",
+    "gateway.demo_communities",
+    "gateway.__main__",
+)
 
 
 def _modules() -> dict[str, Path]:
