@@ -107,7 +107,9 @@ class InitiatingGateway:
             raise XDSUnknownCommunity(f"homeCommunityId {query.home!r} is not known here")
         jobs: dict[str, Callable[[], QueryAnswer]] = {}
         skipped: list[RegistryError] = []
-        if query.home in (None, self.home):
+        # A gateway without a registry of its own (none here, none configured) asks only the
+        # others, unless the query names this community.
+        if query.home == self.home or (query.home is None and self.local.registry is not None):
             jobs[self.home] = partial(self.local.query, query)
         for home, community in self.communities.items():
             if query.home not in (None, home):

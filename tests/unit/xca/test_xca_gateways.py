@@ -320,3 +320,13 @@ def test_iig_sends_rad75_with_the_community_of_each_instance(fanout: FanOut) -> 
     assert [d.document_unique_id for d in result.documents] == ["1.1.1", "1.1.2"]
     [sent] = b.asked
     assert [i.document.document_unique_id for i in sent.documents()] == ["1.1.1", "1.1.2"]
+
+
+def test_ig_without_a_registry_of_its_own_asks_only_the_others(fanout: FanOut) -> None:
+    b = Peer(B, answer=remote_answer(B, "2.1"))
+    gateway = initiating(fanout, b)
+    gateway.local = LocalCommunity(home=HOME, repositories={REPO: repository()})
+    answer = gateway.query(soap(find()), ctx(IG_ITI_18))
+    assert status(answer.body) == "Success" and homes(answer.body) == [B]
+    ours = gateway.query(soap(get_documents(HOME)), ctx(IG_ITI_18))
+    assert codes(ours.body) == [("XDSRegistryError", HOME, "Error")]
