@@ -98,6 +98,11 @@ XCAI_IIG = (
     "iig_2018-5405b",
 )
 
+# Lists that need several systems (gateways as communities, simulators' stand-ins): they run in
+# tests/conformance/test_nist_xca.py and test_nist_xcai.py, not against the one gateway of
+# test_nist.py.
+MULTI_SYSTEM_LISTS = frozenset({"xca_rg", "xca_ig", "xca_ig_failing", "xcai_rig", "xcai_iig"})
+
 LISTS: dict[str, tuple[str, ...]] = {
     "feed": FEED,
     "register": REGISTER,
