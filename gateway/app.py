@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from gateway.registry.iti18 import StoredQueries
     from gateway.registry.iti42 import Registry
     from gateway.repository.actor import Repository
+    from gateway.xca.assembly import Gateways
 
 log = logging.getLogger("gateway")
 
@@ -68,6 +69,7 @@ class Gateway:
         self.mllp: MLLPServer | None = None
         self.repository: Repository | None = None
         self.imaging: ImagingSource | None = None
+        self.xca: Gateways | None = None
         # The secure node (ITI-19/ITI-20): TLS material, access rules, audit trail; all None /
         # a do-nothing trail unless [tls], [access] or [audit] switch them on.
         self.tls = secure_node.tls_files(settings)
@@ -224,6 +226,8 @@ class Gateway:
             self._bind_repository()
         if s.imaging_source.enabled:
             self._bind_imaging_source()
+        if s.xca.enabled:
+            self._bind_xca()
 
     def _bind_registry(self) -> None:
         """Document Registry: ITI-42 and ITI-18 at /xds/registry, ITI-8 over MLLP."""
@@ -237,7 +241,9 @@ class Gateway:
         self.stored_queries = StoredQueries(
             self.registry.db,
             max_leafclass_results=s.registry.max_leafclass_results,
-            home_community_id=s.registry.home_community_id or None,
+            # one community, one homeCommunityId: [xca]'s when only it names one
+            home_community_id=(s.xca.home(s) if s.xca.enabled else s.registry.home_community_id)
+            or None,
         )
         endpoint = self.soap.endpoint(tx.REGISTRY_PATH, tx.ENDPOINTS[tx.REGISTRY_PATH])
         iti42.bind(endpoint, self.registry)
@@ -363,6 +369,37 @@ class Gateway:
         endpoint.bind(tx.RAD_69, self.imaging.rad69_handler())
         self._ready["imaging_source"] = False
 
+    def _bind_xca(self) -> None:
+        """XCA/XCA-I: Responding Gateway at /xca/rg (ITI-38, ITI-39, RAD-75), Initiating Gateway
+        at /xca/ig (ITI-18, ITI-43, RAD-69), over this process's actors and [xca.communities]."""
+        from gateway.xca.assembly import Actors, build
+
+        actors = Actors(
+            registry=self.stored_queries.run if self.stored_queries is not None else None,
+            repositories=(
+                {self.repository.unique_id: self.repository.retrieve} if self.repository else {}
+            ),
+            imaging_sources=(
+                {self.imaging.unique_id: self.imaging.retriever.retrieve} if self.imaging else {}
+            ),
+            patient_lookup=self.registry.patients.ids_in_domain if self.registry else None,
+        )
+        self.xca = build(
+            self.settings,
+            actors,
+            spool_dir=self._spool.path,  # outbound MTOM parts too: same file system
+            session_factory=self._session_factory,
+            trail=self.audit if self.settings.audit.enabled else None,
+        )
+        for path, gateway in (
+            (tx.RESPONDING_GATEWAY_PATH, self.xca.responding),
+            (tx.INITIATING_GATEWAY_PATH, self.xca.initiating),
+        ):
+            endpoint = self.soap.endpoint(path, tx.ENDPOINTS[path])
+            for transaction, handler in gateway.handlers():
+                endpoint.bind(transaction, handler)
+        self._ready["xca"] = False
+
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Readiness for ``/health``: ready when every enabled actor has started."""
         with self._lock:
@@ -420,6 +457,8 @@ class Gateway:
             self.mllp.stop()
         if self.repository is not None:
             self.repository.stop()
+        if self.xca is not None:
+            self.xca.close()
         if self.registry is not None:
             self.registry.close()
         if self._started:

@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     consumer_cli.add_query_arguments(query)
     query.set_defaults(func=lambda a: consumer_cli.run_query(a, _settings(a)))
-    from gateway import demo as demo_module
+    from gateway import demo_communities as demo_module
 
     demo = sub.add_parser(
         "demo",

@@ -123,6 +123,9 @@ class ConsumerSettings:
     # actors are known without configuration). Environment form: "uid=url,uid=url".
     repositories: dict[str, str] = field(default_factory=dict)
     imaging_sources: dict[str, str] = field(default_factory=dict)
+    # ITI-18 and the retrieval of other communities' documents go here (XCA); empty = this
+    # gateway's own /xca/ig when xca.enabled, else none (queries go to registry_url).
+    initiating_gateway_url: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,6 +156,26 @@ class AuditSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CommunitySettings:
+    """One remote community of ``[xca.communities."urn:oid:..."]`` (keyed by homeCommunityId)."""
+
+    url: str = ""  # its Responding Gateway: ITI-38, ITI-39 and RAD-75
+    patient_id_domain: str = ""  # its patient identifier domain (OID); "" = the same as ours
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class XcaSettings:
+    enabled: bool = False  # serves /xca/rg and /xca/ig (XCA, XCA-I)
+    home_community_id: str = ""  # urn:oid:...; "" = registry.home_community_id
+    timeout: int = 30  # seconds allowed to each remote community
+    communities: dict[str, CommunitySettings] = field(default_factory=dict)
+
+    def home(self, settings: Settings) -> str:
+        """This community's homeCommunityId: ``xca.home_community_id`` or the registry's."""
+        return self.home_community_id or settings.registry.home_community_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """All settings of one gateway process."""
 
@@ -168,6 +191,7 @@ class Settings:
     tls: TlsSettings = field(default_factory=TlsSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    xca: XcaSettings = field(default_factory=XcaSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -241,6 +265,9 @@ def _convert(key: str, raw: Any, target: Any, *, from_env: bool) -> Any:
     if target in converters:
         return converters[target](key, raw, from_env=from_env)
     if typing.get_origin(target) is dict:
+        value_type = typing.get_args(target)[1]
+        if isinstance(value_type, type) and dataclasses.is_dataclass(value_type):
+            return _convert_tables(key, raw, value_type, from_env=from_env)
         return _convert_table(key, raw, from_env=from_env)
     raise ConfigError(f"{key}: unsupported setting type {target!r}")  # pragma: no cover
 
@@ -261,6 +288,39 @@ def _convert_table(key: str, raw: Any, *, from_env: bool) -> dict[str, str]:
         if not isinstance(value, str):
             raise ConfigError(f"{key}.{name}: expected a string, got {value!r}")
     return dict(raw)
+
+
+def _convert_tables(key: str, raw: Any, cls: type, *, from_env: bool) -> dict[str, Any]:
+    """A table of tables, one per id (``[xca.communities."urn:oid:1.2"]``); from the environment
+    ``id=value|value,id=value``: the values of the entry's keys in declaration order, "|"
+    between them (``urn:oid:1.2=https://b.example/xca/rg|1.3.6.1.4.1.99``)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    if from_env and isinstance(raw, str):
+        given: dict[str, Any] = {}
+        for item in filter(None, (part.strip() for part in raw.split(","))):
+            name, sep, text = item.partition("=")
+            parts = [v.strip() for v in text.split("|")]
+            if not sep or not name.strip() or len(parts) > len(names):
+                raise ConfigError(f"{key}: expected id={'|'.join(names)}[,id=...], got {raw!r}")
+            given[name.strip()] = dict(zip(names, parts, strict=False))
+        raw = given
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key}: expected a table of tables, one per id, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    built: dict[str, Any] = {}
+    for name, entry in raw.items():
+        where = f'{key}."{name}"'
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a table ({', '.join(names)}), got {entry!r}")
+        unknown = sorted(set(entry) - set(names))
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}: unknown configuration key")
+        converted = {
+            field_name: _convert(f"{where}.{field_name}", value, hints[field_name], from_env=False)
+            for field_name, value in entry.items()
+        }
+        built[name] = cls(**converted)
+    return built
 
 
 def _check_values(settings: Settings) -> None:
@@ -288,6 +348,7 @@ def _check_values(settings: Settings) -> None:
         "imaging_source.publish_parallel": settings.imaging_source.publish_parallel,
         "imaging_source.max_pdu": settings.imaging_source.max_pdu,
         "audit.retry_max_seconds": settings.audit.retry_max_seconds,
+        "xca.timeout": settings.xca.timeout,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -311,13 +372,14 @@ def _check_values(settings: Settings) -> None:
                 f"imaging_source.{key}: expected code^display name^coding scheme, got {value!r}"
             )
     home = settings.registry.home_community_id
-    if home and not (home.startswith("urn:oid:") and _is_oid(home[8:])):
+    if home and not _is_home(home):
         raise ConfigError(f"registry.home_community_id: expected urn:oid:<OID>, got {home!r}")
     ae = settings.imaging_source.ae_title
     if not 0 < len(ae) <= 16 or "\\" in ae:
         raise ConfigError(f"imaging_source.ae_title: 1 to 16 characters without '\\', got {ae!r}")
     _check_security(settings)
     _check_syntax_preference(settings.imaging_source.transfer_syntax_preference)
+    _check_xca(settings)
 
 
 def _check_syntax_preference(value: str) -> None:
@@ -329,6 +391,41 @@ def _check_syntax_preference(value: str) -> None:
             "imaging_source.transfer_syntax_preference: expected 'sender' or transfer syntax "
             f"UIDs, comma-separated, got {value!r}"
         )
+
+
+def _check_xca(settings: Settings) -> None:
+    """``[xca]``: a homeCommunityId when enabled, urn:oid: ids, a URL per community."""
+    xca = settings.xca
+    if xca.home_community_id and not _is_home(xca.home_community_id):
+        raise ConfigError(
+            f"xca.home_community_id: expected urn:oid:<OID>, got {xca.home_community_id!r}"
+        )
+    home = xca.home(settings)
+    if xca.enabled and not home:
+        raise ConfigError(
+            "xca.home_community_id: required when xca.enabled is true (or set "
+            "registry.home_community_id)"
+        )
+    for name, community in xca.communities.items():
+        where = f'xca.communities."{name}"'
+        if not _is_home(name):
+            raise ConfigError(
+                f"{where}: the table name must be urn:oid:<OID>, the community's homeCommunityId"
+            )
+        if name == home:
+            raise ConfigError(f"{where}: is this community's own homeCommunityId")
+        if not community.url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{where}.url: expected the http(s) URL of its responding gateway, "
+                f"got {community.url!r}"
+            )
+        domain = community.patient_id_domain
+        if domain and not _is_oid(domain):
+            raise ConfigError(f"{where}.patient_id_domain: expected an OID, got {domain!r}")
+
+
+def _is_home(value: str) -> bool:
+    return value.startswith("urn:oid:") and _is_oid(value[8:])
 
 
 def _check_security(settings: Settings) -> None:

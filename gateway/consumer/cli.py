@@ -18,6 +18,7 @@ names the registry the configuration points at.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import sys
 from collections.abc import Sequence
@@ -70,6 +71,12 @@ def _add_peer_arguments(parser: argparse.ArgumentParser) -> None:
     peers = parser.add_argument_group("peers (default: this gateway's own actors, then [consumer])")
     peers.add_argument("--registry", metavar="URL", help="ITI-18 endpoint of the registry")
     peers.add_argument(
+        "--initiating-gateway",
+        metavar="URL",
+        help="XCA Initiating Gateway (/xca/ig): queries all communities, retrieves their "
+        "documents (default: this gateway's own when xca.enabled, unless --registry is given)",
+    )
+    peers.add_argument(
         "--repository",
         action="append",
         type=_mapping,
@@ -118,9 +125,10 @@ def _announce(
 def settings_from_args(args: argparse.Namespace, settings: Settings) -> ConsumerSettings:
     """The consumer's settings: this gateway, the configuration, then the command's options."""
     verify: bool | str | None = False if args.insecure else (args.ca_file or None)
-    return consumer_settings(
+    consumer = consumer_settings(
         settings,
         registry_url=args.registry,
+        initiating_gateway_url=args.initiating_gateway,
         repositories=dict(args.repository) or None,
         imaging_sources=dict(args.imaging_source) or None,
         timeout=args.timeout,
@@ -130,6 +138,10 @@ def settings_from_args(args: argparse.Namespace, settings: Settings) -> Consumer
         batch_size=getattr(args, "batch_size", None),
         retries=getattr(args, "retries", None),
     )
+    if args.registry and not args.initiating_gateway:
+        # a registry named on the command line is asked directly, not through a gateway
+        consumer = dataclasses.replace(consumer, initiating_gateway_url="")
+    return consumer
 
 
 # -- fetch-study ----------------------------------------------------------------------------------

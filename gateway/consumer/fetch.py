@@ -143,13 +143,19 @@ class StudyFetcher:
     ) -> list[Manifest]:
         """ITI-43 for the manifests, one request per repository; unreadable or unavailable
         manifests are added to ``problems``. Standard: ITI TF-2 §3.43.4."""
-        by_repository: dict[str, list[DocumentEntry]] = {}
+        by_repository: dict[tuple[str, str | None], list[DocumentEntry]] = {}
         for entry in entries:
-            by_repository.setdefault(entry.repository_unique_id or "", []).append(entry)
+            # another community's documents are asked of the Initiating Gateway (XCA)
+            home = (
+                entry.home_community_id
+                if self.settings.via_gateway(entry.home_community_id)
+                else None
+            )
+            by_repository.setdefault((entry.repository_unique_id or "", home), []).append(entry)
         manifests: list[Manifest] = []
-        for repository_id, members in by_repository.items():
+        for (repository_id, home), members in by_repository.items():
             try:
-                url = self.settings.repository_url(repository_id)
+                url = self.settings.document_url(repository_id, home)
                 client = self._connect(RepositoryRetrieveClient, url)
                 refs = [_document_ref(entry, repository_id) for entry in members]
                 try:
@@ -197,7 +203,8 @@ class StudyFetcher:
                     problems.append(f"manifest {entry.unique_id} not retrieved ({errors})")
                     continue
                 try:
-                    manifests.append(read_manifest(document.attachment.read_bytes()))
+                    manifest = read_manifest(document.attachment.read_bytes())
+                    manifests.append(manifest.from_community(entry.home_community_id))
                 except ManifestError as exc:
                     problems.append(f"manifest {entry.unique_id}: {exc}")
         finally:
@@ -290,7 +297,7 @@ class StudyFetcher:
                 unreachable[ref.sop_instance_uid] = "the manifest names no Retrieve Location UID"
                 continue
             try:
-                self._source(location)
+                self._source(location, ref.home_community_id)
             except ConsumerError as exc:
                 unreachable[ref.sop_instance_uid] = str(exc)
                 continue
@@ -330,11 +337,12 @@ class StudyFetcher:
     def _soap_source(self, url: str) -> ImagingSource:
         return self._connect(ImagingSourceClient, url)
 
-    def _source(self, location: str) -> ImagingSource:
-        client = self._sources.get(location)
+    def _source(self, location: str, home: str | None = None) -> ImagingSource:
+        url = self.settings.instance_url(location, home)  # another community's: the gateway
+        client = self._sources.get(url)
         if client is None:
-            client = self._source_factory(self.settings.imaging_source_url(location))
-            self._sources[location] = client
+            client = self._source_factory(url)
+            self._sources[url] = client
         return client
 
     def _round(
@@ -355,10 +363,9 @@ class StudyFetcher:
         try:
             for syntaxes, refs in by_syntaxes.items():
                 for location, batch in plan_batches(refs, self.settings.batch_size):
-                    client = self._source(location)
-                    future = pool.submit(
-                        client.retrieve, [ref.imaging_request() for ref in batch], syntaxes
-                    )
+                    client = self._source(location, batch[0].home_community_id)
+                    requested = [ref.imaging_request(ref.home_community_id) for ref in batch]
+                    future = pool.submit(client.retrieve, requested, syntaxes)
                     pending[future] = batch
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -61,6 +61,8 @@ def _cases() -> list[object]:
     for backend in BACKENDS:
         marks = [pytest.mark.postgres] if backend == "postgres" else []
         for list_name, test_ids in catalog.LISTS.items():
+            if list_name in catalog.MULTI_SYSTEM_LISTS:
+                continue  # run against several gateways: test_nist_xca.py, test_nist_xcai.py
             if backend == "sqlite-tls" and list_name not in TLS_LISTS:
                 continue
             for test_id in test_ids:
