@@ -19,6 +19,7 @@ from gateway import __version__, secure_node
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.logsetup import access_log_observer
+from gateway.mount import WsgiApp
 from gateway.owners import ProcessIdentity, StagingFolder
 from gateway.serving.listeners import Listeners, bind_listeners
 from gateway.soap import transactions as tx
@@ -26,6 +27,8 @@ from gateway.soap.dispatch import Limits, Observer, SoapApplication
 from gateway.soap.server import HttpServer
 
 if TYPE_CHECKING:
+    from gateway.fhir.ports import Backends as FhirBackends
+    from gateway.fhir.service import FhirService
     from gateway.hl7.mllp import MLLPServer
     from gateway.imaging.source import ImagingSource
     from gateway.registry.iti18 import StoredQueries
@@ -70,6 +73,7 @@ class Gateway:
         self.repository: Repository | None = None
         self.imaging: ImagingSource | None = None
         self.xca: Gateways | None = None
+        self.fhir: FhirService | None = None
         # The secure node (ITI-19/ITI-20): TLS material, access rules, audit trail; all None /
         # a do-nothing trail unless [tls], [access] or [audit] switch them on.
         self.tls = secure_node.tls_files(settings)
@@ -228,6 +232,8 @@ class Gateway:
             self._bind_imaging_source()
         if s.xca.enabled:
             self._bind_xca()
+        if s.mhd.enabled:
+            self._bind_mhd()
 
     def _bind_registry(self) -> None:
         """Document Registry: ITI-42 and ITI-18 at /xds/registry, ITI-8 over MLLP."""
@@ -399,6 +405,84 @@ class Gateway:
             for transaction, handler in gateway.handlers():
                 endpoint.bind(transaction, handler)
         self._ready["xca"] = False
+
+    def mount(self, prefix: str, app: WsgiApp) -> None:
+        """Serve a plain WSGI application (FHIR, DICOMweb, UI, metrics) below ``prefix`` on the
+        HTTP server, with the SOAP endpoints' access check and observers (``gateway.mount``)."""
+        self.soap.mount(prefix, app)
+
+    def _bind_mhd(self) -> None:
+        """IHE MHD Document Recipient and Responder, ImagingStudy and Patient at /fhir."""
+        from gateway.fhir.service import FhirService
+
+        s = self.settings
+        self.fhir = FhirService(
+            self._mhd_backends(),
+            public_url=s.http.public_url,
+            max_body_bytes=s.mhd.max_bundle_bytes,
+            page_size=s.mhd.page_size,
+        )
+        self.mount("/fhir", self.fhir)
+        self._ready["mhd"] = False
+
+    def _mhd_backends(self) -> FhirBackends:
+        """The narrow interfaces of this process's actors the FHIR room uses (its ports)."""
+        from gateway.fhir.ports import Backends, InstanceFacts, PatientRecord
+        from gateway.registry.patients import PatientStatus
+        from gateway.repository.iti41 import provide_and_register
+
+        s, registry, imaging = self.settings, self.registry, self.imaging
+        if registry is None or self.stored_queries is None:
+            raise ConfigError("mhd.enabled: /fhir needs the registry in this process")
+
+        def patient(cx: str) -> PatientRecord | None:
+            found = registry.patients.details(cx)
+            domain_id = None if found else registry.patients.domain_id_for_local(cx)
+            found = found or (registry.patients.details(domain_id) if domain_id else None)
+            if found is None:
+                return None
+            return PatientRecord(
+                patient_id=found.patient_id,
+                active=found.state.status is PatientStatus.ACTIVE,
+                merged_into=found.state.merged_into,
+                demographics=found.demographics,
+                other_ids=found.local_ids,
+            )
+
+        def instances(uids: Any) -> dict[str, InstanceFacts]:
+            assert imaging is not None
+            return {
+                uid: InstanceFacts(
+                    modality=r.modality,
+                    series_number=r.series_number,
+                    instance_number=r.instance_number,
+                )
+                for uid, r in imaging.index.instances(uids).items()
+            }
+
+        own = {imaging.unique_id: tx.IMAGING_SOURCE_PATH} if imaging is not None else {}
+        return Backends(
+            query=self.stored_queries.query,
+            provide=partial(provide_and_register, self.repository) if self.repository else None,
+            repositories=(
+                {self.repository.unique_id: self.repository.retrieve} if self.repository else {}
+            ),
+            patients=patient,
+            instances=instances if imaging is not None else None,
+            domain_oid=s.registry.patient_id_domain,
+            rad69_urls={**s.consumer.imaging_sources, **own},
+            wado_rs=self.dicomweb_root(),
+            wado_rs_locations=frozenset(own),
+        )
+
+    def dicomweb_root(self) -> str | None:
+        """The DICOMweb service root when DICOMweb is enabled, else None: the one check that
+        switches ImagingStudy endpoints from RAD-69 to WADO-RS (``[dicomweb]`` is built by
+        another issue; until then there is no such section and this is None)."""
+        dicomweb = getattr(self.settings, "dicomweb", None)
+        if dicomweb is None or not getattr(dicomweb, "enabled", False):
+            return None
+        return str(getattr(dicomweb, "public_url", "") or "/dicomweb")
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Readiness for ``/health``: ready when every enabled actor has started."""

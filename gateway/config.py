@@ -176,6 +176,13 @@ class XcaSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MhdSettings:
+    enabled: bool = False  # IHE MHD (FHIR R4) at /fhir: ITI-65..68, ImagingStudy, Patient
+    max_bundle_bytes: int = 64 * 1024 * 1024  # largest request body (ITI-65 Bundle) read
+    page_size: int = 100  # search matches per page when the client gives no _count
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """All settings of one gateway process."""
 
@@ -192,6 +199,7 @@ class Settings:
     access: AccessSettings = field(default_factory=AccessSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     xca: XcaSettings = field(default_factory=XcaSettings)
+    mhd: MhdSettings = field(default_factory=MhdSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -349,6 +357,8 @@ def _check_values(settings: Settings) -> None:
         "imaging_source.max_pdu": settings.imaging_source.max_pdu,
         "audit.retry_max_seconds": settings.audit.retry_max_seconds,
         "xca.timeout": settings.xca.timeout,
+        "mhd.max_bundle_bytes": settings.mhd.max_bundle_bytes,
+        "mhd.page_size": settings.mhd.page_size,
     }
     for key, value in positive.items():
         if value <= 0:

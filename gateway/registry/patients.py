@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from gateway.hl7.adt import Demographics
 
 __all__ = [
+    "PatientDetails",
     "PatientRegistry",
     "PatientState",
     "PatientStatus",
@@ -64,6 +65,17 @@ class PatientState:
 
     status: PatientStatus
     merged_into: str | None = None  # the surviving id when MERGED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatientDetails:
+    """A fed patient for display: state, the demographics of its last feed (the field names of
+    ``gateway.hl7.adt.Demographics``) and the local ids fed with it."""
+
+    patient_id: str
+    state: PatientState
+    demographics: dict[str, Any]
+    local_ids: tuple[str, ...] = ()
 
 
 def _now() -> datetime:
@@ -247,6 +259,34 @@ class PatientRegistry:
         """UNKNOWN, ACTIVE or MERGED (with the surviving id)."""
         with self.db.read() as conn:
             return state_in(conn, pid)
+
+    def details(self, pid: str) -> PatientDetails | None:
+        """What ITI-8 fed for ``pid`` (None when never fed): for patient lookups (FHIR Patient).
+
+        Standard: ITI TF-2 §3.8.4.1.3 (demographics and identifiers of the feed).
+        """
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(patient.c.demographics).where(patient.c.patient_id == pid)
+            ).first()
+            if row is None:
+                return None
+            local_ids = conn.execute(
+                select(patient_local_id.c.local_id)
+                .where(patient_local_id.c.patient_id == pid)
+                .order_by(patient_local_id.c.local_id)
+            ).scalars()
+            state = state_in(conn, pid)
+            try:
+                demographics = json.loads(row.demographics) if row.demographics else {}
+            except ValueError:
+                demographics = {}
+            return PatientDetails(
+                patient_id=pid,
+                state=state,
+                demographics=demographics if isinstance(demographics, dict) else {},
+                local_ids=tuple(local_ids),
+            )
 
     def is_known(self, pid: str) -> bool:
         """True when ``pid`` was fed and not merged into another id (submissions may use it).

@@ -3,8 +3,8 @@
 - No import circle between modules of ``gateway/``. Every import counts: at module level, inside
   functions, and under ``if TYPE_CHECKING:`` too (a circle of annotations is still two modules
   that each need the other; none exists, so none is excused).
-- The actors' rooms (registry, repository, imaging, consumer, xca) never import each other: they
-  meet through client interfaces wired in the assembly (``app.py``, ``cli.py``, ``demo.py``,
+- The actors' rooms (registry, repository, imaging, consumer, xca, fhir) never import each other:
+  they meet through client interfaces wired in the assembly (``app.py``, ``cli.py``, ``demo.py``,
   and ``serving/worker.py``, which runs one gateway of ``serve --workers N``; these may import
   everything).
 - Actors never import lxml: XML lives in ``soap/`` and the ``metadata/`` codecs.
@@ -21,7 +21,7 @@ from pathlib import Path
 import gateway
 
 PACKAGE = Path(gateway.__file__).resolve().parent
-ACTOR_ROOMS = ("registry", "repository", "imaging", "consumer", "xca")
+ACTOR_ROOMS = ("registry", "repository", "imaging", "consumer", "xca", "fhir")
 ASSEMBLY = (
     "gateway.app",
     "gateway.cli",
