@@ -8,8 +8,9 @@ XML; it is checked against the project's schema (``schema/audit-message.rng``) i
 Standards: DICOM PS3.15 A.5.1 (schema), A.5.2 (general conventions), A.5.3.1 (Application
 Activity), A.5.3.7 (DICOM Instances Transferred), A.5.3.11 (Security Alert), A.5.3.12 (User
 Authentication); ITI TF-2 §3.8.5.1 (ITI-8), §3.18.5.1 (ITI-18), §3.41.5.1 (ITI-41), §3.42.5.1
-(ITI-42), §3.43.5.1 (ITI-43), §3.20.4.1.1.1 (security events); RAD TF-3 §4.68 and §4.69
-(Security Considerations: RAD-68 audits as ITI-41, RAD-69 as DICOM Instances Transferred).
+(ITI-42), §3.43.5.1 (ITI-43), §3.38.5.1 (ITI-38), §3.39.5.1 (ITI-39), §3.20.4.1.1.1 (security
+events); RAD TF-3 §4.68, §4.69 and §4.75 (Security Considerations: RAD-68 audits as ITI-41,
+RAD-69 and RAD-75 as DICOM Instances Transferred).
 """
 
 from __future__ import annotations
@@ -128,6 +129,72 @@ SPECS: dict[str, Spec] = {
         type_code=codes.RAD_69,
         data_from_initiator=False,
         objects=_combine(patients, studies),
+    ),
+    # ITI TF-2 §3.38.5.1: audited as ITI-18 (the Initiating Gateway as the Document Consumer,
+    # the Responding Gateway as the Document Registry) with EventTypeCode ITI-38.
+    "ITI-38": Spec(
+        event_id=(codes.QUERY, codes.QUERY),
+        action=(codes.EXECUTE, codes.EXECUTE),
+        type_code=codes.ITI_38,
+        data_from_initiator=True,
+        objects=_combine(patients, query),
+    ),
+    # ITI TF-2 §3.39.5.1: audited as ITI-43 (Initiating Gateway Import, Responding Gateway
+    # Export) with EventTypeCode ITI-39.
+    "ITI-39": Spec(
+        event_id=_IMPORT_EXPORT,
+        action=(codes.CREATE, codes.READ),
+        type_code=codes.ITI_39,
+        data_from_initiator=False,
+        objects=_combine(patients, document_objects),
+    ),
+    # RAD TF-3 §4.75: audited as RAD-69 (DICOM Instances Transferred) with EventTypeCode RAD-75.
+    "RAD-75": Spec(
+        event_id=(codes.INSTANCES_TRANSFERRED, codes.INSTANCES_TRANSFERRED),
+        action=(codes.CREATE, codes.READ),
+        type_code=codes.RAD_75,
+        data_from_initiator=False,
+        objects=_combine(patients, studies),
+    ),
+    # MHD (rev. 4.2.2) ITI-65 §2:3.65.5.1, AuditEvent profiles IHE.MHD.ProvideBundle.Audit.*:
+    # Document Source Export (R), Document Recipient Import (C), patient and submission set.
+    "ITI-65": Spec(
+        event_id=_EXPORT_IMPORT,
+        action=(codes.READ, codes.CREATE),
+        type_code=codes.ITI_65,
+        data_from_initiator=True,
+        objects=_SUBMIT,
+    ),
+    # MHD ITI-66 §2:3.66.5.1, ITI-67 §2:3.67.5.1 (BALP PatientQuery: Query, E; as ITI-18) and
+    # PDQm ITI-78: the consumer is the Source, the query its search parameters.
+    "ITI-66": Spec(
+        event_id=(codes.QUERY, codes.QUERY),
+        action=(codes.EXECUTE, codes.EXECUTE),
+        type_code=codes.ITI_66,
+        data_from_initiator=True,
+        objects=_combine(patients, query),
+    ),
+    "ITI-67": Spec(
+        event_id=(codes.QUERY, codes.QUERY),
+        action=(codes.EXECUTE, codes.EXECUTE),
+        type_code=codes.ITI_67,
+        data_from_initiator=True,
+        objects=_combine(patients, query),
+    ),
+    "ITI-78": Spec(
+        event_id=(codes.QUERY, codes.QUERY),
+        action=(codes.EXECUTE, codes.EXECUTE),
+        type_code=codes.ITI_78,
+        data_from_initiator=True,
+        objects=_combine(patients, query),
+    ),
+    # MHD ITI-68 §2:3.68.5.1 ("similar to ITI-43"): Consumer Import (C), Responder Export (R).
+    "ITI-68": Spec(
+        event_id=_IMPORT_EXPORT,
+        action=(codes.CREATE, codes.READ),
+        type_code=codes.ITI_68,
+        data_from_initiator=False,
+        objects=_combine(patients, document_objects),
     ),
     # PS3.15 A.5.3.7: C-STORE SCU (sender, R) and SCP (receiver, C).
     "C-STORE": Spec(

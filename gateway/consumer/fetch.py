@@ -6,10 +6,13 @@ instances they list (the Imaging Document Consumer of XDS-I.b, RAD TF-1 §18.1, 
    code, ``--since`` serviceStartTimeFrom. ``--study``/``--accession`` are matched on the
    entries' referenceIdList (ITI TF-3 §4.2.3.2.28) and again on the manifests themselves.
 2. ITI-43 for the manifests, one request per repository (ITI TF-2 §3.43).
-3. Per study: instances already at the destination are skipped; the others are grouped by
-   Retrieve Location UID and requested by RAD-69 in batches, several requests in flight at once
+3. Per study: instances already at the destination are skipped; the destination says which of
+   the requested transfer syntaxes it takes for each SOP Class (a PACS by association
+   negotiation, ``gateway.consumer.syntax_plan``); the others are grouped by Retrieve Location
+   UID and those syntaxes and requested by RAD-69 in batches, several requests in flight at once
    (bounded by ``parallel_requests``). An instance that does not come back, or comes back
-   unreadable, is asked for again up to ``retries`` times, then reported missing.
+   unreadable, is asked for again up to ``retries`` times, then reported missing; one that
+   cannot be delivered in a syntax the destination takes is reported at once, saying why.
 
 Workers only talk to the network; checking, storing and counting happen in the calling thread,
 so destinations need no locking and the progress bar is drawn from one place.
@@ -50,6 +53,7 @@ from gateway.consumer.report import (
 )
 from gateway.consumer.settings import ConsumerSettings
 from gateway.consumer.store import Destination
+from gateway.consumer.syntax_plan import SyntaxPlan
 from gateway.metadata.model import DocumentEntry
 from gateway.metadata.retrieve import (
     DocumentRequest,
@@ -94,6 +98,8 @@ class StudyFetcher:
         self.sleep = sleep
         self._sources: dict[str, ImagingSource] = {}
         self._source_factory = source_factory or self._soap_source
+        # a failure that running the fetch again may overcome (FetchReport.transient_failure)
+        self._transient_failure = False
 
     def _connect(self, cls: type[_ClientT], url: str) -> _ClientT:
         """A client of ``cls`` for ``url`` with the settings' timeout and TLS; MTOM parts are
@@ -137,13 +143,19 @@ class StudyFetcher:
     ) -> list[Manifest]:
         """ITI-43 for the manifests, one request per repository; unreadable or unavailable
         manifests are added to ``problems``. Standard: ITI TF-2 §3.43.4."""
-        by_repository: dict[str, list[DocumentEntry]] = {}
+        by_repository: dict[tuple[str, str | None], list[DocumentEntry]] = {}
         for entry in entries:
-            by_repository.setdefault(entry.repository_unique_id or "", []).append(entry)
+            # another community's documents are asked of the Initiating Gateway (XCA)
+            home = (
+                entry.home_community_id
+                if self.settings.via_gateway(entry.home_community_id)
+                else None
+            )
+            by_repository.setdefault((entry.repository_unique_id or "", home), []).append(entry)
         manifests: list[Manifest] = []
-        for repository_id, members in by_repository.items():
+        for (repository_id, home), members in by_repository.items():
             try:
-                url = self.settings.repository_url(repository_id)
+                url = self.settings.document_url(repository_id, home)
                 client = self._connect(RepositoryRetrieveClient, url)
                 refs = [_document_ref(entry, repository_id) for entry in members]
                 try:
@@ -167,7 +179,11 @@ class StudyFetcher:
                     raise
                 log.warning("%s failed, asking again: %s", what, exc)
                 self.sleep(self._backoff(attempt + 1))
-        return request()
+        try:
+            return request()
+        except PeerError as exc:
+            self._transient_failure = self._transient_failure or exc.transient
+            raise
 
     def _backoff(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (1 = the first repetition)."""
@@ -187,7 +203,8 @@ class StudyFetcher:
                     problems.append(f"manifest {entry.unique_id} not retrieved ({errors})")
                     continue
                 try:
-                    manifests.append(read_manifest(document.attachment.read_bytes()))
+                    manifest = read_manifest(document.attachment.read_bytes())
+                    manifests.append(manifest.from_community(entry.home_community_id))
                 except ManifestError as exc:
                     problems.append(f"manifest {entry.unique_id}: {exc}")
         finally:
@@ -216,6 +233,7 @@ class StudyFetcher:
         except ConsumerError as exc:
             report.problems.append(str(exc))
         finally:
+            report.transient_failure = self._transient_failure
             report.notes.extend(self.destination.finish())
             for source in self._sources.values():
                 close = getattr(source, "close", None)
@@ -248,6 +266,7 @@ class StudyFetcher:
         progress.advance(len(present))
         unreachable: dict[str, str] = {}
         todo = self._reachable([r for r in refs if r.sop_instance_uid not in present], unreachable)
+        plan, todo = self._plan(request, todo, unreachable, outcome)
         failures: dict[str, str] = {}
         try:
             for attempt in range(self.settings.retries + 1):
@@ -255,8 +274,13 @@ class StudyFetcher:
                     break
                 if attempt:
                     self.sleep(self._backoff(attempt))
-                failures = self._round(request, todo, outcome, progress)
-                todo = [ref for ref in todo if ref.sop_instance_uid in failures]
+                failures = self._round(request, plan, todo, outcome, progress)
+                todo = [
+                    ref
+                    for ref in todo
+                    if ref.sop_instance_uid in failures
+                    and ref.sop_instance_uid not in outcome.unfixable
+                ]
         finally:
             outcome.missing = {**unreachable, **failures}
             progress.advance(len(outcome.missing))
@@ -273,49 +297,85 @@ class StudyFetcher:
                 unreachable[ref.sop_instance_uid] = "the manifest names no Retrieve Location UID"
                 continue
             try:
-                self._source(location)
+                self._source(location, ref.home_community_id)
             except ConsumerError as exc:
                 unreachable[ref.sop_instance_uid] = str(exc)
                 continue
             reachable.append(ref)
         return reachable
 
+    def _plan(
+        self,
+        request: FetchRequest,
+        refs: list[InstanceRef],
+        unreachable: dict[str, str],
+        outcome: StudyOutcome,
+    ) -> tuple[SyntaxPlan, list[InstanceRef]]:
+        """The transfer syntaxes the destination takes per SOP Class of ``refs``, and the
+        instances that can be asked for in one of them; the others go to ``unreachable``."""
+        where = self.destination.describe()
+        requested = request.transfer_syntaxes
+        if not refs:
+            return SyntaxPlan.anything(requested), refs
+        classes = list(dict.fromkeys(ref.sop_class_uid for ref in refs))
+        try:
+            by_class = self.destination.transfer_syntaxes(classes, requested)
+        except ConsumerError as exc:
+            unreachable.update(dict.fromkeys((ref.sop_instance_uid for ref in refs), str(exc)))
+            return SyntaxPlan.anything(requested), []
+        plan = SyntaxPlan(requested=requested, by_class=by_class, where=where)
+        deliverable = []
+        for ref in refs:
+            refusal = plan.refusal(ref)
+            if refusal is None:
+                deliverable.append(ref)
+                continue
+            unreachable[ref.sop_instance_uid] = refusal
+            outcome.unfixable.add(ref.sop_instance_uid)
+        return plan, deliverable
+
     def _soap_source(self, url: str) -> ImagingSource:
         return self._connect(ImagingSourceClient, url)
 
-    def _source(self, location: str) -> ImagingSource:
-        client = self._sources.get(location)
+    def _source(self, location: str, home: str | None = None) -> ImagingSource:
+        url = self.settings.instance_url(location, home)  # another community's: the gateway
+        client = self._sources.get(url)
         if client is None:
-            client = self._source_factory(self.settings.imaging_source_url(location))
-            self._sources[location] = client
+            client = self._source_factory(url)
+            self._sources[url] = client
         return client
 
     def _round(
         self,
         request: FetchRequest,
+        plan: SyntaxPlan,
         todo: Sequence[InstanceRef],
         outcome: StudyOutcome,
         progress: Progress,
     ) -> dict[str, str]:
         """One pass of RAD-69 requests over ``todo``; return the reason per instance not kept."""
         failures: dict[str, str] = {}
-        batches = plan_batches(todo, self.settings.batch_size)
+        by_syntaxes: dict[tuple[str, ...], list[InstanceRef]] = {}
+        for ref in todo:
+            by_syntaxes.setdefault(plan.syntaxes(ref), []).append(ref)
         pool = ThreadPoolExecutor(max_workers=self.settings.parallel_requests)
         pending: dict[Future[RetrieveDocumentSetResponse], list[InstanceRef]] = {}
         try:
-            for location, batch in batches:
-                client = self._source(location)
-                syntaxes = request.transfer_syntaxes
-                future = pool.submit(
-                    client.retrieve, [ref.imaging_request() for ref in batch], syntaxes
-                )
-                pending[future] = batch
+            for syntaxes, refs in by_syntaxes.items():
+                for location, batch in plan_batches(refs, self.settings.batch_size):
+                    client = self._source(location, batch[0].home_community_id)
+                    requested = [ref.imaging_request(ref.home_community_id) for ref in batch]
+                    future = pool.submit(client.retrieve, requested, syntaxes)
+                    pending[future] = batch
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     batch = pending.pop(future)
                     outcome.requests += 1
-                    failures.update(self._settle(request, batch, future, outcome, progress))
+                    found = self._settle(request, batch, future, outcome, progress)
+                    if future.exception() is None:  # the source answered: was it the syntax?
+                        outcome.unfixable |= plan.reword(batch, future.result().errors, found)
+                    failures.update(found)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             for future in pending:
@@ -336,6 +396,7 @@ class StudyFetcher:
         try:
             result = future.result()
         except PeerError as exc:
+            self._transient_failure = self._transient_failure or exc.transient
             return {ref.sop_instance_uid: str(exc) for ref in batch}
         items, reasons = match_documents(batch, result)
         problems = self.destination.store(request.patient_id, items)

@@ -85,6 +85,8 @@ class DataSetReceiver:
         calling_ae: str,
         on_stored: Callable[[InstanceRecord], None],
         memory_limit: int = MEMORY_LIMIT,
+        incoming_dir: Path | None = None,
+        on_refused: Callable[[], None] | None = None,
     ) -> None:
         self.ingest = ingest
         self.sop_class_uid = sop_class_uid
@@ -92,7 +94,9 @@ class DataSetReceiver:
         self.transfer_syntax_uid = transfer_syntax_uid
         self.calling_ae = calling_ae
         self.on_stored = on_stored
+        self.on_refused = on_refused
         self.memory_limit = memory_limit
+        self.incoming_dir = incoming_dir or ingest.store.incoming_dir
         self.meta = file_meta(
             sop_class_uid=sop_class_uid,
             sop_instance_uid=sop_instance_uid,
@@ -117,8 +121,7 @@ class DataSetReceiver:
 
     def _spill(self) -> None:
         """Too big for memory: continue in a file of the store's incoming folder."""
-        folder = self.ingest.store.incoming_dir
-        path = folder / f"c-store-{secrets.token_hex(12)}.dcm"
+        path = self.incoming_dir / f"c-store-{secrets.token_hex(12)}.dcm"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self._fd = os.open(path, flags, 0o600)
         self._path = path
@@ -140,6 +143,8 @@ class DataSetReceiver:
                 exc.status,
                 exc,
             )
+            if self.on_refused is not None:
+                self.on_refused()
             return exc.status, str(exc)
         except Exception as exc:  # every peer gets an answer, even when this code is wrong
             log.exception("C-STORE from %s of %s failed", self.calling_ae, self.sop_instance_uid)

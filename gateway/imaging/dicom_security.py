@@ -21,6 +21,7 @@ from typing import Any
 
 from gateway.audit import codes, events
 from gateway.audit.model import RESPONDER, StudyRef
+from gateway.imaging.association_log import log_refused
 from gateway.imaging.index import InstanceRecord
 from gateway.security.access import AccessRules
 from gateway.security.peer import peer_from_ssl
@@ -48,21 +49,21 @@ class DicomSecurity:
         self._lock = threading.Lock()
         self._stored: dict[int, list[InstanceRecord]] = defaultdict(list)
 
-    def admit(self, sock: Any, remote_host: str) -> str | None:
+    def admit(self, sock: Any, remote: str, *, calling_ae: str = "") -> str | None:
         """None when the access rules grant the peer of ``sock`` C-STORE, else the reason to
-        reject the association (PS3.8 §9.3.4), logged and audited."""
+        reject the association (PS3.8 §9.3.4), logged and audited. ``remote``: host:port."""
         if self.rules is None:
             return None
         peer = peer_from_ssl(sock if isinstance(sock, ssl.SSLSocket) else None)
         if self.rules.allowed(peer, TRANSACTION):
             return None
         reason = self.rules.explain(peer, TRANSACTION)
-        log.warning("DICOM association from %s refused: %s", remote_host, reason)
+        log_refused(calling_ae, remote, f"access rules: {reason}", level=logging.WARNING)
         if self.trail is not None:
             self.trail.record(
                 events.access_refused(
                     transaction=TRANSACTION,
-                    remote_host=remote_host,
+                    remote_host=remote.rsplit(":", 1)[0],
                     peer_subject=peer.subject if peer else None,
                     local=self.trail.local_participant(self.ae_title),
                     reason=reason,

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,12 @@ from typing import Any
 from sqlalchemy import Engine
 
 from gateway.config import ImagingSourceSettings, Settings
-from gateway.imaging import rad69
+from gateway.errors import ConfigError
+from gateway.imaging import pending, rad69
 from gateway.imaging.codes import ManifestCodes
 from gateway.imaging.index import ImagingIndex, InstanceRecord, create_index_engine
 from gateway.imaging.ingest import Ingest, InstanceRejected, dicom_files
+from gateway.imaging.negotiation import parse_preference
 from gateway.imaging.patient import DomainLookup
 from gateway.imaging.publisher import Publisher, PublisherConfig, PublishResult
 from gateway.imaging.rad68 import (
@@ -34,7 +37,7 @@ from gateway.imaging.rad68 import (
 )
 from gateway.imaging.retrieve import ImagingRetriever
 from gateway.imaging.storage import InstanceStore
-from gateway.imaging.storescp import DEFAULT_MAX_PDU, StoreSCP
+from gateway.imaging.storescp import ACCEPTED_TRANSFER_SYNTAXES, DEFAULT_MAX_PDU, StoreSCP
 from gateway.metadata.datatypes import Code
 from gateway.soap.dispatch import Handler
 
@@ -82,6 +85,7 @@ class ImagingSource:
         fsync: bool = True,
         observers: Sequence[Callable[[PublishResult], None]] = (),
         dicom_security: Any | None = None,
+        transfer_syntax_order: Sequence[str] = (),
     ) -> None:
         self.unique_id = unique_id
         self.study_idle_seconds = study_idle_seconds
@@ -116,14 +120,20 @@ class ImagingSource:
             maximum_pdu_size=maximum_pdu_size,
             require_called_aet=require_called_aet,
             security=dicom_security,
+            transfer_syntax_order=transfer_syntax_order,
         )
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> tuple[str, int]:
-        """Start the DICOM listener and the idle worker; return the listener's (host, port)."""
-        address = self.scp.start()
+    def start(
+        self, sock: socket.socket | None = None, *, incoming_dir: Path | None = None
+    ) -> tuple[str, int]:
+        """Start the DICOM listener and the idle worker; return the listener's (host, port).
+
+        ``sock`` and ``incoming_dir``: see :meth:`StoreSCP.start`.
+        """
+        address = self.scp.start(sock, incoming_dir=incoming_dir)
         if self._worker is None:
             self._stop.clear()
             self._worker = threading.Thread(
@@ -166,8 +176,12 @@ class ImagingSource:
 
     def load_directory(self, path: str | os.PathLike[str]) -> LoadReport:
         """Import every DICOM Part 10 file below ``path`` byte for byte; others are reported."""
+        return self.load_files(dicom_files(path), path)
+
+    def load_files(self, files: Iterable[Path], path: str | os.PathLike[str]) -> LoadReport:
+        """Import DICOM Part 10 files byte for byte (``path``: where from, for the log)."""
         report = LoadReport()
-        for file in dicom_files(path):
+        for file in files:
             try:
                 report.stored.append(self.ingest.store_file(file))
             except InstanceRejected as exc:
@@ -180,6 +194,15 @@ class ImagingSource:
             len(report.rejected),
         )
         return report
+
+    def health(self) -> dict[str, Any]:
+        """What ``/health`` reports of the source: ``held_studies``, the studies waiting for
+        their patient to be fed (they do not make the gateway unhealthy)."""
+        try:
+            return {"held_studies": pending.held_count(self.index.engine)}
+        except Exception as exc:  # the database being away must not break /health
+            log.debug("held studies not counted: %s", exc)
+            return {}
 
     def rad69_handler(self) -> Handler:
         """The SOAP handler for RAD-69 at ``/xdsi/source``."""
@@ -200,8 +223,13 @@ class ImagingSource:
 
         ``engine`` defaults to one on ``registry.database_url`` (the imaging tables share the
         registry's database); ``options`` are further constructor arguments (codes, host ...).
+        Raises: ConfigError (``transfer_syntax_preference`` names a syntax the listener lacks).
         """
         section = settings.imaging_source
+        try:
+            order = parse_preference(section.transfer_syntax_preference, ACCEPTED_TRANSFER_SYNTAXES)
+        except ValueError as exc:
+            raise ConfigError(f"imaging_source.transfer_syntax_preference: {exc}") from exc
         index = ImagingIndex(engine or create_index_engine(settings.database_url))
         index.create_all()
         configured: dict[str, Any] = {
@@ -211,6 +239,7 @@ class ImagingSource:
             "retrieve_ae_title": section.retrieve_ae_title or None,
             "maximum_pdu_size": section.max_pdu,
             "publish_parallel": section.publish_parallel,
+            "transfer_syntax_order": order,
         }
         return cls(
             unique_id=section.unique_id,

@@ -3,8 +3,10 @@
 Every storage SOP class is accepted with the uncompressed transfer syntaxes and the usual
 compressed ones, and data are stored in the transfer syntax they arrive in (no coercion,
 PS3.4 §B.4.1). Which syntax is accepted in each proposed presentation context is decided by one
-function, :func:`choose_transfer_syntax` (given to :class:`StoreSCP` as ``choose``): the first
-syntax of *our* list that the peer proposed (PS3.8 §9.3.3.2 leaves the choice to the acceptor).
+function, ``gateway.imaging.negotiation.SyntaxChooser.choose``: by default the first one the
+sender proposed among those supported, so a sender that proposes JPEG Lossless before Explicit
+VR Little Endian in one context sends, and we store, its compressed data unchanged; or the
+operator's order (``imaging_source.transfer_syntax_preference``).
 
 The protocol runs on the gateway's own acceptor (:mod:`gateway.imaging.net`; why not pynetdicom
 is told there), one thread per association: a data set is received fragment by fragment into
@@ -26,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydicom.uid import (
@@ -36,12 +39,13 @@ from pydicom.uid import (
 )
 from pynetdicom import AllStoragePresentationContexts, evt
 
-from gateway.imaging import cstore
+from gateway.imaging import cstore, negotiation
+from gateway.imaging.association_log import log_received, log_refused, rejection_reason
 from gateway.imaging.index import InstanceRecord
 from gateway.imaging.ingest import Ingest
-from gateway.imaging.net import dimse
+from gateway.imaging.net import dimse, pdu
 from gateway.imaging.net.association import Association, Receiver, Timeouts
-from gateway.imaging.net.negotiation import AcceptedContext, ChooseSyntax, Policy
+from gateway.imaging.net.negotiation import AcceptedContext, Policy
 from gateway.imaging.net.server import AssociationServer
 from gateway.metadata import transfer_syntaxes
 
@@ -67,22 +71,9 @@ SUPPORTED: dict[str, frozenset[str]] = {
     **{sop_class: frozenset(ACCEPTED_TRANSFER_SYNTAXES) for sop_class in STORAGE_SOP_CLASSES},
     VERIFICATION: frozenset(UNCOMPRESSED_TRANSFER_SYNTAXES[:2]),
 }
-_PREFERENCE = {syntax: rank for rank, syntax in enumerate(ACCEPTED_TRANSFER_SYNTAXES)}
 
 DEFAULT_MAX_PDU = 1024 * 1024  # what peers may send us in one P-DATA PDU (PS3.8 §D.1)
 DEFAULT_MAX_ASSOCIATIONS = 10
-
-
-def choose_transfer_syntax(abstract_syntax: str, proposed: Sequence[str]) -> str | None:
-    """The transfer syntax accepted for one proposed presentation context, or None when none of
-    the proposed ones is supported for ``abstract_syntax``: the first of
-    :data:`ACCEPTED_TRANSFER_SYNTAXES` the peer proposed.
-
-    Standard: PS3.8 §7.1.1.14 (one transfer syntax per accepted context), PS3.7 §D.3.2.
-    """
-    supported = SUPPORTED.get(abstract_syntax, frozenset())
-    usable = [syntax for syntax in proposed if syntax in supported]
-    return min(usable, key=_PREFERENCE.__getitem__) if usable else None
 
 
 def set_nodelay(event: evt.Event) -> None:
@@ -102,6 +93,7 @@ class _Tally:
 
     instances: int = 0
     bytes: int = 0
+    refused: int = 0
 
 
 class StoreSCP:
@@ -118,13 +110,14 @@ class StoreSCP:
         require_called_aet: bool = True,
         notify: Callable[[InstanceRecord], None] | None = None,
         security: Any | None = None,
+        transfer_syntax_order: Sequence[str] = (),
         max_associations: int = DEFAULT_MAX_ASSOCIATIONS,
         timeouts: Timeouts | None = None,
-        choose: ChooseSyntax = choose_transfer_syntax,
     ) -> None:
         """``security``: a :class:`gateway.imaging.dicom_security.DicomSecurity` (TLS, access
-        check, transfer audit), or None for a plain listener. ``choose``: the transfer syntax
-        rule per presentation context (:func:`choose_transfer_syntax`)."""
+        check, transfer audit), or None for a plain listener. ``transfer_syntax_order``: the
+        listener's order of preference per presentation context; empty = the sender's order
+        (``gateway.imaging.negotiation``)."""
         self.ingest = ingest
         self.security = security
         self.ae_title = ae_title
@@ -133,10 +126,12 @@ class StoreSCP:
         self.max_associations = max_associations
         self.timeouts = timeouts or Timeouts()
         self.memory_limit = cstore.MEMORY_LIMIT  # a bigger data set is received into a file
+        self.incoming_dir = ingest.store.incoming_dir  # where such a file is received
+        self.chooser = negotiation.SyntaxChooser(SUPPORTED, tuple(transfer_syntax_order))
         self.policy = Policy(
             ae_title=ae_title,
             abstract_syntaxes=frozenset(SUPPORTED),
-            choose=choose,
+            choose=self.chooser.choose,
             max_pdu=maximum_pdu_size,
             implementation_class_uid=cstore.IMPLEMENTATION_CLASS_UID,
             implementation_version_name=cstore.IMPLEMENTATION_VERSION_NAME,
@@ -146,11 +141,21 @@ class StoreSCP:
         self._lock = threading.Lock()
         self._tallies: dict[int, _Tally] = {}
 
-    def start(self) -> tuple[str, int]:
-        """Listen (port 0 = ephemeral); return the bound (host, port). Raises: OSError."""
+    def start(
+        self, sock: socket.socket | None = None, *, incoming_dir: Path | None = None
+    ) -> tuple[str, int]:
+        """Listen (port 0 = ephemeral); return the bound (host, port). Raises: OSError.
+
+        ``sock``: a socket already bound and listening (possibly shared with other processes
+        accepting on it); without it the listener binds host and port. ``incoming_dir``: where
+        data sets too big for memory are received (this process's own folder on the store's
+        file system); default the store's ``.tmp/incoming``.
+        """
         with self._lock:
             if self._server is None:
-                cstore.sweep(self.ingest.store.incoming_dir)
+                self.incoming_dir = incoming_dir or self.ingest.store.incoming_dir
+                self.incoming_dir.mkdir(parents=True, exist_ok=True)
+                cstore.sweep(self.incoming_dir)
                 self.ingest.open_journal()  # re-indexes what a crash lost, before any C-STORE
                 server = AssociationServer(
                     self.host,
@@ -158,6 +163,7 @@ class StoreSCP:
                     self._association,
                     max_associations=self.max_associations,
                     ssl_context=self.security.ssl_context if self.security else None,
+                    listener=sock,
                 )
                 server.start()
                 self._server = server
@@ -196,10 +202,14 @@ class StoreSCP:
         )
 
     def admit(self, association: Association) -> str | None:
-        """The access rules' word on the requestor (None: admitted)."""
+        """The access rules' word on the requestor (None: admitted; a refusal is logged and
+        audited by the security)."""
         if self.security is None:
             return None
-        reason: str | None = self.security.admit(association.sock, association.remote[0])
+        host, port = association.remote[:2]
+        reason: str | None = self.security.admit(
+            association.sock, f"{host}:{port}", calling_ae=association.calling_ae
+        )
         return reason
 
     def receiver(
@@ -218,6 +228,10 @@ class StoreSCP:
             if self.security is not None:  # audited when the association ends
                 self.security.stored(association, record)
 
+        def refused() -> None:
+            with self._lock:
+                self._tallies.setdefault(id(association), _Tally()).refused += 1
+
         return cstore.DataSetReceiver(
             self.ingest,
             sop_class_uid=command.uid(dimse.AFFECTED_SOP_CLASS_UID),
@@ -226,30 +240,39 @@ class StoreSCP:
             calling_ae=association.calling_ae,
             on_stored=stored,
             memory_limit=self.memory_limit,
+            incoming_dir=self.incoming_dir,
+            on_refused=refused,
         )
 
     def ended(self, association: Association) -> None:
-        """Log the association's outcome in one line; audit what it stored."""
+        """Log the association's outcome in one line (``gateway.imaging.association_log``);
+        audit what it stored."""
         with self._lock:
             tally = self._tallies.pop(id(association), _Tally())
         host, port = association.remote[:2]
-        who = f"{association.calling_ae or '?'} ({host}:{port})"
-        if association.outcome == "rejected":
-            log.info("DICOM association from %s rejected: %s", who, association.detail)
+        peer = f"{host}:{port}"
+        rejection = association.rejection
+        if rejection is not None:
+            if (rejection.source, rejection.reason) != (pdu.RJ_SERVICE_USER, pdu.NO_REASON_GIVEN):
+                reason = rejection_reason(
+                    rejection.source,
+                    rejection.reason,
+                    called_ae=association.called_ae,
+                    our_ae=self.ae_title,
+                )
+                log_refused(association.calling_ae, peer, reason)
+            # (1, 1, 1) is the access rules' refusal: the security logged and audited it
         elif not association.established:
-            log.debug("DICOM connection from %s:%d closed: %s", host, port, association.detail)
+            log.debug("DICOM connection from %s closed: %s", peer, association.detail)
         else:
-            how = association.outcome
-            if association.detail and how != "released":
-                how = f"{how} ({association.detail})"
-            log.info(
-                "DICOM association from %s to %s: %d instance(s), %.1f MB stored, %s after %.1f s",
-                who,
-                association.called_ae,
-                tally.instances,
-                tally.bytes / 1e6,
-                how,
-                time.monotonic() - association.started,
+            log_received(
+                association.calling_ae,
+                peer,
+                stored=tally.instances,
+                refused=tally.refused,
+                nbytes=tally.bytes,
+                seconds=time.monotonic() - association.started,
+                aborted=association.outcome != "released",
             )
         if self.security is not None and association.established:
             self.security.ended(

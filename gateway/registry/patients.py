@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gateway.metadata.datatypes import format_dtm
+from gateway.metadata.datatypes import DataTypeError, format_dtm, parse_cx
 from gateway.registry.database import Database
 from gateway.registry.schema import patient, patient_local_id
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from gateway.hl7.adt import Demographics
 
 __all__ = [
+    "PatientDetails",
     "PatientRegistry",
     "PatientState",
     "PatientStatus",
@@ -64,6 +65,17 @@ class PatientState:
 
     status: PatientStatus
     merged_into: str | None = None  # the surviving id when MERGED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatientDetails:
+    """A fed patient for display: state, the demographics of its last feed (the field names of
+    ``gateway.hl7.adt.Demographics``) and the local ids fed with it."""
+
+    patient_id: str
+    state: PatientState
+    demographics: dict[str, Any]
+    local_ids: tuple[str, ...] = ()
 
 
 def _now() -> datetime:
@@ -248,6 +260,34 @@ class PatientRegistry:
         with self.db.read() as conn:
             return state_in(conn, pid)
 
+    def details(self, pid: str) -> PatientDetails | None:
+        """What ITI-8 fed for ``pid`` (None when never fed): for patient lookups (FHIR Patient).
+
+        Standard: ITI TF-2 §3.8.4.1.3 (demographics and identifiers of the feed).
+        """
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(patient.c.demographics).where(patient.c.patient_id == pid)
+            ).first()
+            if row is None:
+                return None
+            local_ids = conn.execute(
+                select(patient_local_id.c.local_id)
+                .where(patient_local_id.c.patient_id == pid)
+                .order_by(patient_local_id.c.local_id)
+            ).scalars()
+            state = state_in(conn, pid)
+            try:
+                demographics = json.loads(row.demographics) if row.demographics else {}
+            except ValueError:
+                demographics = {}
+            return PatientDetails(
+                patient_id=pid,
+                state=state,
+                demographics=demographics if isinstance(demographics, dict) else {},
+                local_ids=tuple(local_ids),
+            )
+
     def is_known(self, pid: str) -> bool:
         """True when ``pid`` was fed and not merged into another id (submissions may use it).
 
@@ -274,3 +314,26 @@ class PatientRegistry:
             if domain_id is None:
                 return None
             return resolve_in(conn, domain_id) or domain_id
+
+    def ids_in_domain(self, pid: str, domain_oid: str) -> list[str]:
+        """The identifiers ITI-8 feeds listed for this patient in another assigning authority.
+
+        For an Initiating Gateway querying a community of another patient identifier domain: the
+        other PID-3 repetitions of the patient's feeds (followed through merges), those whose
+        CX.4 universal id is ``domain_oid``. Standard: ITI TF-2 §3.8.4.1.3 (PID-3 may list the
+        patient's identifiers in several domains); ITI TF-1 §18.2.3 (XCA patient identifiers).
+        """
+        with self.db.read() as conn:
+            survivor = resolve_in(conn, pid) or pid
+            owners = aliases_in(conn, survivor)
+            local_ids = conn.execute(
+                select(patient_local_id.c.local_id).where(patient_local_id.c.patient_id.in_(owners))
+            ).scalars()
+            return sorted(i for i in local_ids if _authority(i) == domain_oid)
+
+
+def _authority(cx: str) -> str | None:
+    try:
+        return parse_cx(cx).assigning_authority
+    except DataTypeError:
+        return None  # a local id of another form (namespace only): not of an OID domain

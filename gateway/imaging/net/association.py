@@ -137,6 +137,7 @@ class Association:
         self.established = False
         self.outcome = "closed"  # rejected | released | aborted | closed (connection lost)
         self.detail = ""  # why it was rejected or aborted
+        self.rejection: Rejection | None = None  # the A-ASSOCIATE-RJ sent, if any
         self.received_bytes = 0
         self.started = time.monotonic()
         self._send_lock = threading.Lock()
@@ -203,7 +204,7 @@ class Association:
         self.request = pdu.parse_associate_rq(bytes(body))
         rejection = self._rejection(self.request)
         if rejection is not None:
-            self.outcome, self.detail = "rejected", rejection.why
+            self.outcome, self.detail, self.rejection = "rejected", rejection.why, rejection
             self._send(rejection.encode())
             self._linger()
             return

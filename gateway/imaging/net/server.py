@@ -41,15 +41,23 @@ class AssociationServer:
         max_associations: int = 10,
         ssl_context: ssl.SSLContext | None = None,
         backlog: int = 64,
+        listener: socket.socket | None = None,
     ) -> None:
+        """``listener``: a socket bound and listening elsewhere (``serve --workers``: every
+        worker accepts on the one socket the supervisor bound); else ``host`` and ``port`` are
+        bound here."""
         self.factory = factory
         self.max_associations = max_associations
         self.ssl_context = ssl_context
         self._lock = threading.Lock()
         self._threads: dict[threading.Thread, Association | None] = {}
-        self._listener = socket.create_server(
-            (host, port), family=_family(host), backlog=backlog, reuse_port=False
-        )
+        if listener is None:
+            listener = socket.create_server(
+                (host, port), family=_family(host), backlog=backlog, reuse_port=False
+            )
+        # Non-blocking: a connection another process accepted first must not block accept().
+        listener.setblocking(False)
+        self._listener = listener
         self._waker_r, self._waker_w = socket.socketpair()
         self._stopping = threading.Event()
         self._acceptor: threading.Thread | None = None
@@ -85,10 +93,13 @@ class AssociationServer:
     def _accept_one(self) -> None:
         try:
             conn, address = self._listener.accept()
+        except BlockingIOError:
+            return  # another process sharing the socket took the connection
         except OSError as exc:  # e.g. EMFILE, or the peer reset before accept
             log.warning("DICOM listener could not accept a connection: %s", exc)
             time.sleep(0.05)  # let a burst of descriptor exhaustion pass instead of spinning
             return
+        conn.setblocking(True)  # accepted sockets inherit O_NONBLOCK from the listener on BSDs
         with self._lock:
             over = len(self._threads) >= self.max_associations
             thread = threading.Thread(

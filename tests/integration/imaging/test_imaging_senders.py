@@ -8,12 +8,11 @@ PS3.4 §B.4.1 (no coercion: stored in the syntax it was sent in).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
@@ -26,7 +25,7 @@ from pynetdicom.pdu_primitives import (
 
 from gateway.imaging import synthetic
 from gateway.imaging.source import ImagingSource
-from gateway.imaging.storescp import SUPPORTED, set_nodelay
+from gateway.imaging.storescp import set_nodelay
 from tests.integration.imaging.conftest import Running, run_storescu, storescu
 from tests.unit.imaging.support import AE_TITLE, RecordingRepository, make_source, study_spec
 
@@ -89,19 +88,10 @@ def stored_path(running: Running, uid: str) -> Path:
     return running.source.store.path(record.path)
 
 
-def sender_first(abstract_syntax: str, proposed: Sequence[str]) -> str | None:
-    """The sender's first supported syntax (storescu proposes its file's syntax, then the
-    uncompressed ones, in one context)."""
-    supported = SUPPORTED.get(abstract_syntax, frozenset())
-    return next((syntax for syntax in proposed if syntax in supported), None)
-
-
 def test_storescu_compressed_files_are_stored_as_sent(running: Running, tmp_path: Path) -> None:
-    """What the acceptor does with a compressed syntax once negotiation chose it (the default
-    choice is ``storescp.choose_transfer_syntax``'s; here the sender's first one)."""
+    """storescu proposes each file's compressed syntax first, then the uncompressed ones, in
+    one context: the sender's first supported syntax is accepted and the data stored as sent."""
     storescu()
-    scp = running.source.scp
-    scp.policy = dataclasses.replace(scp.policy, choose=sender_first)
     made = compress(ct_files(tmp_path / "plain", 2), tmp_path / "compressed")
     # every file is a new instance: give each copy its own SOP Instance UID
     for path in made:

@@ -31,12 +31,9 @@ from pynetdicom.pdu_primitives import (
 from pynetdicom.presentation import PresentationContext
 
 from gateway.imaging.cstore import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from gateway.imaging.negotiation import SyntaxChooser
 from gateway.imaging.net import dimse, negotiation, pdu
-from gateway.imaging.storescp import (
-    SUPPORTED,
-    VERIFICATION,
-    choose_transfer_syntax,
-)
+from gateway.imaging.storescp import SUPPORTED, VERIFICATION
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT, IMPLICIT = "1.2.840.10008.1.2.1", "1.2.840.10008.1.2"
@@ -44,7 +41,7 @@ JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"
 POLICY = negotiation.Policy(
     ae_title="XDSI_SOURCE",
     abstract_syntaxes=frozenset(SUPPORTED),
-    choose=choose_transfer_syntax,
+    choose=SyntaxChooser(SUPPORTED).choose,  # the sender's first supported syntax
     max_pdu=65536,
     implementation_class_uid=IMPLEMENTATION_CLASS_UID,
     implementation_version_name=IMPLEMENTATION_VERSION_NAME,
@@ -138,7 +135,7 @@ def test_request_is_decoded_as_pynetdicom_encoded_it() -> None:
 def test_acceptance_is_decoded_by_pynetdicom_with_a_result_per_context() -> None:
     data = request_bytes(
         [
-            (1, CT, [JPEG_LOSSLESS, EXPLICIT]),  # ours prefers Explicit VR LE
+            (1, CT, [JPEG_LOSSLESS, EXPLICIT]),  # the sender's first supported one
             (3, CT, ["1.2.3.4.5.6"]),  # no supported transfer syntax
             (5, "1.2.3.4", [EXPLICIT]),  # not a storage SOP Class
             (7, VERIFICATION, [IMPLICIT]),
@@ -150,13 +147,13 @@ def test_acceptance_is_decoded_by_pynetdicom_with_a_result_per_context() -> None
     ac = decode_ac(acceptance.accept)
     results = [(c.context_id, c.result_reason, c.transfer_syntax) for c in ac.presentation_context]
     assert results == [
-        (1, pdu.ACCEPTANCE, EXPLICIT),
+        (1, pdu.ACCEPTANCE, JPEG_LOSSLESS),
         (3, pdu.TRANSFER_SYNTAXES_NOT_SUPPORTED, "1.2.3.4.5.6"),
         (5, pdu.ABSTRACT_SYNTAX_NOT_SUPPORTED, EXPLICIT),
         (7, pdu.ACCEPTANCE, IMPLICIT),
     ]
     assert sorted(acceptance.contexts) == [1, 7]
-    assert acceptance.contexts[1].transfer_syntax == EXPLICIT
+    assert acceptance.contexts[1].transfer_syntax == JPEG_LOSSLESS
     [length] = sub_items(ac, pdu.MAXIMUM_LENGTH)
     assert length.maximum_length_received == 65536
     [implementation] = sub_items(ac, pdu.IMPLEMENTATION_CLASS_UID)
