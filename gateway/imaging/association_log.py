@@ -6,9 +6,7 @@ Two plain functions write the lines, whatever DICOM upper layer runs the listene
   and refused, bytes, seconds), INFO when it carried instances, DEBUG for a bare C-ECHO;
 - :func:`log_refused`: one line per association refused (calling AE, peer, reason).
 
-:class:`AssociationLog` is the glue for pynetdicom: it counts per association (the C-STORE
-handler calls :meth:`AssociationLog.stored` / :meth:`AssociationLog.refused`) and writes the
-lines from pynetdicom's notification events.
+The listener (``gateway.imaging.storescp.StoreSCP.ended``) counts per association and calls them.
 
 Standards: DICOM PS3.8 §9.3.4 (A-ASSOCIATE-RJ result, source and reason codes), §7.1 (release),
 §7.3 (abort).
@@ -17,12 +15,6 @@ Standards: DICOM PS3.8 §9.3.4 (A-ASSOCIATE-RJ result, source and reason codes),
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from dataclasses import dataclass, field
-from typing import Any
-
-from pynetdicom import evt
 
 from gateway.progress import human
 
@@ -77,84 +69,3 @@ def rejection_reason(source: int, diagnostic: int, *, called_ae: str, our_ae: st
     if source == 3:
         return "too many associations at once (local limit exceeded)"
     return f"rejected (result source {source}, diagnostic {diagnostic})"
-
-
-def peer_of(assoc: Any) -> str:
-    """``host:port`` of the association's requestor."""
-    requestor = assoc.requestor
-    return f"{requestor.address}:{requestor.port}"
-
-
-@dataclass(slots=True)
-class _Counts:
-    started: float = field(default_factory=time.monotonic)
-    stored: int = 0
-    refused: int = 0
-    nbytes: int = 0
-
-
-class AssociationLog:
-    """Counts instances per pynetdicom association and logs each association's end."""
-
-    def __init__(self, ae_title: str) -> None:
-        self.ae_title = ae_title
-        self._lock = threading.Lock()
-        self._counts: dict[int, _Counts] = {}
-
-    def handlers(self) -> list[tuple[Any, Any]]:
-        """pynetdicom notification handlers to add to the listener's."""
-        return [
-            (evt.EVT_ESTABLISHED, self.on_established),
-            (evt.EVT_RELEASED, self.on_ended),
-            (evt.EVT_ABORTED, self.on_ended),
-            (evt.EVT_CONN_CLOSE, self.on_ended),  # closed without release: counted as aborted
-            (evt.EVT_REJECTED, self.on_rejected),
-        ]
-
-    def _of(self, assoc: Any) -> _Counts:
-        with self._lock:
-            return self._counts.setdefault(id(assoc), _Counts())
-
-    def on_established(self, event: evt.Event) -> None:
-        """Start the clock of an association."""
-        self._of(event.assoc)
-
-    def stored(self, assoc: Any, size: int) -> None:
-        """Count an instance stored over ``assoc`` (called by the C-STORE handler)."""
-        counts = self._of(assoc)
-        counts.stored += 1
-        counts.nbytes += size
-
-    def refused(self, assoc: Any) -> None:
-        """Count an instance refused over ``assoc``."""
-        self._of(assoc).refused += 1
-
-    def on_ended(self, event: evt.Event) -> None:
-        """Released or aborted: log what the association brought."""
-        assoc = event.assoc
-        with self._lock:
-            counts = self._counts.pop(id(assoc), None)
-        if counts is None:
-            return
-        log_received(
-            assoc.requestor.ae_title,
-            peer_of(assoc),
-            stored=counts.stored,
-            refused=counts.refused,
-            nbytes=counts.nbytes,
-            seconds=time.monotonic() - counts.started,
-            aborted=event.event is not evt.EVT_RELEASED,
-        )
-
-    def on_rejected(self, event: evt.Event) -> None:
-        """pynetdicom rejected the association (called AE title, limits): log why."""
-        assoc = event.assoc
-        answer = assoc.acceptor.primitive
-        request = assoc.requestor.primitive
-        reason = rejection_reason(
-            int(getattr(answer, "result_source", 0) or 0),
-            int(getattr(answer, "diagnostic", 0) or 0),
-            called_ae=str(getattr(request, "called_ae_title", "") or "").strip(),
-            our_ae=self.ae_title,
-        )
-        log_refused(str(getattr(request, "calling_ae_title", "") or ""), peer_of(assoc), reason)
