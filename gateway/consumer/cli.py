@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -89,6 +89,12 @@ def _add_peer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
 
 
+def add_peer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The peer options (--registry, --repository, --imaging-source, TLS, --config) of the
+    consumer's commands, for other commands that fetch through the consumer (media export)."""
+    _add_peer_arguments(parser)
+
+
 def settings_from_args(args: argparse.Namespace, settings: Settings) -> ConsumerSettings:
     """The consumer's settings: this gateway, the configuration, then the command's options."""
     verify: bool | str | None = False if args.insecure else (args.ca_file or None)
@@ -154,8 +160,13 @@ def run_fetch(
     *,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    wrap: Callable[[Destination], Destination] | None = None,
 ) -> int:
-    """Run ``xdsi-gateway fetch-study`` from parsed arguments; return the exit status."""
+    """Run ``xdsi-gateway fetch-study`` from parsed arguments; return the exit status.
+
+    ``wrap`` puts the destination behind another one (``--deidentify``: gateway.media wraps it
+    in a de-identifying destination; the assembly passes it).
+    """
     out, err = out or sys.stdout, err or sys.stderr
     try:
         consumer = settings_from_args(args, settings)
@@ -163,6 +174,8 @@ def run_fetch(
         if args.dicomdir and not args.out:
             raise ValueError("--dicomdir needs --out")
         destination = _destination(args, consumer.timeout)
+        if wrap is not None:
+            destination = wrap(destination)
     except (ValueError, OSError) as exc:
         print(f"xdsi-gateway fetch-study: {exc}", file=err)
         return EXIT_USAGE
