@@ -293,6 +293,8 @@ def _export_summary(report: ExportReport, args: argparse.Namespace, out: TextIO)
             print(f"  missing {uid}: {reason}", file=out)
     for problem in fetch.problems:
         print(f"problem: {problem}", file=out)
+    for note in fetch.notes:
+        print(note, file=out)
     if not report.finished:
         retry = "; run the same command again to retry" if fetch.retry_may_help else ""
         print(f"INCOMPLETE: the medium in {args.out} is not finished{retry}", file=out)

@@ -7,7 +7,8 @@ table gives it, the option's action taking the place of the Basic Profile's wher
 one (PS3.15 E.3), wherever the attribute is: top level or inside any Item of any Sequence
 (E.1.1). How each action is carried out here:
 
-- ``X`` remove; ``Z`` empty (an empty Sequence); ``D`` a dummy value of the VR; ``U`` the keyed
+- ``X`` remove; ``Z`` empty (an empty Sequence; Study ID, which a DICOMDIR STUDY record needs,
+  gets a keyed dummy as Z allows); ``D`` a dummy value of the VR; ``U`` the keyed
   UID of the value (below); ``K`` keep, Sequences cleaned item by item.
 - The compound actions keep the attribute when an IOD may need it, since the IOD of every SOP Class
   is not known here: ``X/Z`` -> ``Z``, ``X/D``, ``Z/D`` and ``X/Z/D`` -> ``D``, ``X/Z/U*`` -> keep
@@ -173,7 +174,12 @@ class Deidentifier:
             words=identifying_words(ds),
             pseudonym=self.pseudonym(identity),
         )
+        study_uid = str(ds.get("StudyInstanceUID", "") or "")
         context.clean(ds)
+        if "StudyID" in ds:
+            # Z allows "a non-zero length dummy value": the DICOMDIR's STUDY record needs one
+            # (PS3.3 F.5, Study ID Type 1); keyed, so the studies of a patient stay apart.
+            ds.StudyID = self.pseudonym(f"study\0{study_uid}")[4:12]
         ds.PatientID = context.pseudonym
         ds.PatientName = context.pseudonym
         # The qualifiers name the issuer of the original Patient ID (PS3.3 C.7.1.1), not of the
@@ -317,6 +323,9 @@ def identifying_words(ds: Dataset) -> set[str]:
 
 
 def _words(text: str, vr: str) -> Iterator[str]:
+    whole = text.strip()
+    if len(whole) >= 2 and not (whole.isdigit() and len(whole) < 4):
+        yield whole  # "EXT-123" whole, as well as its words
     if vr in ("DA", "DT") and len(text) >= 8:
         year, month, day = text[:4], text[4:6], text[6:8]  # the usual ways of writing a date
         yield from (text[:8], f"{year}-{month}-{day}", f"{day}/{month}/{year}")

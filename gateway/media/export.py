@@ -122,6 +122,9 @@ def export_media(
         merged.studies.extend(report.studies)
         merged.problems.extend(report.problems)
         merged.notes.extend(report.notes)
+    if merged.complete and not (request.out / "DICOMDIR").is_file():
+        merged.problems.extend(merged.notes or ["no DICOMDIR was written"])
+        merged.notes.clear()
     result = ExportReport(fetch=merged)
     if not merged.complete:
         return result
