@@ -18,7 +18,6 @@ Standard: IHE RAD TF-3 §4.47 (PDI); DICOM PS3.10 §8, PS3.11 Annex D, PS3.12 An
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,7 +79,7 @@ def check_request(request: ExportRequest) -> None:
     if out.exists() and not out.is_dir():
         raise ExportUsageError(f"--out {out}: not a folder")
     if out.is_dir():
-        entries = {entry.name for entry in os.scandir(out)} - {PARTIAL}
+        entries = {path.name for path in out.iterdir()} - {PARTIAL}
         if entries and "DICOMDIR" not in entries:
             raise ExportUsageError(
                 f"--out {out}: the folder holds other files; give an empty folder (or the "

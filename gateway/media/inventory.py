@@ -226,9 +226,10 @@ def _child(folder: Path, name: str) -> Path | None:
         return exact
     wanted = name.upper()
     try:
-        for entry in os.scandir(folder):
-            if entry.name.upper().split(";")[0].rstrip(".") == wanted:
-                return Path(entry.path)
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.upper().split(";")[0].rstrip(".") == wanted:
+                    return Path(entry.path)
     except OSError:
         return None
     return None
