@@ -259,6 +259,10 @@ def run_export(
     try:
         if args.iso is not None:
             iso_tool()  # missing: say so before fetching anything
+    except IsoError as exc:
+        print(f"xdsi-gateway media export: {exc}", file=err)
+        return EXIT_USAGE
+    try:
         request = ExportRequest(
             patient_id=args.patient,
             study_uids=tuple(args.study),
@@ -269,10 +273,10 @@ def run_export(
         )
         progress = _Silent() if args.no_progress else err
         report = export_media(request, consumer, progress=progress)
-    except (ExportUsageError, IsoError, ValueError, OSError) as exc:
-        if isinstance(exc, MediaLayoutError):
-            print(f"xdsi-gateway media export: {exc}", file=err)
-            return EXIT_FAILURE
+    except (MediaLayoutError, IsoError) as exc:  # the medium could not be finished
+        print(f"xdsi-gateway media export: {exc}", file=err)
+        return EXIT_FAILURE
+    except (ExportUsageError, ValueError, OSError) as exc:  # a bad key, a folder in use ...
         print(f"xdsi-gateway media export: {exc}", file=err)
         return EXIT_USAGE
     except KeyboardInterrupt:
