@@ -108,7 +108,10 @@ def _parser() -> argparse.ArgumentParser:
         "is missing.",
     )
     consumer_cli.add_fetch_arguments(fetch)
-    fetch.set_defaults(func=lambda a: consumer_cli.run_fetch(a, _settings(a)))
+    from gateway.media import cli as media_cli
+
+    media_cli.add_deid_arguments(fetch)
+    fetch.set_defaults(func=_cmd_fetch)
     query = sub.add_parser(
         "query",
         help="run a stored query (ITI-18) and print the result as a table or JSON",
@@ -116,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     consumer_cli.add_query_arguments(query)
     query.set_defaults(func=lambda a: consumer_cli.run_query(a, _settings(a)))
+    _add_media_commands(sub)
     from gateway import demo_communities as demo_module
 
     demo = sub.add_parser(
@@ -197,6 +201,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_media_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``media import`` and ``media export`` (gateway.media)."""
+    from gateway.consumer import cli as consumer_cli
+    from gateway.media import cli as media_cli
+
+    media = sub.add_parser(
+        "media",
+        help="portable media: import a CD/USB (IRWF.b), export PDI media (de-identified if asked)",
+        description="Import DICOM media into the exchange, or export a patient's studies as IHE "
+        "PDI media.",
+    )
+    media_sub = media.add_subparsers(dest="media_command", required=True, metavar="ACTION")
+    imp = media_sub.add_parser(
+        "import",
+        help="import a CD, DVD, USB stick or folder: reconcile the patient, store, publish",
+        description="List what PATH holds (through its DICOMDIR, else every file), reconcile its "
+        "patient with the affinity domain (--patient, or the one ITI-8 patient with the same "
+        "name, birth date and sex, with --yes), coerce Patient ID and issuer (the medium's kept "
+        "in Other Patient IDs and Original Attributes Sequences), store each instance through "
+        "the imaging source and publish each study (RAD-68). Re-importing changes nothing.",
+    )
+    media_cli.add_import_arguments(imp)
+    imp.set_defaults(func=_cmd_media_import)
+    export = media_sub.add_parser(
+        "export",
+        help="write a patient's studies as IHE PDI media (DICOMDIR, README.TXT, INDEX.HTM, ISO)",
+        description="Fetch the patient's studies from the exchange (ITI-18, ITI-43, RAD-69) "
+        "into --out as a DICOM File-set (STD-GEN-CD/USB: Explicit VR Little Endian) with "
+        "README.TXT and INDEX.HTM, and with --iso an ISO 9660 image of it. Re-running fetches "
+        "only what is missing.",
+    )
+    media_cli.add_export_arguments(export)
+    consumer_cli.add_peer_arguments(export)
+    export.set_defaults(func=_cmd_media_export)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -223,6 +263,45 @@ def _cmd_feed(args: argparse.Namespace) -> int:
     return run_feed(
         args.files, host, port, args.timeout, sys.stdout, ssl_context=context, err=sys.stderr
     )
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from gateway.consumer import cli as consumer_cli
+    from gateway.media import cli as media_cli
+
+    settings = _settings(args)
+    return consumer_cli.run_fetch(args, settings, wrap=media_cli.deidentifying(args, settings))
+
+
+def _cmd_media_import(args: argparse.Namespace) -> int:
+    from gateway.app import Gateway
+    from gateway.logsetup import configure_logging
+    from gateway.media import cli as media_cli
+
+    settings = _settings(args)
+    if not settings.imaging_source.enabled:
+        raise ConfigError("imaging_source.enabled: media import stores through the imaging source")
+    configure_logging(settings.log.level, settings.log.format, patient_ids=settings.log.patient_ids)
+    gateway = Gateway(settings)  # the actors of this configuration, no listener started
+    try:
+        assert gateway.imaging is not None
+        patients = gateway.registry.patients if gateway.registry is not None else None
+        return media_cli.run_import(args, settings, imaging=gateway.imaging, patients=patients)
+    finally:
+        gateway.stop()
+
+
+def _cmd_media_export(args: argparse.Namespace) -> int:
+    from gateway.consumer import cli as consumer_cli
+    from gateway.media import cli as media_cli
+
+    settings = _settings(args)
+    try:
+        consumer = consumer_cli.settings_from_args(args, settings)
+    except ValueError as exc:
+        print(f"xdsi-gateway media export: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return media_cli.run_export(args, settings, consumer)
 
 
 def _cmd_provide(args: argparse.Namespace) -> int:

@@ -204,6 +204,20 @@ class ImagingSource:
             log.debug("held studies not counted: %s", exc)
             return {}
 
+    # -- media import (gateway.media.importer.ImagingIntake) ---------------------------------------
+    def stored_patient_id(self, sop_instance_uid: str) -> str | None:
+        """The Patient ID the stored copy of an instance carries; None when it is not stored."""
+        record = self.index.instance(sop_instance_uid)
+        return None if record is None else (record.patient_id or "")
+
+    def import_file(self, path: Path) -> str:
+        """Check, store and index one Part 10 file as a C-STORE would (same validation, atomic
+        write, index, study idle timer); return its Study Instance UID.
+
+        Raises: InstanceRejected (a ValueError) saying why it is refused.
+        """
+        return self.ingest.store_file(path).study_instance_uid
+
     def rad69_handler(self) -> Handler:
         """The SOAP handler for RAD-69 at ``/xdsi/source``."""
         return rad69.make_handler(self.retriever)
