@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__, secure_node
 from gateway.config import Settings
+from gateway.database.engine import Database
+from gateway.database.leases import Lease, live_owner_ids
 from gateway.errors import ConfigError
 from gateway.logsetup import access_log_observer
 from gateway.soap import transactions as tx
@@ -58,11 +62,28 @@ class Gateway:
         self._session_factory = self._make_session_factory()
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        spool = data_dir / "tmp" / "soap"
+        # The gateway database (every actor's state) at the newest schema, and this process's
+        # lease in it: the owner id its pending work and temporary folders carry.
+        self.database = Database(settings.gateway_database_url)
+        self.database.upgrade()
+        self.lease = Lease(self.database.engine, seconds=settings.gateway.lease_seconds).start()
+        try:
+            self._assemble(configure)
+        except BaseException:
+            self.lease.release()
+            self.database.dispose()
+            raise
+
+    def _assemble(self, configure: Configure | None) -> None:
+        """The SOAP application, the actors and the HTTP server (after database and lease)."""
+        settings = self.settings
+        spool = settings.data_dir / "tmp" / "soap"
         spool.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _clear_spool(spool)
+        _clear_spools(spool, live_owner_ids(self.database.engine), self.lease.owner)
+        self.spool = spool / self.lease.owner
+        self.spool.mkdir(mode=0o700, exist_ok=True)
         limits = Limits(
-            spool_dir=spool,
+            spool_dir=self.spool,
             max_envelope_bytes=settings.soap.max_envelope_bytes,
             max_request_bytes=settings.soap.max_request_bytes,
             max_xml_depth=settings.soap.max_xml_depth,
@@ -211,7 +232,8 @@ class Gateway:
         from gateway.registry.iti18 import StoredQueries
 
         s = self.settings
-        self.registry = iti42.Registry.from_settings(s)  # upgrades the schema (idempotent)
+        shared = self.database if s.database_url == s.gateway_database_url else None
+        self.registry = iti42.Registry.from_settings(s, database=shared)  # upgrades the schema
         self.stored_queries = StoredQueries(
             self.registry.db,
             max_leafclass_results=s.registry.max_leafclass_results,
@@ -302,10 +324,11 @@ class Gateway:
             raise ConfigError(
                 "repository.registry_url: empty (in-process) but registry.enabled is false"
             )
-        self.repository = Repository.open(
-            s.data_dir / "repository",
-            unique_id=s.repository.unique_id,
+        self.repository = Repository.from_settings(
+            s,
             registry=client,
+            engine=self.database.engine,
+            owner=self.lease.owner,
             settle_seconds=settle,
         )
         endpoint = self.soap.endpoint(tx.REPOSITORY_PATH, tx.ENDPOINTS[tx.REPOSITORY_PATH])
@@ -334,7 +357,8 @@ class Gateway:
             domain_id_for_local=(
                 self.registry.patients.domain_id_for_local if self.registry is not None else None
             ),
-            engine=self.registry.db.engine if self.registry is not None else None,
+            engine=self.database.engine,
+            owner=self.lease.owner,
             dicom_security=self._dicom_security(),
         )
         endpoint = self.soap.endpoint(tx.IMAGING_SOURCE_PATH, tx.ENDPOINTS[tx.IMAGING_SOURCE_PATH])
@@ -342,10 +366,26 @@ class Gateway:
         self._ready["imaging_source"] = False
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Readiness for ``/health``: ready when every enabled actor has started."""
+        """Readiness for ``/health``: ready when every enabled actor has started, the database
+        answers at a migrated schema and every storage folder is writable (``gateway.health``)."""
+        from gateway.health import database_state, storage_state
+
         with self._lock:
             actors = {name: ("ready" if ok else "starting") for name, ok in self._ready.items()}
-        return all(self._ready.values()), {"version": __version__, "actors": actors}
+            started = all(self._ready.values())
+        database_ok, database = database_state(self.database.engine)
+        storage_ok, storage = storage_state(self._storage_folders())
+        report = {"version": __version__, "actors": actors, "database": database}
+        report["storage"] = storage
+        return started and database_ok and storage_ok, report
+
+    def _storage_folders(self) -> dict[str, Path]:
+        folders = {"data_dir": self.settings.data_dir}
+        if self.repository is not None:
+            folders["repository"] = self.settings.repository_storage_dir
+        if self.imaging is not None:
+            folders["imaging_source"] = self.settings.imaging_storage_dir
+        return folders
 
     def _mark_ready(self, name: str) -> None:
         with self._lock:
@@ -387,6 +427,9 @@ class Gateway:
         if self._started:
             self._record_activity(start=False)
         self.audit.stop()
+        shutil.rmtree(self.spool, ignore_errors=True)
+        self.lease.release()  # last: what this process leaves pending is free at once
+        self.database.dispose()
 
     def _record_activity(self, *, start: bool) -> None:
         """Application Start/Stop (DICOM PS3.15 A.5.3.1; ITI TF-2 §3.20.4.1.1.1)."""
@@ -412,8 +455,12 @@ class Gateway:
         return f"{self.http.scheme}://{host}:{port}"
 
 
-def _clear_spool(spool: os.PathLike[str]) -> None:
-    # Temporary MTOM parts of requests cut off by a crash are never needed again.
+def _clear_spools(spool: Path, live: set[str], owner: str) -> None:
+    """Remove the SOAP spools of processes that are gone (temporary MTOM parts of requests cut
+    off by a crash are never needed again), and loose files of earlier versions' single spool.
+    Live processes' spools (``serve --workers``, or a ``publish`` beside ``serve``) are kept."""
     for entry in os.scandir(spool):
         if entry.is_file():
             os.unlink(entry.path)
+        elif entry.is_dir() and entry.name not in live and entry.name != owner:
+            shutil.rmtree(entry.path, ignore_errors=True)

@@ -23,6 +23,7 @@ from gateway.errors import ConfigError
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.database.exclusive import ProcessLock
 
 log = logging.getLogger("gateway")
 
@@ -133,15 +134,17 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser(
         "db",
-        help="registry database maintenance",
-        description="Registry database maintenance (registry.database_url).",
+        help="gateway database maintenance",
+        description="Gateway database maintenance (gateway.database_url, and "
+        "registry.database_url when set).",
     )
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = db_sub.add_parser(
         "upgrade",
-        help="create or migrate the registry schema to the newest revision (Alembic)",
-        description="Create the registry tables, or migrate them to the newest revision. "
-        "Safe to run at any time; `serve` does it at start too.",
+        help="create or migrate the database schema to the newest revision (Alembic)",
+        description="Create the tables of every actor (registry, repository index, imaging "
+        "index, process leases), or migrate them to the newest revision. Safe to run at any "
+        "time, also while gateways run; `serve` does it at start too.",
     )
     upgrade.add_argument("--config", metavar="FILE", help="TOML configuration file")
     upgrade.set_defaults(func=_cmd_db_upgrade)
@@ -212,11 +215,12 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from gateway.registry.database import db_upgrade
+    from gateway.database.migrate import upgrade
 
     settings = _settings(args)
-    db_upgrade(settings.database_url)
-    print(f"registry schema is up to date at {_redact(settings.database_url)}")
+    for url in dict.fromkeys([settings.gateway_database_url, settings.database_url]):
+        upgrade(url)
+        print(f"database schema is up to date at {_redact(url)}")
     return EXIT_OK
 
 
@@ -243,13 +247,26 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # Everything the gateway writes (documents, images, databases, audit queue, spool) holds
     # patient data or secrets: owner-only, whatever the inherited umask says.
     os.umask(0o077)
-    gateway = Gateway(settings)
+    lock = _single_process_lock(settings)  # embedded SQLite: one serve per data_dir (exit 2)
     try:
-        gateway.start()
-    except OSError as exc:
-        log.error("cannot start: %s", exc)
-        return EXIT_FAILURE
-    return run_until_signalled(gateway)
+        gateway = Gateway(settings)
+        try:
+            gateway.start()
+        except OSError as exc:
+            log.error("cannot start: %s", exc)
+            return EXIT_FAILURE
+        return run_until_signalled(gateway)
+    finally:
+        lock.release()
+
+
+def _single_process_lock(settings: Settings) -> ProcessLock:
+    """The embedded database's one-process lock (nothing on PostgreSQL); the kernel releases
+    it when the process ends. Raises ConfigError naming the process that holds it."""
+    from gateway.database.engine import sqlite_path
+    from gateway.database.exclusive import hold_single_process
+
+    return hold_single_process(settings.data_dir, sqlite_path(settings.gateway_database_url))
 
 
 def run_until_signalled(gateway: Gateway) -> int:

@@ -21,9 +21,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from gateway.config import ImagingSourceSettings, Settings
+from gateway.database.leases import live_owner_ids
 from gateway.imaging import rad69
 from gateway.imaging.codes import ManifestCodes
-from gateway.imaging.index import ImagingIndex, InstanceRecord, create_index_engine
+from gateway.imaging.index import ImagingIndex, InstanceRecord
 from gateway.imaging.ingest import Ingest, InstanceRejected, dicom_files
 from gateway.imaging.patient import DomainLookup
 from gateway.imaging.publisher import Publisher, PublisherConfig, PublishResult
@@ -87,7 +88,7 @@ class ImagingSource:
         self.study_idle_seconds = study_idle_seconds
         self.poll_seconds = poll_seconds or min(1.0, max(0.05, study_idle_seconds / 4))
         self.index = index
-        self.store = InstanceStore(storage_dir, fsync=fsync)
+        self.store = InstanceStore(storage_dir, fsync=fsync, owner=index.owner)
         self.ingest = Ingest(self.store, index)
         config = PublisherConfig(
             unique_id=unique_id,
@@ -123,6 +124,7 @@ class ImagingSource:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
         """Start the DICOM listener and the idle worker; return the listener's (host, port)."""
+        self.store.recover(live_owner_ids(self.index.engine))
         address = self.scp.start()
         if self._worker is None:
             self._stop.clear()
@@ -140,6 +142,8 @@ class ImagingSource:
             worker.join()
         self.publisher.close()
         self.scp.stop()
+        self.store.close()
+        self.index.close()  # only an index of its own (ImagingIndex.from_url) holds anything
 
     @property
     def address(self) -> tuple[str, int]:
@@ -192,18 +196,16 @@ class ImagingSource:
         settings: Settings,
         *,
         repository: RepositoryClient,
+        engine: Engine,
+        owner: str,
         domain_id_for_local: DomainLookup | None = None,
-        engine: Engine | None = None,
         **options: Any,
     ) -> ImagingSource:
-        """Build the source from ``[imaging_source]`` settings (tables created if missing).
-
-        ``engine`` defaults to one on ``registry.database_url`` (the imaging tables share the
-        registry's database); ``options`` are further constructor arguments (codes, host ...).
-        """
+        """Build the source from ``[imaging_source]`` settings on the gateway database of
+        ``engine`` (migrated by the caller), run by the lease ``owner``; ``options`` are further
+        constructor arguments (codes, host ...)."""
         section = settings.imaging_source
-        index = ImagingIndex(engine or create_index_engine(settings.database_url))
-        index.create_all()
+        index = ImagingIndex(engine, owner=owner)
         configured: dict[str, Any] = {
             "host": section.host,
             "codes": manifest_codes(section),
@@ -216,7 +218,7 @@ class ImagingSource:
             unique_id=section.unique_id,
             ae_title=section.ae_title,
             port=section.dicom_port,
-            storage_dir=settings.data_dir / "imaging",
+            storage_dir=settings.imaging_storage_dir,
             index=index,
             repository=repository,
             domain_oid=settings.registry.patient_id_domain,

@@ -12,11 +12,16 @@ characters such as ``^`` out of paths and spreads files evenly; addressing by un
 by content keeps one file per registered uniqueId, so "a file the registry does not list" has a
 precise meaning and deleting one document never touches another that has the same bytes.
 
-Local folder layout (``root`` is ``<data_dir>/repository`` by default)::
+Local folder layout (``root`` is ``repository.storage_dir``, ``<data_dir>/repository`` by
+default; several gateway processes and machines may share it, e.g. on NFS)::
 
     documents/ab/abcd...      one file per stored document (key = file name), 256 fan-out
                               folders made (and fsync'd) when the storage is opened
-    staging/                  temporary files of stores in progress (emptied by ``recover``)
+    staging/<owner>/          temporary files of one process's stores in progress; ``recover``
+                              removes the folders of processes that are gone
+
+Temporary files live below ``root`` so that they are on the documents' file system and a rename
+puts them in place.
 
 Durability: :meth:`LocalFolderStorage.store` is atomic and durable. Content goes to a temporary
 file that is fsync'd and then renamed onto its final name; the directory is fsync'd after the
@@ -31,8 +36,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -71,19 +77,22 @@ class DocumentStorage(Protocol):
         """Every key that holds content (for the start-up sweep)."""
         ...
 
-    def recover(self) -> None:
-        """Remove what interrupted stores left behind (called once at start-up)."""
+    def recover(self, live_owners: Collection[str]) -> None:
+        """Remove what interrupted stores of processes not in ``live_owners`` left behind
+        (called at start-up)."""
         ...
 
 
 class LocalFolderStorage:
     """Documents as files below a folder, uniqueId-addressed, stored atomically and durably."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, owner: str = "") -> None:
         self.root = Path(root)
         self.documents = self.root / "documents"
-        self.staging = self.root / "staging"
-        for folder in (self.root, self.documents, self.staging):
+        self.staging_root = self.root / "staging"
+        self.owner = owner
+        self.staging = self.staging_root / owner if owner else self.staging_root
+        for folder in (self.root, self.documents, self.staging_root, self.staging):
             _make_dir(folder)
         # Every fan-out folder exists before the first store, so a store only ever renames into
         # a folder whose own name is already durable.
@@ -131,12 +140,25 @@ class LocalFolderStorage:
             return
         _fsync_dir(path.parent)
 
-    def recover(self) -> None:
-        """Empty the staging folder: temporaries of stores that never reached their rename."""
-        for entry in os.scandir(self.staging):
+    def recover(self, live_owners: Collection[str]) -> None:
+        """Remove temporaries of stores that never reached their rename: this process's own,
+        the staging folders of processes not in ``live_owners``, and loose files of the layout
+        of earlier versions (one process, one staging folder)."""
+        keep = set(live_owners) - {self.owner}
+        for entry in os.scandir(self.staging_root):
             if entry.is_file(follow_symlinks=False):
                 os.unlink(entry.path)
-        _fsync_dir(self.staging)
+            elif entry.is_dir(follow_symlinks=False) and entry.name not in keep:
+                if entry.name == self.owner:
+                    _empty(Path(entry.path))
+                else:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+        _fsync_dir(self.staging_root)
+
+    def close(self) -> None:
+        """Remove this process's (empty) staging folder at a clean stop."""
+        if self.staging != self.staging_root:
+            shutil.rmtree(self.staging, ignore_errors=True)
 
     # -- reading ------------------------------------------------------------------------------
     def attachment(
@@ -183,6 +205,12 @@ def _subdirs(folder: Path) -> Iterator[Path]:
     for entry in os.scandir(folder):
         if entry.is_dir(follow_symlinks=False):
             yield Path(entry.path)
+
+
+def _empty(folder: Path) -> None:
+    for entry in os.scandir(folder):
+        if entry.is_file(follow_symlinks=False):
+            os.unlink(entry.path)
 
 
 def _make_dir(folder: Path) -> None:

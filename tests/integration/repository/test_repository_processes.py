@@ -204,7 +204,8 @@ def test_sigkill_while_20_clients_provide(tmp_path: Path) -> None:
             by_key[k] for k in files if not registry.is_registered(by_key[k], REPOSITORY_UID)
         ]
         assert unlisted == []
-        assert list((data_dir / "repository" / "staging").iterdir()) == []
+        staging = data_dir / "repository" / "staging"
+        assert [p for p in staging.rglob("*") if p.is_file()] == []
     finally:
         restarted.stop()
 
