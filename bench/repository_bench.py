@@ -248,7 +248,7 @@ def serve() -> int:
     from gateway.app import Gateway
     from gateway.cli import run_until_signalled
     from gateway.config import load_settings
-    from gateway.database.engine import Database
+    from gateway.database import Database
     from gateway.database.leases import Lease
     from gateway.metadata.retrieve import Status, build_registry_response
     from gateway.repository import iti43

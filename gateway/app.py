@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway import __version__, secure_node
 from gateway.config import Settings
-from gateway.database.engine import Database
+from gateway.database import Database
 from gateway.database.leases import Lease, live_owner_ids
 from gateway.errors import ConfigError
 from gateway.logsetup import access_log_observer

@@ -56,10 +56,12 @@ FORGET_AFTER_SECONDS = 86_400.0  # expired rows are deleted after a day (absent 
 
 metadata = MetaData()
 
+OWNER = 128  # length of an owner id (one run of one process)
+
 gateway_process = Table(
     "gateway_process",
     metadata,
-    Column("owner", String(32), primary_key=True),  # uuid4 hex of this run of the process
+    Column("owner", String(OWNER), primary_key=True),  # this run of the process
     Column("host", String(255), nullable=False),  # host name, for people
     Column("node", String(128), nullable=False),  # boot id + PID namespace ("" = unknown)
     Column("pid", Integer, nullable=False),

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, inspect, text
 
-from gateway.database.engine import write_transaction
+from gateway.database.engine import create_database_engine, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,11 @@ def upgrade_engine(engine: Engine, url: str) -> None:
 
 def upgrade(url: str) -> None:
     """Upgrade the database at ``url`` to the newest schema revision (idempotent)."""
-    from gateway.database.engine import Database
-
-    database = Database(url)
+    engine = create_database_engine(url)
     try:
-        database.upgrade()
+        upgrade_engine(engine, url)
     finally:
-        database.dispose()
+        engine.dispose()
 
 
 def current_revision(engine: Engine) -> str | None:

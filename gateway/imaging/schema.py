@@ -78,7 +78,7 @@ imaging_study = Table(
     Column("first_received", Float, nullable=False),
     Column("last_received", Float, nullable=False),
     Column("claimed_at", Float),  # when a worker took it (state publishing)
-    Column("claimed_by", String(32)),  # the lease owner of that worker (gateway_process.owner)
+    Column("claimed_by", String(128)),  # the lease owner of that worker (gateway_process.owner)
     Column("retry_after", Float),  # after a failed publication
     Column("published_at", Float),
     Column("publish_count", Integer, nullable=False, default=0),
@@ -106,5 +106,5 @@ imaging_pending_manifest = Table(
     Column("request", LargeBinary, nullable=False),  # the ITI-41 body as sent (XML)
     Column("kos", LargeBinary, nullable=False),  # the KOS, DICOM Part 10
     Column("created_at", Float, nullable=False),
-    Column("owner", String(32)),  # the lease owner sending it (gateway_process.owner)
+    Column("owner", String(128)),  # the lease owner sending it (gateway_process.owner)
 )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from gateway.database.engine import SQLITE_BUSY_TIMEOUT_MS, Database
+from gateway.database import Database
+from gateway.database.engine import SQLITE_BUSY_TIMEOUT_MS
 from gateway.database.engine import create_database_engine as create_registry_engine
 from gateway.database.migrate import MIGRATIONS_DIR, alembic_config, upgrade
 

@@ -39,7 +39,7 @@ repository_document = Table(
     Column("size", BigInteger, nullable=False),
     Column("mime_type", String(256), nullable=False),
     Column("state", String(16), nullable=False),
-    Column("owner", String(32), nullable=False),  # gateway_process.owner (no foreign key:
+    Column("owner", String(128), nullable=False),  # gateway_process.owner (no foreign key:
     # rows outlive their process's lease row by design)
     Column("created", Float, nullable=False),
     CheckConstraint(

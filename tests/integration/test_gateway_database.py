@@ -21,7 +21,8 @@ from sqlalchemy import Index, MetaData, Table, insert, select
 
 from gateway.app import Gateway
 from gateway.config import load_settings
-from gateway.database.engine import Database, write_transaction
+from gateway.database import Database
+from gateway.database.engine import write_transaction
 from gateway.database.migrate import HEAD, alembic_config
 from gateway.imaging.schema import imaging_instance, imaging_pending_manifest, imaging_study
 from gateway.imaging.schema import metadata as imaging_metadata

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, update
 
-from gateway.database.engine import Database
+from gateway.database import Database
 from gateway.database.leases import Lease, gateway_process
 
 

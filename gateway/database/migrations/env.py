@@ -39,14 +39,14 @@ def _main() -> None:
     if connection is not None:
         _run(connection)
         return
-    from gateway.database.engine import Database
+    from gateway.database.engine import create_database_engine, write_transaction
 
-    database = Database(config.get_main_option("sqlalchemy.url") or "")
+    engine = create_database_engine(config.get_main_option("sqlalchemy.url") or "")
     try:
-        with database.write() as conn:
+        with write_transaction(engine) as conn:
             _run(conn)
     finally:
-        database.dispose()
+        engine.dispose()
 
 
 if context.is_offline_mode():

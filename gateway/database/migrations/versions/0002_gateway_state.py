@@ -28,7 +28,7 @@ depends_on: str | None = None
 UID = 64
 CX = 256
 PATH = 512
-OWNER = 32
+OWNER = 128
 
 
 def _imaging_tables() -> dict[str, tuple[list[sa.Column], list[tuple[str, list[str]]]]]:
