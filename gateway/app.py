@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -19,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 from gateway import __version__, secure_node
 from gateway.config import Settings
 from gateway.database import Database
-from gateway.database.leases import Lease, live_owner_ids
+from gateway.database.leases import Lease
 from gateway.errors import ConfigError
 from gateway.logsetup import access_log_observer
+from gateway.owners import ProcessIdentity, StagingFolder
+from gateway.serving.listeners import Listeners, bind_listeners
 from gateway.soap import transactions as tx
 from gateway.soap.dispatch import Limits, Observer, SoapApplication
 from gateway.soap.server import HttpServer
@@ -41,10 +42,26 @@ Configure = Callable[[SoapApplication], None]
 
 
 class Gateway:
-    """One gateway process: every enabled actor behind one HTTP server."""
+    """One gateway process: every enabled actor behind one HTTP server.
 
-    def __init__(self, settings: Settings, *, configure: Configure | None = None) -> None:
+    ``listeners``: sockets bound already (``serve`` binds them first; the workers of
+    ``serve --workers N`` inherit them from the supervisor); without them :meth:`start` binds.
+    ``identity``: which process this is (worker slot, pid, owner id of its temporary files and
+    queue rows); a new one by default.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        configure: Configure | None = None,
+        listeners: Listeners | None = None,
+        identity: ProcessIdentity | None = None,
+    ) -> None:
         self.settings = settings
+        self.identity = identity or ProcessIdentity()
+        self._listeners = listeners
+        self._incoming: StagingFolder | None = None
         self._ready: dict[str, bool] = {}
         self._lock = threading.Lock()
         self._started = False
@@ -58,15 +75,17 @@ class Gateway:
         self.tls = secure_node.tls_files(settings)
         secured = self.tls is not None or bool(settings.access.rules_file)
         self.access = secure_node.access_rules(settings) if secured else None
-        self.audit = secure_node.audit_trail(settings, self.tls)
+        self.audit = secure_node.audit_trail(settings, self.tls, owner=self.identity.owner)
         self._session_factory = self._make_session_factory()
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # The gateway database (every actor's state) at the newest schema, and this process's
-        # lease in it: the owner id its pending work and temporary folders carry.
+        # lease in it, under the process's owner id (its pending work and queue rows carry it).
         self.database = Database(settings.gateway_database_url)
         self.database.upgrade()
-        self.lease = Lease(self.database.engine, seconds=settings.gateway.lease_seconds).start()
+        self.lease = Lease(
+            self.database.engine, seconds=settings.gateway.lease_seconds, owner=self.identity.owner
+        ).start()
         try:
             self._assemble(configure)
         except BaseException:
@@ -77,13 +96,14 @@ class Gateway:
     def _assemble(self, configure: Configure | None) -> None:
         """The SOAP application, the actors and the HTTP server (after database and lease)."""
         settings = self.settings
-        spool = settings.data_dir / "tmp" / "soap"
-        spool.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _clear_spools(spool, live_owner_ids(self.database.engine), self.lease.owner)
-        self.spool = spool / self.lease.owner
-        self.spool.mkdir(mode=0o700, exist_ok=True)
+        # Spooled MTOM parts: a folder per process, since workers share the data folder; those
+        # of processes that are gone (cut off by a crash) are removed.
+        spool_parent = settings.data_dir / "tmp" / "soap"
+        spool_parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _clear_spool(spool_parent)
+        self._spool = StagingFolder(spool_parent, self.identity.owner)
         limits = Limits(
-            spool_dir=self.spool,
+            spool_dir=self._spool.path,
             max_envelope_bytes=settings.soap.max_envelope_bytes,
             max_request_bytes=settings.soap.max_request_bytes,
             max_xml_depth=settings.soap.max_xml_depth,
@@ -375,8 +395,15 @@ class Gateway:
             started = all(self._ready.values())
         database_ok, database = database_state(self.database.engine)
         storage_ok, storage = storage_state(self._storage_folders())
-        report = {"version": __version__, "actors": actors, "database": database}
-        report["storage"] = storage
+        report: dict[str, Any] = {
+            "version": __version__,
+            "actors": actors,
+            "process": {"worker": self.identity.index, "pid": self.identity.pid},
+            "database": database,
+            "storage": storage,
+        }
+        if self.imaging is not None:  # held studies are reported, never a reason to fail
+            report.update(self.imaging.health())
         return started and database_ok and storage_ok, report
 
     def _storage_folders(self) -> dict[str, Path]:
@@ -392,16 +419,25 @@ class Gateway:
             self._ready[name] = True
 
     def start(self) -> tuple[str, int]:
-        """Start every listener; return the HTTP (host, port) actually bound."""
+        """Start every listener; return the HTTP (host, port) actually bound.
+
+        Raises:
+            ListenError: a port is in use (only when no ``listeners`` were given).
+        """
+        listeners = self._listeners
+        if listeners is None:  # all bound before anything starts: a port in use stops it all
+            listeners = self._listeners = bind_listeners(self.settings)
+            listeners.announce(self.settings)
         self.audit.start()
         if self.mllp is not None:
-            self.mllp.start()
+            self.mllp.start(listeners.mllp)
             self._mark_ready("hl7")
         if self.repository is not None:
             self.repository.start()  # the start-up sweep ends before any request is served
         if self.imaging is not None:
-            self.imaging.start()
-        address = self.http.start()
+            self._incoming = StagingFolder(self.imaging.store.incoming_dir, self.identity.owner)
+            self.imaging.start(listeners.dicom, incoming_dir=self._incoming.path)
+        address = self.http.start(listeners.http)
         for name in list(self._ready):
             self._mark_ready(name)
         self._record_activity(start=True)
@@ -427,7 +463,11 @@ class Gateway:
         if self._started:
             self._record_activity(start=False)
         self.audit.stop()
-        shutil.rmtree(self.spool, ignore_errors=True)
+        if self._listeners is not None:
+            self._listeners.close()  # any the servers did not take (and close) themselves
+        if self._incoming is not None:
+            self._incoming.close()
+        self._spool.close()
         self.lease.release()  # last: what this process leaves pending is free at once
         self.database.dispose()
 
@@ -446,6 +486,11 @@ class Gateway:
         )
 
     @property
+    def spool_dir(self) -> Path:
+        """This process's folder for spooled MTOM parts (``data_dir/tmp/soap/<owner>``)."""
+        return self._spool.path
+
+    @property
     def mllp_address(self) -> tuple[str, int] | None:
         return self.mllp.address if self.mllp is not None else None
 
@@ -455,12 +500,8 @@ class Gateway:
         return f"{self.http.scheme}://{host}:{port}"
 
 
-def _clear_spools(spool: Path, live: set[str], owner: str) -> None:
-    """Remove the SOAP spools of processes that are gone (temporary MTOM parts of requests cut
-    off by a crash are never needed again), and loose files of earlier versions' single spool.
-    Live processes' spools (``serve --workers``, or a ``publish`` beside ``serve``) are kept."""
+def _clear_spool(spool: os.PathLike[str]) -> None:
+    # Loose files were spooled by versions before the per-process folders, cut off by a crash.
     for entry in os.scandir(spool):
         if entry.is_file():
             os.unlink(entry.path)
-        elif entry.is_dir() and entry.name not in live and entry.name != owner:
-            shutil.rmtree(entry.path, ignore_errors=True)

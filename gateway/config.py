@@ -9,6 +9,7 @@ message is one line naming the key (the CLI prints it and exits with code 2).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 import typing
@@ -20,6 +21,9 @@ from typing import Any
 from gateway.errors import ConfigError
 
 ENV_PREFIX = "XDSI_"
+# Variables with the prefix that are not configuration: the test suite's and tools' own
+# (XDSI_TEST_POSTGRES_URL ...). Every other XDSI_* variable must name a key (see _check_environ).
+NOT_CONFIG_PREFIXES: tuple[str, ...] = ("XDSI_TEST_",)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +44,7 @@ class HttpSettings:
     public_url: str = ""  # base URL written into served WSDLs; empty = from the request's Host
     request_timeout: int = 60  # seconds a silent client may hold a connection
     shutdown_timeout: int = 30  # seconds to finish requests in flight on SIGINT/SIGTERM
+    workers: int = 1  # gateway processes sharing the listeners (serve --workers); >1: PostgreSQL
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +94,8 @@ class ImagingSourceSettings:
     retrieve_ae_title: str = ""  # Retrieve AE Title written in manifests; empty = ae_title
     source_id: str = ""  # SubmissionSet.sourceId (OID); empty = unique_id
     max_pdu: int = 1024 * 1024  # maximum PDU size received on DICOM associations
+    # per presentation context: "sender" = the sender's first supported syntax, or UIDs in order
+    transfer_syntax_preference: str = "sender"
     # Codes of the manifest's DocumentEntry/SubmissionSet, as code^display name^coding scheme
     class_code: str = "IMAGES^Images^1.3.6.1.4.1.19376.1.2.6.1"
     type_code: str = "18748-4^Diagnostic imaging study^2.16.840.1.113883.6.1"
@@ -296,6 +303,7 @@ def _check_values(settings: Settings) -> None:
             raise ConfigError(f"{key}: port must be between 0 and 65535, got {port}")
     positive = {
         "http.threads": settings.http.threads,
+        "http.workers": settings.http.workers,
         "soap.max_envelope_bytes": settings.soap.max_envelope_bytes,
         "soap.max_xml_depth": settings.soap.max_xml_depth,
         "hl7.max_message_bytes": settings.hl7.max_message_bytes,
@@ -338,6 +346,18 @@ def _check_values(settings: Settings) -> None:
     if not 0 < len(ae) <= 16 or "\\" in ae:
         raise ConfigError(f"imaging_source.ae_title: 1 to 16 characters without '\\', got {ae!r}")
     _check_security(settings)
+    _check_syntax_preference(settings.imaging_source.transfer_syntax_preference)
+
+
+def _check_syntax_preference(value: str) -> None:
+    """``sender`` or transfer syntax UIDs, comma-separated (which ones the DICOM listener
+    accepts is checked when it is built)."""
+    items = [item.strip() for item in value.split(",")]
+    if value.strip().lower() != "sender" and not all(_is_oid(item) for item in items):
+        raise ConfigError(
+            "imaging_source.transfer_syntax_preference: expected 'sender' or transfer syntax "
+            f"UIDs, comma-separated, got {value!r}"
+        )
 
 
 def _check_security(settings: Settings) -> None:
@@ -385,7 +405,8 @@ def _build_section(
     known = {f.name for f in dataclasses.fields(cls)}
     for key in given:
         if key not in known:
-            raise ConfigError(f"{section}.{key}: unknown configuration key")
+            hint = _did_you_mean(f"{section}.{key}", [f"{section}.{k}" for k in sorted(known)])
+            raise ConfigError(f"{section}.{key}: unknown configuration key{hint}")
     values: dict[str, Any] = {}
     for key in known:
         dotted = f"{section}.{key}"
@@ -397,20 +418,57 @@ def _build_section(
     return cls(**values)
 
 
+def _did_you_mean(name: str, candidates: list[str]) -> str:
+    """`` (did you mean X?)`` for the closest candidate, or "" when none is close."""
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def environment_names(sections: Mapping[str, type] | None = None) -> dict[str, str]:
+    """Every configuration environment variable: ``{"XDSI_HTTP_PORT": "http.port", ...}``."""
+    names = {}
+    for section, cls in (sections or _section_types()).items():
+        for f in dataclasses.fields(cls):
+            names[f"{ENV_PREFIX}{section}_{f.name}".upper()] = f"{section}.{f.name}"
+    return names
+
+
+def _check_environ(environ: Mapping[str, str], sections: Mapping[str, type]) -> None:
+    """An ``XDSI_*`` variable that names no key is a typo, refused like one in the file.
+
+    The rule: every variable starting with ``XDSI_`` is configuration and must be
+    ``XDSI_<SECTION>_<KEY>`` of a known key, except those starting with one of
+    :data:`NOT_CONFIG_PREFIXES` (``XDSI_TEST_``: the test suite's own settings).
+    """
+    known = environment_names(sections)
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name.startswith(NOT_CONFIG_PREFIXES):
+            continue
+        if name not in known:
+            hint = _did_you_mean(name, sorted(known))
+            raise ConfigError(
+                f"{name}: environment variable names no configuration key{hint}; unset or "
+                "rename it (XDSI_<SECTION>_<KEY>; every key is in config/gateway.toml)"
+            )
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Build the settings: defaults, then the TOML file (if any), then environment overrides.
 
     Raises:
-        ConfigError: unreadable file, unknown section or key, wrong type or out-of-range value.
+        ConfigError: unreadable file, unknown section or key (in the file or an ``XDSI_*``
+            environment variable), wrong type or out-of-range value.
     """
     environ = os.environ if environ is None else environ
     document = _read_toml(path) if path is not None else {}
     sections = _section_types()
+    _check_environ(environ, sections)
     for name, value in document.items():
         if name not in sections:
-            raise ConfigError(f"{name}: unknown configuration section")
+            hint = _did_you_mean(name, sorted(sections))
+            raise ConfigError(f"{name}: unknown configuration section{hint}")
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: expected a [{name}] table")
     built = {
@@ -418,6 +476,28 @@ def load_settings(
         for section, cls in sections.items()
     }
     settings = Settings(**built)
+    _check_values(settings)
+    return settings
+
+
+def settings_from_dict(document: Mapping[str, Any]) -> Settings:
+    """Settings from :func:`settings_as_dict`'s form, checked like a TOML file, no environment.
+
+    ``serve --workers N`` hands its effective settings to each worker this way, so that every
+    worker, restarted ones included, runs exactly the supervisor's configuration.
+    Raises:
+        ConfigError: as :func:`load_settings`.
+    """
+    sections = _section_types()
+    for name in document:
+        if name not in sections:
+            raise ConfigError(f"{name}: unknown configuration section")
+    settings = Settings(
+        **{
+            section: _build_section(section, cls, dict(document.get(section, {})), {})
+            for section, cls in sections.items()
+        }
+    )
     _check_values(settings)
     return settings
 

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         verified = _exchange(args, folder, steps)
     except DemoError as exc:
-        print(f"demo FAILED: {exc}", file=out)
+        print(f"xdsi-gateway demo: FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
         if args.keep:

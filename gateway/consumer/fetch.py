@@ -6,10 +6,13 @@ instances they list (the Imaging Document Consumer of XDS-I.b, RAD TF-1 §18.1, 
    code, ``--since`` serviceStartTimeFrom. ``--study``/``--accession`` are matched on the
    entries' referenceIdList (ITI TF-3 §4.2.3.2.28) and again on the manifests themselves.
 2. ITI-43 for the manifests, one request per repository (ITI TF-2 §3.43).
-3. Per study: instances already at the destination are skipped; the others are grouped by
-   Retrieve Location UID and requested by RAD-69 in batches, several requests in flight at once
+3. Per study: instances already at the destination are skipped; the destination says which of
+   the requested transfer syntaxes it takes for each SOP Class (a PACS by association
+   negotiation, ``gateway.consumer.syntax_plan``); the others are grouped by Retrieve Location
+   UID and those syntaxes and requested by RAD-69 in batches, several requests in flight at once
    (bounded by ``parallel_requests``). An instance that does not come back, or comes back
-   unreadable, is asked for again up to ``retries`` times, then reported missing.
+   unreadable, is asked for again up to ``retries`` times, then reported missing; one that
+   cannot be delivered in a syntax the destination takes is reported at once, saying why.
 
 Workers only talk to the network; checking, storing and counting happen in the calling thread,
 so destinations need no locking and the progress bar is drawn from one place.
@@ -50,6 +53,7 @@ from gateway.consumer.report import (
 )
 from gateway.consumer.settings import ConsumerSettings
 from gateway.consumer.store import Destination
+from gateway.consumer.syntax_plan import SyntaxPlan
 from gateway.metadata.model import DocumentEntry
 from gateway.metadata.retrieve import (
     DocumentRequest,
@@ -94,6 +98,8 @@ class StudyFetcher:
         self.sleep = sleep
         self._sources: dict[str, ImagingSource] = {}
         self._source_factory = source_factory or self._soap_source
+        # a failure that running the fetch again may overcome (FetchReport.transient_failure)
+        self._transient_failure = False
 
     def _connect(self, cls: type[_ClientT], url: str) -> _ClientT:
         """A client of ``cls`` for ``url`` with the settings' timeout and TLS; MTOM parts are
@@ -167,7 +173,11 @@ class StudyFetcher:
                     raise
                 log.warning("%s failed, asking again: %s", what, exc)
                 self.sleep(self._backoff(attempt + 1))
-        return request()
+        try:
+            return request()
+        except PeerError as exc:
+            self._transient_failure = self._transient_failure or exc.transient
+            raise
 
     def _backoff(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (1 = the first repetition)."""
@@ -216,6 +226,7 @@ class StudyFetcher:
         except ConsumerError as exc:
             report.problems.append(str(exc))
         finally:
+            report.transient_failure = self._transient_failure
             report.notes.extend(self.destination.finish())
             for source in self._sources.values():
                 close = getattr(source, "close", None)
@@ -248,6 +259,7 @@ class StudyFetcher:
         progress.advance(len(present))
         unreachable: dict[str, str] = {}
         todo = self._reachable([r for r in refs if r.sop_instance_uid not in present], unreachable)
+        plan, todo = self._plan(request, todo, unreachable, outcome)
         failures: dict[str, str] = {}
         try:
             for attempt in range(self.settings.retries + 1):
@@ -255,8 +267,13 @@ class StudyFetcher:
                     break
                 if attempt:
                     self.sleep(self._backoff(attempt))
-                failures = self._round(request, todo, outcome, progress)
-                todo = [ref for ref in todo if ref.sop_instance_uid in failures]
+                failures = self._round(request, plan, todo, outcome, progress)
+                todo = [
+                    ref
+                    for ref in todo
+                    if ref.sop_instance_uid in failures
+                    and ref.sop_instance_uid not in outcome.unfixable
+                ]
         finally:
             outcome.missing = {**unreachable, **failures}
             progress.advance(len(outcome.missing))
@@ -280,6 +297,36 @@ class StudyFetcher:
             reachable.append(ref)
         return reachable
 
+    def _plan(
+        self,
+        request: FetchRequest,
+        refs: list[InstanceRef],
+        unreachable: dict[str, str],
+        outcome: StudyOutcome,
+    ) -> tuple[SyntaxPlan, list[InstanceRef]]:
+        """The transfer syntaxes the destination takes per SOP Class of ``refs``, and the
+        instances that can be asked for in one of them; the others go to ``unreachable``."""
+        where = self.destination.describe()
+        requested = request.transfer_syntaxes
+        if not refs:
+            return SyntaxPlan.anything(requested), refs
+        classes = list(dict.fromkeys(ref.sop_class_uid for ref in refs))
+        try:
+            by_class = self.destination.transfer_syntaxes(classes, requested)
+        except ConsumerError as exc:
+            unreachable.update(dict.fromkeys((ref.sop_instance_uid for ref in refs), str(exc)))
+            return SyntaxPlan.anything(requested), []
+        plan = SyntaxPlan(requested=requested, by_class=by_class, where=where)
+        deliverable = []
+        for ref in refs:
+            refusal = plan.refusal(ref)
+            if refusal is None:
+                deliverable.append(ref)
+                continue
+            unreachable[ref.sop_instance_uid] = refusal
+            outcome.unfixable.add(ref.sop_instance_uid)
+        return plan, deliverable
+
     def _soap_source(self, url: str) -> ImagingSource:
         return self._connect(ImagingSourceClient, url)
 
@@ -293,29 +340,35 @@ class StudyFetcher:
     def _round(
         self,
         request: FetchRequest,
+        plan: SyntaxPlan,
         todo: Sequence[InstanceRef],
         outcome: StudyOutcome,
         progress: Progress,
     ) -> dict[str, str]:
         """One pass of RAD-69 requests over ``todo``; return the reason per instance not kept."""
         failures: dict[str, str] = {}
-        batches = plan_batches(todo, self.settings.batch_size)
+        by_syntaxes: dict[tuple[str, ...], list[InstanceRef]] = {}
+        for ref in todo:
+            by_syntaxes.setdefault(plan.syntaxes(ref), []).append(ref)
         pool = ThreadPoolExecutor(max_workers=self.settings.parallel_requests)
         pending: dict[Future[RetrieveDocumentSetResponse], list[InstanceRef]] = {}
         try:
-            for location, batch in batches:
-                client = self._source(location)
-                syntaxes = request.transfer_syntaxes
-                future = pool.submit(
-                    client.retrieve, [ref.imaging_request() for ref in batch], syntaxes
-                )
-                pending[future] = batch
+            for syntaxes, refs in by_syntaxes.items():
+                for location, batch in plan_batches(refs, self.settings.batch_size):
+                    client = self._source(location)
+                    future = pool.submit(
+                        client.retrieve, [ref.imaging_request() for ref in batch], syntaxes
+                    )
+                    pending[future] = batch
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     batch = pending.pop(future)
                     outcome.requests += 1
-                    failures.update(self._settle(request, batch, future, outcome, progress))
+                    found = self._settle(request, batch, future, outcome, progress)
+                    if future.exception() is None:  # the source answered: was it the syntax?
+                        outcome.unfixable |= plan.reword(batch, future.result().errors, found)
+                    failures.update(found)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             for future in pending:
@@ -336,6 +389,7 @@ class StudyFetcher:
         try:
             result = future.result()
         except PeerError as exc:
+            self._transient_failure = self._transient_failure or exc.transient
             return {ref.sop_instance_uid: str(exc) for ref in batch}
         items, reasons = match_documents(batch, result)
         problems = self.destination.store(request.patient_id, items)

@@ -5,6 +5,14 @@ Each batch of instances is sent over one association whose presentation contexts
 syntax the imaging document source returned (no coercion, PS3.4 §B.4.1). Success and the warning
 statuses of PS3.4 Table B.2-1 (0xB000, 0xB006, 0xB007) count as stored.
 
+Before the instances of a study are asked for, one association proposes every requested transfer
+syntax for each SOP Class of the study, each in a presentation context of its own (PS3.8
+§7.1.1.13: one syntax is agreed per context), and is released at once: the contexts accepted say
+which syntaxes the PACS takes (:meth:`PacsDestination.transfer_syntaxes`), and RAD-69 asks for
+those only. A PACS that takes only uncompressed data thus gets JPEG studies decompressed by the
+imaging source; an association that fails says why in plain words (PS3.8 Table 9-21 for a
+rejection).
+
 Before a study is fetched, a Study Root C-FIND at IMAGE level (PS3.4 §C.6.2, Table C.6-5..C.6-7)
 asks for the SOP Instance UIDs the PACS already has for it; a PACS that does not answer it simply
 gets everything again (a C-STORE of an instance it holds is harmless).
@@ -27,6 +35,7 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_file_meta_info
 from pynetdicom import AE
 
+from gateway.consumer.errors import PeerError
 from gateway.consumer.manifest import InstanceRef
 from gateway.consumer.store import check_instance
 from gateway.soap.message import Attachment
@@ -77,6 +86,7 @@ class PacsDestination:
         self.timeout = timeout
         self.spool_dir = Path(spool_dir or tempfile.mkdtemp(prefix="xdsi-consumer-"))
         self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self._accepted: dict[str, tuple[str, ...]] = {}  # SOP Class -> syntaxes it takes
 
     def describe(self) -> str:
         return f"PACS {self.target}"
@@ -97,6 +107,55 @@ class PacsDestination:
                 with contextlib.suppress(OSError):
                     sock.close()
         return assoc
+
+    def transfer_syntaxes(
+        self, sop_classes: Sequence[str], requested: Sequence[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """Per SOP Class, the syntaxes of ``requested`` the PACS accepts, in ``requested`` order.
+
+        Standard: PS3.8 §7.1.1.13-14, §9.3.2.2. Raises: PeerError (unreachable, or the
+        association rejected).
+        """
+        wanted = [c for c in dict.fromkeys(sop_classes) if c not in self._accepted]
+        pairs = [(sop_class, syntax) for sop_class in wanted for syntax in requested]
+        for start in range(0, len(pairs), MAX_CONTEXTS):
+            chunk = pairs[start : start + MAX_CONTEXTS]
+            accepted = self._negotiate(chunk)
+            for sop_class in dict.fromkeys(c for c, _ in chunk):
+                taken = [s for c, s in chunk if c == sop_class and (c, s) in accepted]
+                self._accepted[sop_class] = (*self._accepted.get(sop_class, ()), *taken)
+        return {sop_class: self._accepted[sop_class] for sop_class in sop_classes}
+
+    def _negotiate(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Propose one context per (SOP Class, syntax); return those accepted, then release."""
+        ae = self._ae()
+        for sop_class, syntax in pairs:
+            ae.add_requested_context(sop_class, [syntax])
+        assoc = self._associate(ae)
+        if not assoc.is_established:
+            answer = assoc.acceptor.primitive
+            if answer is not None and getattr(answer, "result", None) == 0x00:
+                return set()  # accepted, but not one of the contexts (all rejected)
+            raise PeerError(self._not_established(assoc), transient=not assoc.is_rejected)
+        try:
+            return {
+                (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
+                for cx in assoc.accepted_contexts
+            }
+        finally:
+            assoc.release()
+
+    def _not_established(self, assoc: Any) -> str:
+        """Why an association was not established, in plain words."""
+        answer = assoc.acceptor.primitive
+        if assoc.is_rejected and answer is not None:
+            return (
+                f"{self.describe()} rejected the association ({answer.result_str}, "
+                f"{answer.source_str}: {answer.reason_str})"
+            )
+        if answer is not None and getattr(answer, "result", None) == 0x00:
+            return f"{self.describe()} accepted none of the presentation contexts proposed"
+        return f"{self.describe()} cannot be reached (no association; is it listening?)"
 
     def existing(self, patient_id: str, refs: Sequence[InstanceRef]) -> set[str]:
         """The instances of ``refs`` the PACS reports by C-FIND (empty when it cannot say)."""
@@ -165,7 +224,7 @@ class PacsDestination:
             ae.add_requested_context(sop_class, [syntax])
         assoc = self._associate(ae)
         if not assoc.is_established:
-            reason = f"association with {self.target} not established"
+            reason = self._not_established(assoc)
             return {ref.sop_instance_uid: reason for ref, _, _, _ in files}
         problems: dict[str, str] = {}
         try:

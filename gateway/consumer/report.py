@@ -44,6 +44,7 @@ class StudyOutcome:
     requests: int = 0  # RAD-69 requests sent
     seconds: float = 0.0
     missing: dict[str, str] = field(default_factory=dict)  # SOP Instance UID -> reason
+    unfixable: set[str] = field(default_factory=set)  # missing for a reason a rerun keeps
 
 
 @dataclass(slots=True, kw_only=True)
@@ -54,6 +55,8 @@ class FetchReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+    # a failure that may pass came up (a timeout, a reset, a damaged transfer)
+    transient_failure: bool = False
 
     @property
     def complete(self) -> bool:
@@ -64,6 +67,15 @@ class FetchReport:
             and not self.interrupted
             and not any(study.missing for study in self.studies)
         )
+
+    @property
+    def retry_may_help(self) -> bool:
+        """True when running the same fetch again may complete it: a failure that may pass, or
+        instances still missing for a reason a new run can change (a new run asks only for
+        those). False for what a retry cannot fix: a refused query, a patient without manifests,
+        a peer that is not there, a destination that takes a SOP Class in no syntax the source
+        can provide."""
+        return self.transient_failure or any(set(s.missing) - s.unfixable for s in self.studies)
 
     @property
     def instances(self) -> int:

@@ -52,6 +52,13 @@ class Destination(Protocol):
         """Keep every item; return a reason per SOP Instance UID that could not be kept."""
         ...
 
+    def transfer_syntaxes(
+        self, sop_classes: Sequence[str], requested: Sequence[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """Per SOP Class, the syntaxes of ``requested`` it takes, in that order (empty: none).
+        Raises: ConsumerError (the destination cannot be asked)."""
+        ...
+
     def finish(self) -> list[str]:
         """End of the fetch: complete what is pending; return lines for the summary."""
         ...
@@ -129,10 +136,18 @@ class FolderDestination:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.spool_dir = self.root / PARTIAL
+        # folders this fetch creates, deepest first: removed again if nothing lands in them
+        self._created = [p for p in (self.root, *self.root.parents) if not p.exists()]
         self.spool_dir.mkdir(parents=True, exist_ok=True)
 
     def describe(self) -> str:
         return str(self.root)
+
+    def transfer_syntaxes(
+        self, sop_classes: Sequence[str], requested: Sequence[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """A folder keeps any transfer syntax."""
+        return dict.fromkeys(sop_classes, tuple(requested))
 
     def path_of(self, patient_id: str, ref: InstanceRef) -> Path:
         """The final path of an instance."""
@@ -177,7 +192,19 @@ class FolderDestination:
 
     def finish(self) -> list[str]:
         shutil.rmtree(self.spool_dir, ignore_errors=True)
+        self.remove_created_if_empty()
         return []
+
+    def remove_created_if_empty(self) -> None:
+        """Remove the folders this destination created that are still empty (a fetch that
+        found nothing leaves no ``--out`` folder behind)."""
+        for folder in self._created:
+            if not folder.exists():  # removed with the spool folder already
+                continue
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: something was fetched into it
+                return
 
 
 def _close(fileset: FileSet) -> None:
@@ -212,6 +239,12 @@ class DicomdirDestination:
         others = [r for r in refs if r.sop_instance_uid not in listed]
         return listed | self._staged.existing(patient_id, others)
 
+    def transfer_syntaxes(
+        self, sop_classes: Sequence[str], requested: Sequence[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """A File-set keeps any transfer syntax (PS3.10 §8: each file names its own)."""
+        return self._staged.transfer_syntaxes(sop_classes, requested)
+
     def store(
         self, patient_id: str, items: Sequence[tuple[InstanceRef, Attachment]]
     ) -> dict[str, str]:
@@ -224,6 +257,7 @@ class DicomdirDestination:
         staged = sorted((partial / "staged").rglob("*.dcm"))
         if not staged:
             shutil.rmtree(partial, ignore_errors=True)
+            self._staged.remove_created_if_empty()
             return []
         dicomdir = self.root / "DICOMDIR"
         fileset = FileSet(dicomdir) if dicomdir.exists() else FileSet()

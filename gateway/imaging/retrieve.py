@@ -5,9 +5,13 @@ For each requested instance (RAD TF-3 §4.69.4.2.3):
 - a RepositoryUniqueId other than this source's: XDSUnknownRepositoryId;
 - a SOP Instance UID this source does not hold, or holds in another study or series:
   XDSDocumentUniqueIdError (NIST ids_2018-4811 cases 2-4);
-- an instance that cannot be given in any requested transfer syntax: XDSRepositoryError;
-- otherwise the stored file, streamed from disk (converted first when it is stored in a native
-  transfer syntax the request does not list, see ``gateway.imaging.transfer``).
+- an instance that cannot be given in any requested transfer syntax: XDSRepositoryError saying
+  why ("the Imaging Document Source shall encode the pixel data using one of the DICOM transfer
+  syntaxes included in the request, or return an error", §4.69.4.2.3);
+- otherwise the stored file, streamed from disk: byte for byte when its syntax is listed, else
+  converted first into a listed uncompressed one, decompressing if needed
+  (``gateway.imaging.transcode``: one instance decoded at a time, frame by frame, into a
+  temporary file the MTOM writer streams).
 
 Status (ITI TF-2 §3.43.4.2.3): Success when every instance is returned, PartialSuccess when some
 are, Failure when none is. A request listing no transfer syntax this source knows at all fails as
@@ -24,7 +28,7 @@ from gateway.errors import (
     XDSRepositoryError,
     XDSUnknownRepositoryId,
 )
-from gateway.imaging import transfer
+from gateway.imaging import transcode
 from gateway.imaging.index import ImagingIndex, InstanceRecord
 from gateway.imaging.storage import InstanceStore
 from gateway.metadata.retrieve import (
@@ -52,7 +56,7 @@ class ImagingRetriever:
         Standard: RAD TF-3 §4.69.4.2.3. Raises: XDSRepositoryError when no requested transfer
         syntax is a DICOM transfer syntax at all.
         """
-        if not any(transfer.is_known_transfer_syntax(ts) for ts in request.transfer_syntaxes):
+        if not any(transcode.is_transfer_syntax(ts) for ts in request.transfer_syntaxes):
             raise XDSRepositoryError(
                 "none of the requested transfer syntaxes "
                 f"({', '.join(request.transfer_syntaxes)}) is supported"
@@ -89,17 +93,16 @@ class ImagingRetriever:
                 location=uid,
             )
         record = self._check(item.study_instance_uid, item.series_instance_uid, uid, record)
-        choice = transfer.choose(record.transfer_syntax_uid, syntaxes)
-        if choice is None:
+        try:
+            plan = transcode.choose(record.transfer_syntax_uid, syntaxes)
+        except transcode.CannotTranscode as exc:
             raise XDSRepositoryError(
-                f"instance {uid} is stored in transfer syntax {record.transfer_syntax_uid} and "
-                f"cannot be provided in any requested one ({', '.join(syntaxes)})",
+                f"instance {uid} cannot be provided in a requested transfer syntax: {exc}",
                 location=uid,
-            )
-        syntax, needs_conversion = choice
+            ) from exc
         attachment = (
-            self._converted(record, syntax)
-            if needs_conversion
+            self._converted(record, plan.syntax)
+            if plan.convert
             else Attachment.from_file(self.store.path(record.path), content_type=MIME_TYPE)
         )
         return DocumentResponse(
@@ -126,14 +129,19 @@ class ImagingRetriever:
         return record
 
     def _converted(self, record: InstanceRecord, syntax: str) -> Attachment:
+        """The instance in ``syntax``, in a temporary file the attachment owns (and removes)."""
         target = self.store.temporary_file()
         try:
-            transfer.convert(self.store.path(record.path), target, syntax)
+            transcode.transcode(self.store.path(record.path), target, syntax)
         except Exception as exc:
             target.unlink(missing_ok=True)
-            log.exception("cannot convert %s to %s", record.sop_instance_uid, syntax)
+            if not isinstance(exc, transcode.CannotTranscode):
+                log.exception("cannot convert %s to %s", record.sop_instance_uid, syntax)
+            else:
+                log.warning("cannot convert %s to %s: %s", record.sop_instance_uid, syntax, exc)
             raise XDSRepositoryError(
-                f"instance {record.sop_instance_uid} could not be converted to {syntax}",
+                f"instance {record.sop_instance_uid} could not be converted to "
+                f"{transcode.name(syntax)}: {exc}",
                 location=record.sop_instance_uid,
             ) from exc
         return Attachment.from_file(target, content_type=MIME_TYPE, owned=True)

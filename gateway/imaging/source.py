@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,12 @@ from typing import Any
 from sqlalchemy import Engine
 
 from gateway.config import ImagingSourceSettings, Settings
-from gateway.database.leases import live_owner_ids
-from gateway.imaging import rad69
+from gateway.errors import ConfigError
+from gateway.imaging import pending, rad69
 from gateway.imaging.codes import ManifestCodes
 from gateway.imaging.index import ImagingIndex, InstanceRecord
 from gateway.imaging.ingest import Ingest, InstanceRejected, dicom_files
+from gateway.imaging.negotiation import parse_preference
 from gateway.imaging.patient import DomainLookup
 from gateway.imaging.publisher import Publisher, PublisherConfig, PublishResult
 from gateway.imaging.rad68 import (
@@ -35,7 +37,7 @@ from gateway.imaging.rad68 import (
 )
 from gateway.imaging.retrieve import ImagingRetriever
 from gateway.imaging.storage import InstanceStore
-from gateway.imaging.storescp import DEFAULT_MAX_PDU, StoreSCP
+from gateway.imaging.storescp import ACCEPTED_TRANSFER_SYNTAXES, DEFAULT_MAX_PDU, StoreSCP
 from gateway.metadata.datatypes import Code
 from gateway.soap.dispatch import Handler
 
@@ -83,12 +85,13 @@ class ImagingSource:
         fsync: bool = True,
         observers: Sequence[Callable[[PublishResult], None]] = (),
         dicom_security: Any | None = None,
+        transfer_syntax_order: Sequence[str] = (),
     ) -> None:
         self.unique_id = unique_id
         self.study_idle_seconds = study_idle_seconds
         self.poll_seconds = poll_seconds or min(1.0, max(0.05, study_idle_seconds / 4))
         self.index = index
-        self.store = InstanceStore(storage_dir, fsync=fsync, owner=index.owner)
+        self.store = InstanceStore(storage_dir, fsync=fsync)
         self.ingest = Ingest(self.store, index)
         config = PublisherConfig(
             unique_id=unique_id,
@@ -117,15 +120,20 @@ class ImagingSource:
             maximum_pdu_size=maximum_pdu_size,
             require_called_aet=require_called_aet,
             security=dicom_security,
+            transfer_syntax_order=transfer_syntax_order,
         )
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> tuple[str, int]:
-        """Start the DICOM listener and the idle worker; return the listener's (host, port)."""
-        self.store.recover(live_owner_ids(self.index.engine))
-        address = self.scp.start()
+    def start(
+        self, sock: socket.socket | None = None, *, incoming_dir: Path | None = None
+    ) -> tuple[str, int]:
+        """Start the DICOM listener and the idle worker; return the listener's (host, port).
+
+        ``sock`` and ``incoming_dir``: see :meth:`StoreSCP.start`.
+        """
+        address = self.scp.start(sock, incoming_dir=incoming_dir)
         if self._worker is None:
             self._stop.clear()
             self._worker = threading.Thread(
@@ -142,7 +150,6 @@ class ImagingSource:
             worker.join()
         self.publisher.close()
         self.scp.stop()
-        self.store.close()
         self.index.close()  # only an index of its own (ImagingIndex.from_url) holds anything
 
     @property
@@ -170,8 +177,12 @@ class ImagingSource:
 
     def load_directory(self, path: str | os.PathLike[str]) -> LoadReport:
         """Import every DICOM Part 10 file below ``path`` byte for byte; others are reported."""
+        return self.load_files(dicom_files(path), path)
+
+    def load_files(self, files: Iterable[Path], path: str | os.PathLike[str]) -> LoadReport:
+        """Import DICOM Part 10 files byte for byte (``path``: where from, for the log)."""
         report = LoadReport()
-        for file in dicom_files(path):
+        for file in files:
             try:
                 report.stored.append(self.ingest.store_file(file))
             except InstanceRejected as exc:
@@ -185,6 +196,15 @@ class ImagingSource:
         )
         return report
 
+    def health(self) -> dict[str, Any]:
+        """What ``/health`` reports of the source: ``held_studies``, the studies waiting for
+        their patient to be fed (they do not make the gateway unhealthy)."""
+        try:
+            return {"held_studies": pending.held_count(self.index.engine)}
+        except Exception as exc:  # the database being away must not break /health
+            log.debug("held studies not counted: %s", exc)
+            return {}
+
     def rad69_handler(self) -> Handler:
         """The SOAP handler for RAD-69 at ``/xdsi/source``."""
         return rad69.make_handler(self.retriever)
@@ -196,16 +216,26 @@ class ImagingSource:
         settings: Settings,
         *,
         repository: RepositoryClient,
-        engine: Engine,
-        owner: str,
+        engine: Engine | None = None,
+        owner: str = "",
         domain_id_for_local: DomainLookup | None = None,
         **options: Any,
     ) -> ImagingSource:
         """Build the source from ``[imaging_source]`` settings on the gateway database of
-        ``engine`` (migrated by the caller), run by the lease ``owner``; ``options`` are further
-        constructor arguments (codes, host ...)."""
+        ``engine`` (migrated by the caller), run by the lease ``owner``; without an engine, on
+        an index of its own (``ImagingIndex.from_url`` on the gateway database: migrated, with a
+        lease, given up at :meth:`stop`). ``options`` are further constructor arguments.
+        Raises: ConfigError (``transfer_syntax_preference`` names a syntax the listener lacks).
+        """
         section = settings.imaging_source
-        index = ImagingIndex(engine, owner=owner)
+        try:
+            order = parse_preference(section.transfer_syntax_preference, ACCEPTED_TRANSFER_SYNTAXES)
+        except ValueError as exc:
+            raise ConfigError(f"imaging_source.transfer_syntax_preference: {exc}") from exc
+        if engine is None:
+            index = ImagingIndex.from_url(settings.gateway_database_url)
+        else:
+            index = ImagingIndex(engine, owner=owner)
         configured: dict[str, Any] = {
             "host": section.host,
             "codes": manifest_codes(section),
@@ -213,6 +243,7 @@ class ImagingSource:
             "retrieve_ae_title": section.retrieve_ae_title or None,
             "maximum_pdu_size": section.max_pdu,
             "publish_parallel": section.publish_parallel,
+            "transfer_syntax_order": order,
         }
         return cls(
             unique_id=section.unique_id,

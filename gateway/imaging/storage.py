@@ -8,11 +8,7 @@ A file is written to a temporary name in its final folder, flushed and ``fsync``
 any earlier copy (``os.replace``: a reader sees the old or the new file, never a mix) and the
 folder is ``fsync``-ed so the rename itself survives a crash (POSIX rename(2), fsync(2)). A file
 already written elsewhere on the store's file system (a received C-STORE data set in
-``.tmp/<owner>/incoming``) is ``fsync``-ed and renamed into place the same way, never copied.
-
-Several gateway processes (and machines) may share the folder: each keeps its temporary files in
-``.tmp/<owner>`` (its lease, ``gateway.database.leases``), and :meth:`InstanceStore.recover`
-removes only the folders of processes that are gone.
+``.tmp/incoming``) is ``fsync``-ed and renamed into place the same way, never copied.
 """
 
 from __future__ import annotations
@@ -21,15 +17,12 @@ import errno
 import os
 import re
 import secrets
-import shutil
-import time
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 CHUNK = 1024 * 1024
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
-_OWNER = re.compile(r"^[0-9a-f]{32}$")  # a lease owner id (uuid4 hex)
 
 
 def is_uid(value: str | None) -> bool:
@@ -40,38 +33,14 @@ def is_uid(value: str | None) -> bool:
 class InstanceStore:
     """The folder holding every received instance."""
 
-    def __init__(
-        self, root: str | os.PathLike[str], *, fsync: bool = True, owner: str = ""
-    ) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.tmp_root = self.root / ".tmp"
-        self.owner = owner
-        self.tmp_dir = self.tmp_root / owner if owner else self.tmp_root
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir = self.root / ".tmp"
+        self.tmp_dir.mkdir(exist_ok=True)
         self.incoming_dir = self.tmp_dir / "incoming"  # C-STORE data sets while they arrive
         self.incoming_dir.mkdir(exist_ok=True)
         self.fsync = fsync
-
-    def recover(self, live_owners: Collection[str], *, stale_seconds: float = 3600.0) -> None:
-        """Remove the temporary folders of processes not in ``live_owners``, and files of the
-        single-folder layout of earlier versions untouched for ``stale_seconds``."""
-        keep = set(live_owners) | {self.owner}
-        limit = time.time() - stale_seconds
-        for entry in os.scandir(self.tmp_root):
-            if entry.is_dir(follow_symlinks=False) and _OWNER.match(entry.name):
-                if entry.name not in keep:
-                    shutil.rmtree(entry.path, ignore_errors=True)
-            elif entry.is_dir(follow_symlinks=False) and entry.name == "incoming":
-                for old in os.scandir(entry.path):
-                    _unlink_if_older(old, limit)
-            else:
-                _unlink_if_older(entry, limit)
-
-    def close(self) -> None:
-        """Remove this process's temporary folder at a clean stop."""
-        if self.owner:
-            shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
     def relative_path(self, study_uid: str, series_uid: str, sop_uid: str) -> str:
         """Where an instance lives, relative to the root. Raises ValueError for a bad UID."""
@@ -154,14 +123,6 @@ class InstanceStore:
     def temporary_file(self, suffix: str = ".dcm") -> Path:
         """A fresh path for a temporary file on the store's file system (caller removes it)."""
         return self.tmp_dir / f"{secrets.token_hex(12)}{suffix}"
-
-
-def _unlink_if_older(entry: os.DirEntry[str], limit: float) -> None:
-    try:
-        if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < limit:
-            os.unlink(entry.path)
-    except FileNotFoundError:
-        pass
 
 
 def _fsync_file(path: Path) -> None:

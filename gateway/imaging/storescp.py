@@ -2,11 +2,10 @@
 
 Every storage SOP class is accepted with the uncompressed transfer syntaxes and the usual
 compressed ones, and data are stored in the transfer syntax they arrive in (no coercion,
-PS3.4 §B.4.1). pynetdicom accepts, per presentation context, the first syntax of *our* list that
-the peer proposes (PS3.8 §9.3.3.2 leaves the choice to the acceptor): Explicit VR Little Endian
-first, compressed syntaxes after the uncompressed ones. A peer that proposes its compressed
-syntax in a context of its own (dcmtk's default: one context per transfer syntax) gets it
-accepted, so its compressed data arrive unchanged.
+PS3.4 §B.4.1). Which syntax is accepted in each presentation context is decided by
+``gateway.imaging.negotiation``: by default the first one the sender proposed among those
+supported, so a sender that proposes JPEG Lossless before Explicit VR Little Endian in one
+context sends, and we store, its compressed data unchanged.
 
 Data sets are received into files, never into memory (``gateway.imaging.receive``): pynetdicom
 writes each one, as its fragments arrive, to a file in the store's ``.tmp/incoming`` folder, and
@@ -28,7 +27,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -44,7 +43,8 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
-from gateway.imaging import receive
+from gateway.imaging import negotiation, receive
+from gateway.imaging.association_log import AssociationLog
 from gateway.imaging.index import InstanceRecord
 from gateway.imaging.ingest import STATUS_SUCCESS, Ingest, InstanceRejected
 from gateway.metadata import transfer_syntaxes
@@ -86,6 +86,7 @@ def handle_store(
     ingest: Ingest,
     notify: Callable[[InstanceRecord], None] | None = None,
     security: Any | None = None,
+    associations: AssociationLog | None = None,
 ) -> int:
     """C-STORE: keep the data set as received, index it, answer with a PS3.4 Table B.2-1 status.
 
@@ -106,6 +107,8 @@ def handle_store(
             exc.status,
             exc,
         )
+        if associations is not None:
+            associations.refused(event.assoc)
         return exc.status
     finally:
         if path is not None:
@@ -115,6 +118,8 @@ def handle_store(
         notify(record)
     if security is not None:  # DicomSecurity: audited when the association ends
         security.stored(event.assoc, record)
+    if associations is not None:  # one INFO line when the association ends
+        associations.stored(event.assoc, record.size)
     return STATUS_SUCCESS
 
 
@@ -141,6 +146,38 @@ def _store(event: evt.Event, request: C_STORE, ingest: Ingest, path: Path | None
     )
 
 
+class _SharedListenerServer(ThreadedAssociationServer):
+    """pynetdicom's association server on a socket bound and listening elsewhere.
+
+    ``serve --workers N`` binds the DICOM port once, in the supervisor, and every worker accepts
+    on that socket. pynetdicom's server binds its own socket in ``TCPServer.__init__``
+    (``server_bind``/``server_activate``) and closes it with ``shutdown(SHUT_RDWR)`` first,
+    which on Linux stops the listening socket for every process sharing it; both are replaced.
+    """
+
+    def __init__(self, listener: socket.socket, ae: AE, handlers: list[Any], context: Any) -> None:
+        self._listener = listener
+        address = listener.getsockname()[:2]
+        super().__init__(
+            ae, address, ae.ae_title, ae.supported_contexts, context, evt_handlers=handlers
+        )
+
+    def server_bind(self) -> None:
+        if self.socket is not None:
+            self.socket.close()  # the unbound socket TCPServer.__init__ made
+        self.socket = self._listener
+        # A connection another worker accepted first must not block this one in accept().
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()[:2]
+
+    def server_activate(self) -> None:
+        """Nothing to do: the socket is listening already."""
+
+    def server_close(self) -> None:
+        if self.socket is not None:
+            self.socket.close()  # never shutdown(): see the class docstring
+
+
 class StoreSCP:
     """A running (or startable) DICOM listener bound to an :class:`Ingest`."""
 
@@ -155,9 +192,12 @@ class StoreSCP:
         require_called_aet: bool = True,
         notify: Callable[[InstanceRecord], None] | None = None,
         security: Any | None = None,
+        transfer_syntax_order: Sequence[str] = (),
     ) -> None:
         """``security``: a :class:`gateway.imaging.dicom_security.DicomSecurity` (TLS, access
-        check, transfer audit), or None for a plain listener."""
+        check, transfer audit), or None for a plain listener. ``transfer_syntax_order``: the
+        listener's order of preference per presentation context; empty = the sender's order
+        (``gateway.imaging.negotiation``)."""
         self.ingest = ingest
         self.security = security
         self.ae_title = ae_title
@@ -172,40 +212,72 @@ class StoreSCP:
             self.ae.add_supported_context(
                 context.abstract_syntax, [UID(ts) for ts in ACCEPTED_TRANSFER_SYNTAXES]
             )
+        self.chooser = negotiation.SyntaxChooser(
+            negotiation.supported_by(self.ae.supported_contexts), tuple(transfer_syntax_order)
+        )
+        self.associations = AssociationLog(ae_title)
         self._server: ThreadedAssociationServer | None = None
         self._lock = threading.Lock()
 
-    def start(self) -> tuple[str, int]:
-        """Listen (port 0 = ephemeral); return the bound (host, port)."""
+    def start(
+        self, sock: socket.socket | None = None, *, incoming_dir: Path | None = None
+    ) -> tuple[str, int]:
+        """Listen (port 0 = ephemeral); return the bound (host, port).
+
+        ``sock``: a socket already bound and listening (possibly shared with other processes
+        accepting on it); without it the listener binds host and port. ``incoming_dir``: where
+        data sets are received (this process's own folder on the store's file system);
+        default the store's ``.tmp/incoming``.
+        """
         with self._lock:
             if self._server is None:
-                incoming = self.ingest.store.incoming_dir
+                incoming = incoming_dir or self.ingest.store.incoming_dir
                 receive.install()
                 receive.register(self.ae, incoming)
                 receive.sweep(incoming)
                 handlers: list[Any] = [
                     (evt.EVT_CONN_OPEN, set_nodelay),
+                    (evt.EVT_REQUESTED, self.chooser.on_requested),
                     (evt.EVT_C_ECHO, handle_echo),
-                    (evt.EVT_C_STORE, handle_store, [self.ingest, self.notify, self.security]),
+                    (
+                        evt.EVT_C_STORE,
+                        handle_store,
+                        [self.ingest, self.notify, self.security, self.associations],
+                    ),
                     (evt.EVT_RELEASED, receive.forget),
                     (evt.EVT_ABORTED, receive.forget),
+                    *self.associations.handlers(),
                 ]
                 context = None
                 if self.security is not None:
                     handlers.extend(self.security.handlers())
                     context = self.security.ssl_context
-                server = self.ae.start_server(
-                    (self.host, self.port),
-                    block=False,
-                    evt_handlers=handlers,
-                    ssl_context=context,
-                )
-                assert server is not None
+                if sock is None:
+                    server = self.ae.start_server(
+                        (self.host, self.port),
+                        block=False,
+                        evt_handlers=handlers,
+                        ssl_context=context,
+                    )
+                    assert server is not None
+                    host, port = server.server_address[:2]
+                    log.info("DICOM listener %s on %s:%d", self.ae_title, host, port)
+                else:
+                    server = self._serve_on(sock, handlers, context)
                 self._server = server
-                log.info(
-                    "DICOM listener %s on %s:%d", self.ae_title, *self._server.server_address[:2]
-                )
         return self.address
+
+    def _serve_on(
+        self, sock: socket.socket, handlers: list[Any], context: Any
+    ) -> ThreadedAssociationServer:
+        """What ``AE.start_server(block=False)`` does, on a socket bound elsewhere."""
+        server = _SharedListenerServer(sock, self.ae, handlers, context)
+        self.ae._servers.append(server)  # AssociationServer.shutdown() removes it from there
+        thread = threading.Thread(
+            target=server.serve_forever, name=f"dicom-listener {self.ae_title}", daemon=True
+        )
+        thread.start()
+        return server
 
     @property
     def address(self) -> tuple[str, int]:

@@ -5,8 +5,8 @@ Several gateway processes may share the index and the storage; each resolves onl
 unsettled rows and those of processes that are provably gone (lease expired or absent,
 ``gateway.database.leases``), never a live peer's ITI-41 in flight:
 
-- :meth:`Recovery.remove_orphans` clears the staging folders of gone processes and deletes every
-  stored file that no index row names. A row is always written *before* its file is placed and
+- :meth:`Recovery.remove_orphans` clears leftover temporaries and deletes every stored file that
+  no index row names. A row is always written *before* its file is placed and
   removed *after* its file is deleted, so such a file was never registered; the sweep reserves
   the file's name in the index before deleting it, so a peer that starts storing a document under
   that name meanwhile is never robbed of its file.
@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from gateway.database.leases import live_owner_ids
 from gateway.repository.index import ORPHAN_PREFIX, RepositoryIndex, StoredDocument
 from gateway.repository.registry_client import RegistryClient
 from gateway.repository.storage import DocumentStorage
@@ -56,13 +55,13 @@ class Recovery:
         self._lock = threading.Lock()  # one pass at a time within this process
 
     def remove_orphans(self) -> int:
-        """Clear gone processes' staging and delete files no index row names; return how many
+        """Clear leftover temporaries and delete files no index row names; return how many
         files were deleted.
 
         The storage is listed first and the index read second, so a file placed meanwhile
         already has its row; each candidate's name is then reserved before it is deleted.
         """
-        self.storage.recover(live_owner_ids(self.index.engine))
+        self.storage.recover()
         stored = list(self.storage.keys())
         known = self.index.storage_keys()
         removed = 0

@@ -17,8 +17,9 @@ default; several gateway processes and machines may share it, e.g. on NFS)::
 
     documents/ab/abcd...      one file per stored document (key = file name), 256 fan-out
                               folders made (and fsync'd) when the storage is opened
-    staging/<owner>/          temporary files of one process's stores in progress; ``recover``
-                              removes the folders of processes that are gone
+    staging/<owner>/          temporary files of one process's stores in progress, locked by
+                              that process while it lives (``gateway.owners.StagingFolder``);
+                              folders of processes that are gone are removed at start
 
 Temporary files live below ``root`` so that they are on the documents' file system and a rename
 puts them in place.
@@ -36,12 +37,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from gateway.owners import StagingFolder
 from gateway.soap.message import Attachment
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -77,9 +78,8 @@ class DocumentStorage(Protocol):
         """Every key that holds content (for the start-up sweep)."""
         ...
 
-    def recover(self, live_owners: Collection[str]) -> None:
-        """Remove what interrupted stores of processes not in ``live_owners`` left behind
-        (called at start-up)."""
+    def recover(self) -> None:
+        """Remove what interrupted stores left behind (called once at start-up)."""
         ...
 
 
@@ -90,10 +90,12 @@ class LocalFolderStorage:
         self.root = Path(root)
         self.documents = self.root / "documents"
         self.staging_root = self.root / "staging"
-        self.owner = owner
-        self.staging = self.staging_root / owner if owner else self.staging_root
-        for folder in (self.root, self.documents, self.staging_root, self.staging):
+        for folder in (self.root, self.documents, self.staging_root):
             _make_dir(folder)
+        # A folder of this process's own (removing those of processes that are gone), or, for
+        # a storage used without an owner, the staging folder itself.
+        self._own = StagingFolder(self.staging_root, owner) if owner else None
+        self.staging = self._own.path if self._own is not None else self.staging_root
         # Every fan-out folder exists before the first store, so a store only ever renames into
         # a folder whose own name is already durable.
         created = False
@@ -140,25 +142,21 @@ class LocalFolderStorage:
             return
         _fsync_dir(path.parent)
 
-    def recover(self, live_owners: Collection[str]) -> None:
-        """Remove temporaries of stores that never reached their rename: this process's own,
-        the staging folders of processes not in ``live_owners``, and loose files of the layout
-        of earlier versions (one process, one staging folder)."""
-        keep = set(live_owners) - {self.owner}
-        for entry in os.scandir(self.staging_root):
-            if entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
-            elif entry.is_dir(follow_symlinks=False) and entry.name not in keep:
-                if entry.name == self.owner:
-                    _empty(Path(entry.path))
-                else:
-                    shutil.rmtree(entry.path, ignore_errors=True)
-        _fsync_dir(self.staging_root)
+    def recover(self) -> None:
+        """Remove temporaries of stores that never reached their rename: loose files in the
+        staging folder (this storage's own without an owner, else left by versions before
+        per-process folders) and those of this process's folder. Folders of other processes
+        are removed by ``StagingFolder`` when their process is gone, never while it lives."""
+        for folder in {self.staging_root, self.staging}:
+            for entry in os.scandir(folder):
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+            _fsync_dir(folder)
 
     def close(self) -> None:
-        """Remove this process's (empty) staging folder at a clean stop."""
-        if self.staging != self.staging_root:
-            shutil.rmtree(self.staging, ignore_errors=True)
+        """Remove this process's staging folder at a clean stop."""
+        if self._own is not None:
+            self._own.close()
 
     # -- reading ------------------------------------------------------------------------------
     def attachment(
@@ -205,12 +203,6 @@ def _subdirs(folder: Path) -> Iterator[Path]:
     for entry in os.scandir(folder):
         if entry.is_dir(follow_symlinks=False):
             yield Path(entry.path)
-
-
-def _empty(folder: Path) -> None:
-    for entry in os.scandir(folder):
-        if entry.is_file(follow_symlinks=False):
-            os.unlink(entry.path)
 
 
 def _make_dir(folder: Path) -> None:

@@ -99,7 +99,7 @@ def test_xop_include_naming_no_part_is_sender_fault(addr: tuple[str, int]) -> No
 
 
 def test_no_temporary_file_is_left_behind(gateway, addr: tuple[str, int]) -> None:
-    spool = gateway.spool  # data_dir/tmp/soap/<this process>
+    spool = gateway.spool_dir
     root_xml = envelope(_echo(_doc("a", _xop("a@x"))), action="urn:test:Echo")
     content_type, data = mtom_body(root_xml, [("a@x", os.urandom(300_000))])
     assert post(*addr, "/test/echo", data, content_type=content_type).status == 200

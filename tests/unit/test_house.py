@@ -5,7 +5,8 @@
   that each need the other; none exists, so none is excused).
 - The actors' rooms (registry, repository, imaging, consumer) never import each other: they
   meet through client interfaces wired in the assembly (``app.py``, ``cli.py``, ``demo.py``,
-  which may import everything).
+  and ``serving/worker.py``, which runs one gateway of ``serve --workers N``; these may import
+  everything).
 - Actors never import lxml: XML lives in ``soap/`` and the ``metadata/`` codecs.
 
 The imports are read from the syntax tree (``ast``), nothing is imported or executed.
@@ -21,7 +22,13 @@ import gateway
 
 PACKAGE = Path(gateway.__file__).resolve().parent
 ACTOR_ROOMS = ("registry", "repository", "imaging", "consumer")
-ASSEMBLY = ("gateway.app", "gateway.cli", "gateway.demo", "gateway.__main__")
+ASSEMBLY = (
+    "gateway.app",
+    "gateway.cli",
+    "gateway.demo",
+    "gateway.__main__",
+    "gateway.serving.worker",
+)
 
 
 def _modules() -> dict[str, Path]:

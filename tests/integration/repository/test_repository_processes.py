@@ -205,7 +205,8 @@ def test_sigkill_while_20_clients_provide(tmp_path: Path) -> None:
         ]
         assert unlisted == []
         staging = data_dir / "repository" / "staging"
-        assert [p for p in staging.rglob("*") if p.is_file()] == []
+        left = [p for p in staging.rglob("*") if p.is_file() and ".owners" not in p.parts]
+        assert left == []  # .owners holds the lock files of the live processes
     finally:
         restarted.stop()
 

@@ -226,3 +226,87 @@ def test_transient_failures_of_single_requests_are_retried(tmp_path: Path) -> No
     with pytest.raises(PeerError):
         fetcher._retrying("ITI-43", flaky(1, False))  # a fault or a bad body: not repeated
     assert len(calls) == 1
+
+
+class _Narrow(FolderDestination):
+    """A destination taking the SOP Classes of ``takes`` only in those syntaxes."""
+
+    def __init__(self, root: Path, takes: dict[str, tuple[str, ...]] | Exception) -> None:
+        super().__init__(root)
+        self.takes = takes
+        self.asked: list[tuple[list[str], list[str]]] = []
+
+    def transfer_syntaxes(self, sop_classes, requested):  # type: ignore[no-untyped-def]
+        self.asked.append((list(sop_classes), list(requested)))
+        if isinstance(self.takes, Exception):
+            raise self.takes
+        return {c: self.takes.get(c, tuple(requested)) for c in sop_classes}
+
+    def describe(self) -> str:
+        return "PACS TEST"
+
+
+EXPLICIT, IMPLICIT = "1.2.840.10008.1.2.1", "1.2.840.10008.1.2"
+CT = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def narrowed(
+    tmp_path: Path, takes: dict[str, tuple[str, ...]] | Exception, **settings: object
+) -> tuple[StudyFetcher, FakeSource, Manifest, _Narrow]:
+    fetcher, source, manifest, _ = fixture(tmp_path, 4, **settings)
+    destination = _Narrow(tmp_path / "pacs", takes)
+    fetcher.destination = destination
+    return fetcher, source, manifest, destination
+
+
+def fetch_both(fetcher: StudyFetcher, manifest: Manifest):  # type: ignore[no-untyped-def]
+    return fetcher.fetch_study(
+        FetchRequest(patient_id=PATIENT, transfer_syntaxes=(EXPLICIT, IMPLICIT)),
+        manifest.study_instance_uid,
+        [manifest],
+    )
+
+
+def test_rad69_lists_only_what_the_destination_takes(tmp_path: Path) -> None:
+    fetcher, source, manifest, destination = narrowed(tmp_path, {CT: (IMPLICIT,)})
+    outcome = fetch_both(fetcher, manifest)
+    assert outcome.fetched == 4 and not outcome.missing
+    assert destination.asked == [([CT], [EXPLICIT, IMPLICIT])]  # once per study, per SOP Class
+    assert source.syntaxes == [(IMPLICIT,)]
+
+
+def test_an_instance_the_source_cannot_give_in_those_syntaxes_is_not_asked_again(
+    tmp_path: Path,
+) -> None:
+    fetcher, source, manifest, _ = narrowed(tmp_path, {CT: (IMPLICIT,)}, retries=3)
+    gone = manifest.instances[1].sop_instance_uid
+    source.withhold = {gone}
+    outcome = fetch_both(fetcher, manifest)
+    assert outcome.fetched == 3 and list(outcome.missing) == [gone]
+    assert outcome.missing[gone].startswith(
+        "PACS TEST takes CT Image Storage only in Implicit VR Little Endian; "
+        "the imaging source answered: unknown"
+    )
+    assert outcome.unfixable == {gone}
+    assert len(source.calls) == 1  # no retry: it would get the same answer
+
+
+def test_a_sop_class_the_destination_takes_in_no_syntax_is_not_requested(tmp_path: Path) -> None:
+    fetcher, source, manifest, _ = narrowed(tmp_path, {CT: ()})
+    outcome = fetch_both(fetcher, manifest)
+    assert outcome.fetched == 0 and source.calls == []
+    assert set(outcome.missing.values()) == {
+        "PACS TEST does not accept CT Image Storage in Explicit VR Little Endian, "
+        "Implicit VR Little Endian"
+    }
+    assert outcome.unfixable == set(outcome.missing)
+
+
+def test_a_destination_that_cannot_be_asked_leaves_everything_missing(tmp_path: Path) -> None:
+    from gateway.consumer.errors import PeerError
+
+    fetcher, source, manifest, _ = narrowed(tmp_path, PeerError("PACS TEST cannot be reached"))
+    outcome = fetch_both(fetcher, manifest)
+    assert source.calls == [] and len(outcome.missing) == 4
+    assert set(outcome.missing.values()) == {"PACS TEST cannot be reached"}
+    assert outcome.unfixable == set()  # it may be up next time

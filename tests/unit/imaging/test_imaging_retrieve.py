@@ -1,4 +1,4 @@
-"""RAD-69 on the actor side (gateway.imaging.retrieve, transfer): every error code of RAD TF-3
+"""RAD-69 on the actor side (gateway.imaging.retrieve, transcode): every error code of RAD TF-3
 §4.69.4.2.3 and the NIST exception cases, PartialSuccess, transfer syntax conversion, streaming
 from disk, homeCommunityId echo."""
 
@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
 
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
 from gateway.errors import XDSRepositoryError
-from gateway.imaging import synthetic, transfer
+from gateway.imaging import synthetic
 from gateway.imaging.source import ImagingSource
 from gateway.metadata import retrieve as codec
 from gateway.metadata.retrieve import Status
@@ -121,9 +120,11 @@ def test_native_instances_are_converted_to_a_requested_syntax(
     assert attachment.path is not None and not attachment.path.exists()
 
 
-def test_compressed_instance_not_in_the_list_is_an_error_for_that_document(
+def test_undecodable_instance_not_in_the_list_is_an_error_for_that_document(
     source: ImagingSource, stored: dict[str, tuple[Dataset, bytes]]
 ) -> None:
+    """The synthetic JPEG stand-in cannot be decoded: that document fails, saying why; the
+    others come back (PartialSuccess)."""
     jpeg, _ = of(stored, JPEG)[0]
     ct, _ = of(stored, EXPLICIT)[0]
     result = source.retriever.retrieve(request([(jpeg, SOURCE_UID), (ct, SOURCE_UID)]))
@@ -131,7 +132,23 @@ def test_compressed_instance_not_in_the_list_is_an_error_for_that_document(
     assert [d.document_unique_id for d in result.documents] == [ct.SOPInstanceUID]
     [error] = result.errors
     assert (error.code, error.location) == ("XDSRepositoryError", jpeg.SOPInstanceUID)
-    assert JPEG in error.context
+    assert "could not be decoded" in error.context
+    assert [
+        p for p in source.store.tmp_dir.iterdir() if p.is_file()
+    ] == []  # the half-written file is gone
+
+
+def test_compressed_instance_that_no_listed_syntax_can_hold_is_an_error(
+    source: ImagingSource, stored: dict[str, tuple[Dataset, bytes]]
+) -> None:
+    jpeg, _ = of(stored, JPEG)[0]
+    j2k = "1.2.840.10008.1.2.4.90"
+    result = source.retriever.retrieve(request([(jpeg, SOURCE_UID)], (j2k,)))
+    assert result.status == Status.FAILURE
+    [error] = result.errors
+    assert (error.code, error.location) == ("XDSRepositoryError", jpeg.SOPInstanceUID)
+    assert "cannot be provided in a requested transfer syntax" in error.context
+    assert "JPEG Baseline" in error.context and "converts only into" in error.context
 
 
 def test_unknown_repository(
@@ -205,23 +222,3 @@ def test_home_community_id_is_echoed(
     assert result.documents[0].home_community_id == "urn:oid:1.2.3"
     result = source.retriever.retrieve(request([(ds, SOURCE_UID)]))
     assert result.documents[0].home_community_id is None
-
-
-def test_choose_and_convert_rules(tmp_path: Path) -> None:
-    assert transfer.choose(EXPLICIT, (EXPLICIT, IMPLICIT)) == (EXPLICIT, False)
-    assert transfer.choose(EXPLICIT, (JPEG, IMPLICIT)) == (IMPLICIT, True)
-    assert transfer.choose(JPEG, (EXPLICIT,)) is None
-    assert transfer.choose(JPEG, (JPEG,)) == (JPEG, False)
-    assert transfer.choose(EXPLICIT, ("1.2.840.10008.1.2.2",)) is None  # big endian: not written
-    assert transfer.is_known_transfer_syntax(JPEG)
-    assert not transfer.is_known_transfer_syntax("1.2.840.10008.1.2.1.999")
-    assert not transfer.is_known_transfer_syntax("not a uid")
-    jpeg = synthetic.make_study(
-        study_spec(series=(synthetic.SeriesSpec(modality="CR", count=1, transfer_syntax=JPEG),))
-    )[0]
-    source_file = tmp_path / "jpeg.dcm"
-    source_file.write_bytes(synthetic.encode(jpeg))
-    with pytest.raises(ValueError):
-        transfer.convert(source_file, tmp_path / "out.dcm", EXPLICIT)
-    with pytest.raises(ValueError):
-        transfer.convert(source_file, tmp_path / "out.dcm", JPEG)

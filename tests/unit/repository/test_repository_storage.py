@@ -102,7 +102,7 @@ def test_delete_and_recover(tmp_path: Path) -> None:
     key = storage_key(UID)
     store.store(key, Attachment.from_bytes(b"a"))
     (store.staging / "left-by-a-crash.tmp").write_bytes(b"half")
-    store.recover(set())
+    store.recover()
     assert list(store.staging.iterdir()) == []
     store.delete(key)
     store.delete(key)  # idempotent
@@ -112,17 +112,23 @@ def test_delete_and_recover(tmp_path: Path) -> None:
 
 
 def test_staging_is_per_process_and_only_gone_processes_are_cleared(tmp_path: Path) -> None:
-    mine = LocalFolderStorage(tmp_path / "repo", owner="a" * 32)
-    peer = LocalFolderStorage(tmp_path / "repo", owner="b" * 32)
-    gone = LocalFolderStorage(tmp_path / "repo", owner="c" * 32)
-    for store in (mine, peer, gone):
-        (store.staging / "in-progress.tmp").write_bytes(b"half")
-    (mine.staging_root / "left-by-an-earlier-version.tmp").write_bytes(b"half")
-    mine.recover({"a" * 32, "b" * 32})
-    left = sorted(p.relative_to(mine.staging_root) for p in mine.staging_root.rglob("*"))
-    assert left == [Path("a" * 32), Path("b" * 32), Path("b" * 32) / "in-progress.tmp"]
+    peer = LocalFolderStorage(tmp_path / "repo", owner="peer")  # a live process's folder
+    (peer.staging / "in-progress.tmp").write_bytes(b"half")
+    gone = peer.staging_root / "gone"  # a crashed process's folder: nobody holds its lock
+    gone.mkdir()
+    (gone / "left.tmp").write_bytes(b"half")
+    (peer.staging_root / "left-by-an-earlier-version.tmp").write_bytes(b"half")
+    mine = LocalFolderStorage(tmp_path / "repo", owner="me")
+    mine.recover()
+    left = sorted(
+        str(p.relative_to(mine.staging_root))
+        for p in mine.staging_root.rglob("*")
+        if ".owners" not in p.parts
+    )
+    assert left == ["me", "peer", "peer/in-progress.tmp"]
     peer.close()  # a clean stop removes the process's own folder
-    assert sorted(p.name for p in mine.staging_root.iterdir()) == ["a" * 32]
+    mine.close()
+    assert [p.name for p in mine.staging_root.iterdir()] == [".owners"]
 
 
 def test_foreign_files_are_not_keys_and_bad_keys_are_refused(tmp_path: Path) -> None:
