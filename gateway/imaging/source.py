@@ -196,16 +196,20 @@ class ImagingSource:
         settings: Settings,
         *,
         repository: RepositoryClient,
-        engine: Engine,
-        owner: str,
+        engine: Engine | None = None,
+        owner: str = "",
         domain_id_for_local: DomainLookup | None = None,
         **options: Any,
     ) -> ImagingSource:
         """Build the source from ``[imaging_source]`` settings on the gateway database of
-        ``engine`` (migrated by the caller), run by the lease ``owner``; ``options`` are further
-        constructor arguments (codes, host ...)."""
+        ``engine`` (migrated by the caller), run by the lease ``owner``; without an engine, on
+        an index of its own (``ImagingIndex.from_url`` on the gateway database: migrated, with a
+        lease, given up at :meth:`stop`). ``options`` are further constructor arguments."""
         section = settings.imaging_source
-        index = ImagingIndex(engine, owner=owner)
+        if engine is None:
+            index = ImagingIndex.from_url(settings.gateway_database_url)
+        else:
+            index = ImagingIndex(engine, owner=owner)
         configured: dict[str, Any] = {
             "host": section.host,
             "codes": manifest_codes(section),
