@@ -27,6 +27,7 @@ from gateway.errors import ConfigError, StartupError
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.database.exclusive import ProcessLock
     from gateway.serving.listeners import Listeners
 
 log = logging.getLogger("gateway")
@@ -150,15 +151,17 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser(
         "db",
-        help="registry database maintenance",
-        description="Registry database maintenance (registry.database_url).",
+        help="gateway database maintenance",
+        description="Gateway database maintenance (gateway.database_url, and "
+        "registry.database_url when set).",
     )
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = db_sub.add_parser(
         "upgrade",
-        help="create or migrate the registry schema to the newest revision (Alembic)",
-        description="Create the registry tables, or migrate them to the newest revision. "
-        "Safe to run at any time; `serve` does it at start too.",
+        help="create or migrate the database schema to the newest revision (Alembic)",
+        description="Create the tables of every actor (registry, repository index, imaging "
+        "index, process leases), or migrate them to the newest revision. Safe to run at any "
+        "time, also while gateways run; `serve` does it at start too.",
     )
     upgrade.add_argument("--config", metavar="FILE", help="TOML configuration file")
     upgrade.set_defaults(func=_cmd_db_upgrade)
@@ -348,7 +351,7 @@ def _cmd_imaging_pending(args: argparse.Namespace) -> int:
     settings = _settings(args)
     require_gateway_data("imaging pending", settings, args.config)
     announce("imaging pending", args.config, data_dir=settings.data_dir)
-    engine = create_index_engine(settings.database_url)
+    engine = create_index_engine(settings.gateway_database_url)
     try:
         if not inspect(engine).has_table("imaging_study"):
             studies = []  # the imaging source never ran on this database
@@ -362,12 +365,13 @@ def _cmd_imaging_pending(args: argparse.Namespace) -> int:
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from gateway.registry.database import db_upgrade
+    from gateway.database.migrate import upgrade
 
     settings = _settings(args)
     announce("db upgrade", args.config, data_dir=settings.data_dir)  # may create: it says where
-    db_upgrade(settings.database_url)
-    print(f"registry schema is up to date at {_redact(settings.database_url)}")
+    for url in dict.fromkeys([settings.gateway_database_url, settings.database_url]):
+        upgrade(url)
+        print(f"database schema is up to date at {_redact(url)}")
     return EXIT_OK
 
 
@@ -399,33 +403,52 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # patient data or secrets: owner-only, whatever the inherited umask says.
     os.umask(0o077)
     listeners = bind_listeners(settings)  # a port in use stops here, before anything starts
-    listeners.announce(settings)
-    if workers > 1:
-        return _supervise(settings, listeners, workers)
     try:
-        gateway = Gateway(settings, listeners=listeners)
+        # Embedded SQLite: one serve per data_dir (exit 2); after the ports, so that a port in
+        # use writes nothing.
+        lock = _single_process_lock(settings)
     except BaseException:
         listeners.close()
         raise
     try:
-        gateway.start()
-    except OSError as exc:
-        log.error("cannot start: %s", exc)
-        return EXIT_FAILURE
-    return run_until_signalled(gateway)
+        listeners.announce(settings)
+        if workers > 1:
+            return _supervise(settings, listeners, workers)
+        try:
+            gateway = Gateway(settings, listeners=listeners)
+        except BaseException:
+            listeners.close()
+            raise
+        try:
+            gateway.start()
+        except OSError as exc:
+            log.error("cannot start: %s", exc)
+            return EXIT_FAILURE
+        return run_until_signalled(gateway)
+    finally:
+        lock.release()
+
+
+def _single_process_lock(settings: Settings) -> ProcessLock:
+    """The embedded database's one-process lock (nothing on PostgreSQL); the kernel releases
+    it when the process ends. Raises ConfigError naming the process that holds it."""
+    from gateway.database.engine import sqlite_path
+    from gateway.database.exclusive import hold_single_process
+
+    return hold_single_process(settings.data_dir, sqlite_path(settings.gateway_database_url))
 
 
 def _refuse_single_process_database(settings: Settings, workers: int, *, from_option: bool) -> None:
     """SQLite is the one-process default: several workers need the gateway database elsewhere."""
     from sqlalchemy.engine import make_url
 
-    url = settings.database_url
+    url = settings.gateway_database_url
     if make_url(url).get_backend_name() != "sqlite":
         return
     asked = f"--workers {workers}" if from_option else f"http.workers = {workers}"
     raise ConfigError(
         f"{asked}: the gateway database is SQLite ({_redact(url)}), which only one process may "
-        "use; set registry.database_url to a PostgreSQL database (postgresql://...) or run one "
+        "use; set gateway.database_url to a PostgreSQL database (postgresql://...) or run one "
         "worker"
     )
 
