@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from gateway import __version__, secure_node
 from gateway.config import Settings
+from gateway.database import Database
+from gateway.database.leases import Lease
 from gateway.errors import ConfigError
 from gateway.logsetup import access_log_observer
 from gateway.mount import WsgiApp
@@ -83,9 +85,26 @@ class Gateway:
         self._session_factory = self._make_session_factory()
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The gateway database (every actor's state) at the newest schema, and this process's
+        # lease in it, under the process's owner id (its pending work and queue rows carry it).
+        self.database = Database(settings.gateway_database_url)
+        self.database.upgrade()
+        self.lease = Lease(
+            self.database.engine, seconds=settings.gateway.lease_seconds, owner=self.identity.owner
+        ).start()
+        try:
+            self._assemble(configure)
+        except BaseException:
+            self.lease.release()
+            self.database.dispose()
+            raise
+
+    def _assemble(self, configure: Configure | None) -> None:
+        """The SOAP application, the actors and the HTTP server (after database and lease)."""
+        settings = self.settings
         # Spooled MTOM parts: a folder per process, since workers share the data folder; those
         # of processes that are gone (cut off by a crash) are removed.
-        spool_parent = data_dir / "tmp" / "soap"
+        spool_parent = settings.data_dir / "tmp" / "soap"
         spool_parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _clear_spool(spool_parent)
         self._spool = StagingFolder(spool_parent, self.identity.owner)
@@ -243,7 +262,8 @@ class Gateway:
         from gateway.registry.iti18 import StoredQueries
 
         s = self.settings
-        self.registry = iti42.Registry.from_settings(s)  # upgrades the schema (idempotent)
+        shared = self.database if s.database_url == s.gateway_database_url else None
+        self.registry = iti42.Registry.from_settings(s, database=shared)  # upgrades the schema
         self.stored_queries = StoredQueries(
             self.registry.db,
             max_leafclass_results=s.registry.max_leafclass_results,
@@ -336,10 +356,11 @@ class Gateway:
             raise ConfigError(
                 "repository.registry_url: empty (in-process) but registry.enabled is false"
             )
-        self.repository = Repository.open(
-            s.data_dir / "repository",
-            unique_id=s.repository.unique_id,
+        self.repository = Repository.from_settings(
+            s,
             registry=client,
+            engine=self.database.engine,
+            owner=self.lease.owner,
             settle_seconds=settle,
         )
         endpoint = self.soap.endpoint(tx.REPOSITORY_PATH, tx.ENDPOINTS[tx.REPOSITORY_PATH])
@@ -368,7 +389,8 @@ class Gateway:
             domain_id_for_local=(
                 self.registry.patients.domain_id_for_local if self.registry is not None else None
             ),
-            engine=self.registry.db.engine if self.registry is not None else None,
+            engine=self.database.engine,
+            owner=self.lease.owner,
             dicom_security=self._dicom_security(),
         )
         endpoint = self.soap.endpoint(tx.IMAGING_SOURCE_PATH, tx.ENDPOINTS[tx.IMAGING_SOURCE_PATH])
@@ -485,17 +507,33 @@ class Gateway:
         return str(getattr(dicomweb, "public_url", "") or "/dicomweb")
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Readiness for ``/health``: ready when every enabled actor has started."""
+        """Readiness for ``/health``: ready when every enabled actor has started, the database
+        answers at a migrated schema and every storage folder is writable (``gateway.health``)."""
+        from gateway.health import database_state, storage_state
+
         with self._lock:
             actors = {name: ("ready" if ok else "starting") for name, ok in self._ready.items()}
-        body: dict[str, Any] = {
+            started = all(self._ready.values())
+        database_ok, database = database_state(self.database.engine)
+        storage_ok, storage = storage_state(self._storage_folders())
+        report: dict[str, Any] = {
             "version": __version__,
             "actors": actors,
-            "process": {"worker": self.identity.index, "pid": self.identity.pid},  # --workers N
+            "process": {"worker": self.identity.index, "pid": self.identity.pid},
+            "database": database,
+            "storage": storage,
         }
         if self.imaging is not None:  # held studies are reported, never a reason to fail
-            body.update(self.imaging.health())
-        return all(self._ready.values()), body
+            report.update(self.imaging.health())
+        return started and database_ok and storage_ok, report
+
+    def _storage_folders(self) -> dict[str, Path]:
+        folders = {"data_dir": self.settings.data_dir}
+        if self.repository is not None:
+            folders["repository"] = self.settings.repository_storage_dir
+        if self.imaging is not None:
+            folders["imaging_source"] = self.settings.imaging_storage_dir
+        return folders
 
     def _mark_ready(self, name: str) -> None:
         with self._lock:
@@ -553,6 +591,8 @@ class Gateway:
         if self._incoming is not None:
             self._incoming.close()
         self._spool.close()
+        self.lease.release()  # last: what this process leaves pending is free at once
+        self.database.dispose()
 
     def _record_activity(self, *, start: bool) -> None:
         """Application Start/Stop (DICOM PS3.15 A.5.3.1; ITI TF-2 §3.20.4.1.1.1)."""

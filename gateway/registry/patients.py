@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PatientDetails",
+    "PatientMatch",
     "PatientRegistry",
     "PatientState",
     "PatientStatus",
@@ -233,6 +234,55 @@ def merge_in(conn: Connection, surviving: str, subsumed: str, *, now: datetime) 
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatientMatch:
+    """A fed patient found by its demographics (PID-5 name, PID-7 birth date, PID-8 sex)."""
+
+    patient_id: str
+    family_name: str | None = None
+    given_name: str | None = None
+    birth_date: str | None = None
+    sex: str | None = None
+
+
+def _fold(value: object) -> str:
+    return " ".join(str(value or "").split()).casefold()
+
+
+def find_by_demographics_in(
+    conn: Connection, *, family_name: str, given_name: str, birth_date: str, sex: str
+) -> list[PatientMatch]:
+    """Active patients whose fed family name, given name (case and spacing aside), birth date
+    (to the day) and sex are the given ones. A scan narrowed by the birth date in the stored JSON
+    (the demographics are kept for display, not indexed): for reconciling imported media."""
+    if len(birth_date) != 8 or not birth_date.isdigit():
+        return []
+    query = (
+        select(patient.c.patient_id, patient.c.demographics)
+        .where(patient.c.merged_into.is_(None))
+        .where(patient.c.demographics.like(f'%"birth_date": "{birth_date}%'))
+        .order_by(patient.c.patient_id)
+    )
+    found = []
+    for pid, text in conn.execute(query):
+        values = json.loads(text or "{}")
+        match = PatientMatch(
+            patient_id=pid,
+            family_name=values.get("family_name"),
+            given_name=values.get("given_name"),
+            birth_date=values.get("birth_date"),
+            sex=values.get("sex"),
+        )
+        if (
+            _fold(match.family_name) == _fold(family_name)
+            and _fold(match.given_name) == _fold(given_name)
+            and str(match.birth_date or "")[:8] == birth_date
+            and _fold(match.sex) == _fold(sex)
+        ):
+            found.append(match)
+    return found
+
+
 class PatientRegistry:
     """The registry's patient identity store; a ``gateway.hl7.feed.PatientIdentitySink``."""
 
@@ -304,6 +354,20 @@ class PatientRegistry:
         """``pid`` and every id merged into it, transitively (see :func:`aliases_in`)."""
         with self.db.read() as conn:
             return aliases_in(conn, pid)
+
+    def find_by_demographics(
+        self, *, family_name: str, given_name: str, birth_date: str, sex: str
+    ) -> list[PatientMatch]:
+        """Active patients with exactly these fed demographics (see
+        :func:`find_by_demographics_in`); IHE RAD IRWF.b reconciliation of imported media."""
+        with self.db.read() as conn:
+            return find_by_demographics_in(
+                conn,
+                family_name=family_name,
+                given_name=given_name,
+                birth_date=birth_date,
+                sex=sex,
+            )
 
     def domain_id_for_local(self, local_cx: str) -> str | None:
         """The affinity-domain id fed together with a local id (followed through merges)."""

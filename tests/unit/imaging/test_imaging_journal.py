@@ -65,6 +65,17 @@ def entries(source: ImagingSource) -> list[Path]:
     return sorted(source.store.root.glob("*/*/.*.pending"))
 
 
+def in_order(seen: list[str], *expected: str) -> bool:
+    """The statements ``expected`` were run in this order (others between them)."""
+    position = 0
+    for statement in expected:
+        try:
+            position = seen.index(statement, position) + 1
+        except ValueError:
+            return False
+    return True
+
+
 def locks(source: ImagingSource) -> list[str]:
     return sorted(p.name for p in (source.store.tmp_dir / "journal").glob("*.lock*"))
 
@@ -106,11 +117,16 @@ def test_a_new_instance_is_journaled_and_its_row_committed_without_a_flush(
     crc, size = zlib.crc32(meta + body), len(meta + body)
     assert entry.name == f".{final.name}.{journal.run}-{crc:08x}-{size}.pending"
     assert entry.parent == final.parent  # flushed with the file's own folder
-    assert "PRAGMA synchronous=FULL" not in seen  # the journal stands in for the flush
+    # the journal stands in for the flush: the row's commit alone runs with NORMAL
+    assert in_order(seen, "PRAGMA synchronous=1", "BEGIN IMMEDIATE", "COMMIT")
+    assert in_order(seen, "COMMIT", "PRAGMA synchronous=2")  # the connection's FULL is back
     found = durable.index.instance(str(ds.SOPInstanceUID))
     assert found is not None and dataclasses.replace(found, received_at=0.0) == record
+    seen.clear()
     assert durable.ingest.journal is not None and durable.ingest.journal.sync() == 1
-    assert "PRAGMA synchronous=FULL" in seen and entries(durable) == []
+    # the log flushed by a commit with the connection's FULL, then the link went
+    assert any(s.startswith("PRAGMA user_version=") for s in seen)
+    assert not any("synchronous" in s for s in seen) and entries(durable) == []
 
 
 def test_a_replaced_instance_is_written_the_strict_way(durable: ImagingSource) -> None:
@@ -122,7 +138,8 @@ def test_a_replaced_instance_is_written_the_strict_way(durable: ImagingSource) -
     seen.clear()
     store(durable, ds)  # the same instance again: the file exists, it is replaced atomically
     assert entries(durable) == []
-    assert "PRAGMA synchronous=FULL" in seen  # its row flushed before the answer
+    # its row flushed before the answer: committed with the connection's FULL
+    assert "COMMIT" in seen and not any("synchronous" in s for s in seen)
 
 
 def test_durable_flag_of_the_index(durable: ImagingSource) -> None:
@@ -130,12 +147,40 @@ def test_durable_flag_of_the_index(durable: ImagingSource) -> None:
     ds = instance()
     rec = store(durable, ds)
     seen.clear()
-    durable.index.record_instances([rec], durable=True)
-    full = seen.index("PRAGMA synchronous=FULL")
-    assert seen.index("COMMIT") > full and "PRAGMA synchronous=1" in seen[full:]
+    durable.index.record_instances([rec], durable=True)  # the gateway database's FULL
+    assert in_order(seen, "BEGIN IMMEDIATE", "COMMIT")
+    assert not any("synchronous" in statement for statement in seen)
     seen.clear()
     durable.index.record_instances([rec], durable=False)
-    assert not any("synchronous" in statement for statement in seen)
+    assert in_order(
+        seen, "PRAGMA synchronous=1", "BEGIN IMMEDIATE", "COMMIT", "PRAGMA synchronous=2"
+    )
+
+
+def test_a_failed_transaction_leaves_every_connection_at_full(durable: ImagingSource) -> None:
+    """A row refused half-way through a NORMAL commit: the transaction is rolled back and the
+    connection goes back to the pool with FULL (the registry's commits on it stay durable)."""
+    from sqlalchemy.exc import IntegrityError
+
+    rec = store(durable, instance())
+    before = durable.index.instance(rec.sop_instance_uid)
+    study = durable.index.study(rec.study_instance_uid)
+    broken = dataclasses.replace(rec, series_instance_uid="1.2.3", path=None)  # NOT NULL
+    with pytest.raises(IntegrityError):
+        durable.index.record_instances([broken], durable=False)
+    engine = durable.index.engine
+    pooled = engine.pool.checkedin()
+    assert pooled >= 1
+    connections = [engine.connect() for _ in range(pooled)]
+    try:
+        for conn in connections:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    finally:
+        for conn in connections:
+            conn.close()
+    # nothing half-written: the study's touch before the failing row was rolled back too
+    assert durable.index.instance(rec.sop_instance_uid) == before
+    assert durable.index.study(rec.study_instance_uid) == study
 
 
 CRASHING = textwrap.dedent(
@@ -269,6 +314,7 @@ def test_a_row_that_fails_after_the_answer_is_indexed_by_the_syncer(
         transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
         calling_ae="MODALITY",
         on_stored=lambda record: None,
+        incoming_dir=durable.store.incoming_dir,  # unused: the data set stays in memory
     )
     receiver.write(memoryview(body))
     assert receiver.finish() == (0x0000, None)  # durable: file and link on the disk
