@@ -5,10 +5,12 @@ The stored file is the data set exactly as the peer encoded it, behind a File Me
 this SCP writes from the C-STORE request and the presentation context (a C-STORE carries no File
 Meta, PS3.7 §9.3.1). A data set up to ``memory_limit`` bytes (most images) is kept as its
 fragments and written in one system call where it belongs; a bigger one goes, fragment by
-fragment, to a file in the store's ``.tmp/incoming`` folder (the store's file system), which is
-renamed into place, never copied. So memory per association stays bounded whatever the size of
-the instance. A transfer cut off midway leaves nothing behind: its file is removed, and
-:func:`sweep` removes what a crash of the process left.
+fragment, to a file in this process's own folder of the store's ``.tmp/incoming`` (``<owner>``,
+on the store's file system), which is renamed into place, never copied. So memory per
+association stays bounded whatever the size of the instance. A transfer cut off midway leaves
+nothing behind: its file is removed, and what a crash of the process left goes with its folder
+(``gateway.owners.StagingFolder``: removed by the next start of a process once this one is gone,
+never while it lives, so processes sharing the storage folder leave each other's files alone).
 
 Standard: DICOM PS3.7 §9.3.1 (C-STORE), PS3.8 Annex E (P-DATA fragments), PS3.10 §7.1 (File
 Meta Information), PS3.4 Table B.2-1 (statuses).
@@ -84,10 +86,12 @@ class DataSetReceiver:
         transfer_syntax_uid: str,
         calling_ae: str,
         on_stored: Callable[[InstanceRecord], None],
+        incoming_dir: Path,
         memory_limit: int = MEMORY_LIMIT,
-        incoming_dir: Path | None = None,
         on_refused: Callable[[], None] | None = None,
     ) -> None:
+        """``incoming_dir``: where a data set bigger than ``memory_limit`` is received, the
+        receiving process's own folder on the store's file system (``StoreSCP.start``)."""
         self.ingest = ingest
         self.sop_class_uid = sop_class_uid
         self.sop_instance_uid = sop_instance_uid
@@ -96,7 +100,7 @@ class DataSetReceiver:
         self.on_stored = on_stored
         self.on_refused = on_refused
         self.memory_limit = memory_limit
-        self.incoming_dir = incoming_dir or ingest.store.incoming_dir
+        self.incoming_dir = incoming_dir
         self.meta = file_meta(
             sop_class_uid=sop_class_uid,
             sop_instance_uid=sop_instance_uid,
@@ -120,7 +124,7 @@ class DataSetReceiver:
             self._spill()
 
     def _spill(self) -> None:
-        """Too big for memory: continue in a file of the store's incoming folder."""
+        """Too big for memory: continue in a file of this process's incoming folder."""
         path = self.incoming_dir / f"c-store-{secrets.token_hex(12)}.dcm"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self._fd = os.open(path, flags, 0o600)
@@ -205,10 +209,11 @@ def _write_all(fd: int, data: memoryview) -> None:
 
 
 def sweep(folder: Path, *, older_than: float = STALE_SECONDS) -> int:
-    """Remove the data sets a crash left in ``folder``; return how many.
+    """Remove loose data sets a crash left in ``folder`` (the store's ``.tmp/incoming``, where
+    versions before per-process folders received them); return how many.
 
-    Only files untouched for ``older_than`` seconds go: another gateway process may share the
-    storage folder and be receiving into it right now.
+    Only files untouched for ``older_than`` seconds go, and no folder: the per-process folders
+    are their owners' (``gateway.owners``).
     """
     removed = 0
     limit = time.time() - older_than

@@ -203,10 +203,11 @@ class Ingest:
     ) -> InstanceRecord:
         """Store a C-STORE data set received into a Part 10 file by moving that file into place.
 
-        ``path`` is on the store's file system (``InstanceStore.incoming_dir``); on success it
-        is gone (renamed, never copied), on refusal it is left to its owner. Request UIDs as in
-        :meth:`store_encoded`; ``dataset_offset`` (where the data set starts, after the File
-        Meta) and ``transfer_syntax_uid`` let the header be read by the fast path.
+        ``path`` is on the store's file system (the receiving process's folder in
+        ``.tmp/incoming``); on success it is gone (renamed, never copied), on refusal it is left
+        to its owner. Request UIDs as in :meth:`store_encoded`; ``dataset_offset`` (where the
+        data set starts, after the File Meta) and ``transfer_syntax_uid`` let the header be read
+        by the fast path.
         Standard: PS3.4 §B.2.3. Raises: InstanceRejected.
         """
         header = None

@@ -8,8 +8,9 @@ A file is written to a temporary name in its final folder, flushed and ``fsync``
 any earlier copy (``os.replace``: a reader sees the old or the new file, never a mix) and the
 folder is ``fsync``-ed so the rename itself survives a crash (POSIX rename(2), fsync(2)). A file
 already written elsewhere on the store's file system (a received C-STORE data set in
-``.tmp/incoming``) is ``fsync``-ed and renamed into place the same way, never copied. A C-STORE
-data set small enough to be held in memory is written with one ``writev`` (:meth:`write_parts`).
+``.tmp/incoming/<owner>``, the receiving process's own folder) is ``fsync``-ed and renamed into
+place the same way, never copied. A C-STORE data set small enough to be held in memory is
+written with one ``writev`` (:meth:`write_parts`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class InstanceStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.tmp_dir = self.root / ".tmp"
         self.tmp_dir.mkdir(exist_ok=True)
-        self.incoming_dir = self.tmp_dir / "incoming"  # C-STORE data sets while they arrive
+        # C-STORE data sets while they arrive, in a folder per process (StoreSCP.start)
+        self.incoming_dir = self.tmp_dir / "incoming"
         self.incoming_dir.mkdir(exist_ok=True)
         self.fsync = fsync
 

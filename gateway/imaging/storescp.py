@@ -48,6 +48,7 @@ from gateway.imaging.net.association import Association, Receiver, Timeouts
 from gateway.imaging.net.negotiation import AcceptedContext, Policy
 from gateway.imaging.net.server import AssociationServer
 from gateway.metadata import transfer_syntaxes
+from gateway.owners import StagingFolder, new_owner_id
 
 log = logging.getLogger("gateway.imaging")
 
@@ -126,7 +127,7 @@ class StoreSCP:
         self.max_associations = max_associations
         self.timeouts = timeouts or Timeouts()
         self.memory_limit = cstore.MEMORY_LIMIT  # a bigger data set is received into a file
-        self.incoming_dir = ingest.store.incoming_dir  # where such a file is received
+        self.incoming_dir = ingest.store.incoming_dir  # where such a file is received (start())
         self.chooser = negotiation.SyntaxChooser(SUPPORTED, tuple(transfer_syntax_order))
         self.policy = Policy(
             ae_title=ae_title,
@@ -138,6 +139,7 @@ class StoreSCP:
             require_called_aet=require_called_aet,
         )
         self._server: AssociationServer | None = None
+        self._staging: StagingFolder | None = None  # the incoming folder made by start()
         self._lock = threading.Lock()
         self._tallies: dict[int, _Tally] = {}
 
@@ -148,15 +150,28 @@ class StoreSCP:
 
         ``sock``: a socket already bound and listening (possibly shared with other processes
         accepting on it); without it the listener binds host and port. ``incoming_dir``: where
-        data sets too big for memory are received (this process's own folder on the store's
-        file system); default the store's ``.tmp/incoming``.
+        data sets too big for memory are received, this process's own folder on the store's
+        file system (the gateway passes ``<storage_dir>/.tmp/incoming/<owner>``); without it
+        the listener makes that folder itself (``gateway.owners.StagingFolder``: removed at
+        :meth:`stop`, and by the next start of any process once this one is gone), so
+        processes sharing the storage folder never remove each other's files.
         """
         with self._lock:
             if self._server is None:
-                self.incoming_dir = incoming_dir or self.ingest.store.incoming_dir
-                self.incoming_dir.mkdir(parents=True, exist_ok=True)
-                cstore.sweep(self.incoming_dir)
-                self.ingest.open_journal()  # re-indexes what a crash lost, before any C-STORE
+                self._start(sock, incoming_dir)
+        return self.address
+
+    def _start(self, sock: socket.socket | None, incoming_dir: Path | None) -> None:
+        if incoming_dir is None:
+            owner = self.ingest.index.owner or new_owner_id()
+            self._staging = StagingFolder(self.ingest.store.incoming_dir, owner)
+            incoming_dir = self._staging.path
+        try:
+            self.incoming_dir = incoming_dir
+            self.incoming_dir.mkdir(parents=True, exist_ok=True)
+            cstore.sweep(self.ingest.store.incoming_dir)  # loose files of earlier versions
+            self.ingest.open_journal()  # re-indexes what a crash lost, before any C-STORE
+            try:
                 server = AssociationServer(
                     self.host,
                     self.port,
@@ -166,9 +181,19 @@ class StoreSCP:
                     listener=sock,
                 )
                 server.start()
-                self._server = server
-                log.info("DICOM listener %s on %s:%d", self.ae_title, *server.server_address)
-        return self.address
+            except BaseException:
+                self.ingest.close_journal()
+                raise
+        except BaseException:
+            self._close_staging()
+            raise
+        self._server = server
+        log.info("DICOM listener %s on %s:%d", self.ae_title, *server.server_address)
+
+    def _close_staging(self) -> None:
+        staging, self._staging = self._staging, None
+        if staging is not None:
+            staging.close()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -189,6 +214,7 @@ class StoreSCP:
         if server is not None:
             server.stop(timeout)
             self.ingest.close_journal()
+            self._close_staging()
 
     # -- the service the associations call (gateway.imaging.net.association.Service) ---------------
     def _association(self, sock: Any, remote: tuple[str, int], over_limit: bool) -> Association:

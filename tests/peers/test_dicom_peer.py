@@ -372,7 +372,8 @@ def test_a_data_set_cut_off_leaves_nothing(
     peer.associate()
     ds, body = an_instance()
     peer.send(pdu(0x04, pdv(1, 0x03, c_store_rq(ds)) + pdv(1, 0x00, body[:5000])))
-    incoming = listener.store.incoming_dir
+    incoming = listener.scp.incoming_dir  # this process's own folder
+    assert incoming.parent == listener.store.incoming_dir
     assert wait_until(lambda: len(list(incoming.iterdir())) == 1)
     if ending == "abort":
         peer.send(pdu(0x07, bytes((0, 0, 0, 0))))

@@ -2,13 +2,15 @@
 
 pynetdicom (SCU) and dcmtk ``storescu`` send to the imaging source's listener. A data set up to
 the receiver's memory limit is written once, in place; a bigger one is received into a file in
-the store's ``.tmp/incoming`` folder (not a system temporary folder), and that very file is
-renamed into place (same inode) holding the data set exactly as sent. Nothing is left behind. A
-transfer cut off mid-data-set (storescu killed) leaves no file.
+the listening process's own folder of the store's ``.tmp/incoming`` (not a system temporary
+folder), and that very file is renamed into place (same inode) holding the data set exactly as
+sent. Nothing is left behind. A transfer cut off mid-data-set (storescu killed) leaves no file.
+Listeners sharing a storage folder never remove each other's files (issue 15).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -19,7 +21,7 @@ import pytest
 
 from gateway.imaging import cstore, synthetic
 from tests.integration.imaging.conftest import Running, associate, run_storescu, storescu
-from tests.unit.imaging.support import AE_TITLE, study_spec
+from tests.unit.imaging.support import AE_TITLE, RecordingRepository, make_source, study_spec
 
 CT = synthetic.SOP_CLASSES["CT"]
 
@@ -81,7 +83,10 @@ def test_data_sets_are_stored_as_sent_from_memory_or_from_their_file(
     if in_memory:
         assert spilled == []
     else:
-        assert [folder for folder, _ in spilled] == [str(store.incoming_dir)] * 3
+        # the listener's own folder under the store's .tmp/incoming: same file system
+        incoming = running.source.scp.incoming_dir
+        assert incoming.parent == store.incoming_dir
+        assert [folder for folder, _ in spilled] == [str(incoming)] * 3
     inodes = {inode for _, inode in spilled}
     for ds, path in zip(instances, paths, strict=True):
         record = running.source.index.instance(str(ds.SOPInstanceUID))
@@ -93,7 +98,7 @@ def test_data_sets_are_stored_as_sent_from_memory_or_from_their_file(
         assert synthetic.dataset_bytes(kept) == synthetic.dataset_bytes(path.read_bytes())
         assert kept[:132] == b"\0" * 128 + b"DICM"  # behind the SCP's own File Meta
         assert record.size == len(kept)
-    assert wait_until(lambda: list(store.incoming_dir.iterdir()) == [])
+    assert wait_until(lambda: list(running.source.scp.incoming_dir.iterdir()) == [])
     leftovers = [p.name for p in store.root.rglob("*") if p.name.endswith(".part")]
     assert leftovers == []
 
@@ -102,7 +107,7 @@ def test_a_transfer_cut_off_mid_data_set_leaves_no_file(running: Running, tmp_pa
     program = storescu()
     big = tmp_path / "big.dcm"
     ds = synthetic.write_multiframe(study_spec(), big, frames=800)  # 400 MiB
-    incoming = running.source.store.incoming_dir
+    incoming = running.source.scp.incoming_dir
     command = [program, "-aec", AE_TITLE, "-aet", "DCMTK_SCU", running.host, str(running.port)]
     sender = subprocess.Popen([*command, str(big)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -119,3 +124,32 @@ def test_a_transfer_cut_off_mid_data_set_leaves_no_file(running: Running, tmp_pa
     assert growing, "the data set never started to arrive"
     assert wait_until(lambda: list(incoming.iterdir()) == [])
     assert running.source.index.instance(str(ds.SOPInstanceUID)) is None
+
+
+def test_listeners_sharing_a_storage_folder_keep_to_their_own_incoming_folders(
+    tmp_path: Path,
+) -> None:
+    first = make_source(tmp_path, RecordingRepository())
+    second = make_source(tmp_path, RecordingRepository())  # another process, same folders
+    gone = first.store.incoming_dir / "host-1-deadbeef"  # left by a process that died
+    gone.mkdir(parents=True)
+    (gone / "c-store-left.dcm").write_bytes(b"x")
+    first.start()
+    try:
+        mine = first.scp.incoming_dir
+        assert mine == first.store.incoming_dir / first.index.owner
+        assert not gone.exists()  # its owner holds no lock: removed at start
+        in_flight = mine / "c-store-in-flight.dcm"  # a transfer this live process receives
+        in_flight.write_bytes(b"x")
+        os.utime(in_flight, (0, 0))  # however old it looks
+        second.start()
+        try:
+            theirs = second.scp.incoming_dir
+            assert theirs != mine and theirs.parent == mine.parent
+            assert in_flight.exists()
+        finally:
+            second.stop()
+        assert not theirs.exists() and in_flight.exists()
+    finally:
+        first.stop()
+    assert not mine.exists()

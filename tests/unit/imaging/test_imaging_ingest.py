@@ -167,6 +167,13 @@ def test_folder_import_is_byte_for_byte_and_reports_other_files(
 # -- the C-STORE receiver ----------------------------------------------------------------------
 
 
+def incoming(source: ImagingSource) -> Path:
+    """The folder a listener of ``source`` would receive big data sets into (its own)."""
+    folder = source.store.incoming_dir / source.index.owner
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 def receive(source: ImagingSource, ds: pydicom.Dataset, data: bytes, **options: Any) -> Any:
     """Feed a data set to a C-STORE receiver in 1000-byte fragments; (status, comment, stored)."""
     stored: list[str] = []
@@ -177,6 +184,7 @@ def receive(source: ImagingSource, ds: pydicom.Dataset, data: bytes, **options: 
         transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
         calling_ae="MODALITY",
         on_stored=lambda record: stored.append(record.sop_instance_uid),
+        incoming_dir=incoming(source),
         **options,
     )
     body = synthetic.dataset_bytes(data) if data[128:132] == b"DICM" else data
@@ -204,7 +212,7 @@ def test_receiver_stores_the_data_set_behind_its_own_file_meta(
     assert meta.TransferSyntaxUID == ds.file_meta.TransferSyntaxUID
     assert meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID
     assert meta.SourceApplicationEntityTitle == "MODALITY"
-    assert list(source.store.incoming_dir.iterdir()) == []
+    assert list(incoming(source).iterdir()) == []
 
 
 @pytest.mark.parametrize("memory_limit", [1 << 22, 5000])
@@ -219,7 +227,7 @@ def test_receiver_answers_the_refusal_status_and_keeps_nothing(
     status, _comment, _stored = receive(source, one_instance(), b"junk" * 2000)
     assert status == 0xC000
     assert list(source.store.root.rglob("*.dcm")) == []
-    assert list(source.store.incoming_dir.iterdir()) == []
+    assert list(incoming(source).iterdir()) == []
 
 
 def test_receiver_discard_removes_a_spilled_file(source: ImagingSource) -> None:
@@ -231,22 +239,29 @@ def test_receiver_discard_removes_a_spilled_file(source: ImagingSource) -> None:
         transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
         calling_ae="MODALITY",
         on_stored=lambda record: None,
+        incoming_dir=incoming(source),
         memory_limit=100,
     )
     receiver.write(memoryview(b"x" * 1000))
-    assert len(list(source.store.incoming_dir.iterdir())) == 1
+    assert len(list(incoming(source).iterdir())) == 1
     receiver.discard()
-    assert list(source.store.incoming_dir.iterdir()) == []
+    assert list(incoming(source).iterdir()) == []
 
 
-def test_sweep_removes_only_stale_incoming_files(source: ImagingSource) -> None:
-    incoming = source.store.incoming_dir
-    old, fresh = incoming / "c-store-old.dcm", incoming / "c-store-new.dcm"
+def test_sweep_removes_only_stale_loose_incoming_files(source: ImagingSource) -> None:
+    parent = source.store.incoming_dir
+    old, fresh = parent / "c-store-old.dcm", parent / "c-store-new.dcm"
     old.write_bytes(b"x")
     fresh.write_bytes(b"y")
     os.utime(old, (0, 0))
-    assert sweep(incoming) == 1
-    assert [p.name for p in incoming.iterdir()] == ["c-store-new.dcm"]
+    owned = incoming(source) / "c-store-owned.dcm"  # a process's own folder is its own
+    owned.write_bytes(b"z")
+    os.utime(owned, (0, 0))
+    assert sweep(parent) == 1
+    assert sorted(p.name for p in parent.iterdir()) == sorted(
+        ["c-store-new.dcm", source.index.owner]
+    )
+    assert owned.exists()
 
 
 # -- storage -----------------------------------------------------------------------------------
