@@ -18,6 +18,7 @@ from gateway import __version__, secure_node
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.logsetup import access_log_observer
+from gateway.mount import WsgiApp
 from gateway.soap import transactions as tx
 from gateway.soap.dispatch import Limits, Observer, SoapApplication
 from gateway.soap.server import HttpServer
@@ -340,6 +341,11 @@ class Gateway:
         endpoint = self.soap.endpoint(tx.IMAGING_SOURCE_PATH, tx.ENDPOINTS[tx.IMAGING_SOURCE_PATH])
         endpoint.bind(tx.RAD_69, self.imaging.rad69_handler())
         self._ready["imaging_source"] = False
+
+    def mount(self, prefix: str, app: WsgiApp) -> None:
+        """Serve a plain WSGI application (FHIR, DICOMweb, UI, metrics) below ``prefix`` on the
+        HTTP server, with the SOAP endpoints' access check and observers (``gateway.mount``)."""
+        self.soap.mount(prefix, app)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Readiness for ``/health``: ready when every enabled actor has started."""

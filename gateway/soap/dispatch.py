@@ -22,6 +22,7 @@ from urllib.parse import unquote
 
 from lxml import etree
 
+from gateway import mount as mounting
 from gateway.errors import XDSError, XDSRegistryError, XDSRepositoryError
 from gateway.metadata.retrieve import failure_body, read_errors
 from gateway.soap import envelope as env
@@ -127,6 +128,7 @@ class SoapApplication:
         self.health = health or (lambda: (True, {}))
         self.observers: list[Observer] = list(observers)
         self.endpoints: dict[str, Endpoint] = {}
+        self.mounts: list[mounting.Mount] = []
 
     def endpoint(self, path: str, transactions: Iterable[Transaction] = ()) -> Endpoint:
         """Return the endpoint at ``path``, creating it with its standard transactions."""
@@ -134,6 +136,18 @@ class SoapApplication:
         for transaction in transactions:
             endpoint.known.setdefault(transaction.action, transaction)
         return endpoint
+
+    def mount(self, prefix: str, app: mounting.WsgiApp) -> None:
+        """Serve a plain WSGI application below ``prefix`` (``gateway.mount``): FHIR, DICOMweb.
+
+        It gets the same access check as a SOAP call (``environ["xdsi.exchange"].authorize``)
+        and its requests reach the same observers (access log, audit) once answered.
+        Raises: ValueError for a prefix already mounted or one naming a SOAP endpoint.
+        """
+        clean = mounting.check_prefix(prefix, [m.prefix for m in self.mounts])
+        if any(mounting.Mount(clean, app).matches(path) for path in self.endpoints):
+            raise ValueError(f"{clean} would hide a SOAP endpoint")
+        self.mounts.append(mounting.Mount(clean, app))
 
     # -- WSGI ---------------------------------------------------------------------------------
     def __call__(
@@ -143,6 +157,9 @@ class SoapApplication:
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/health":
             return self._health(method, start_response)
+        mounted = mounting.find_mount(self.mounts, path) if self.mounts else None
+        if mounted is not None:
+            return self._mounted(mounted, environ, start_response)
         endpoint = self.endpoints.get(path)
         if endpoint is None:
             return _plain(start_response, "404 Not Found", b"no endpoint at this path\n")
@@ -163,6 +180,43 @@ class SoapApplication:
                 start_response, "405 Method Not Allowed", b"use POST\n", [("Allow", "POST")]
             )
         return self._soap(environ, endpoint, start_response)
+
+    def _mounted(
+        self, mounted: mounting.Mount, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        """Call a mounted application; report the request to the observers once answered."""
+        path = environ.get("PATH_INFO", "") or "/"
+        authorize = self.authorize
+        exchange = mounting.Exchange(
+            request_id=uuid.uuid4().hex[:12],
+            remote_addr=environ.get("REMOTE_ADDR"),
+            peer_subject=environ.get("SSL_CLIENT_S_DN") or None,
+            authorize=(lambda name: authorize(environ, name)) if authorize else lambda _n: True,
+        )
+
+        def finished(done: mounting.Exchange, status: int, sent: int, duration: float) -> None:
+            event = TransactionCompleted(
+                path=path,
+                transaction=done.transaction,
+                action=None,
+                outcome=done.outcome,
+                http_status=status,
+                duration_ms=duration,
+                request_id=done.request_id,
+                message_id=None,
+                remote_addr=done.remote_addr,
+                error_codes=done.error_codes,
+                bytes_sent=sent,
+                peer_subject=done.peer_subject,
+                audit=done.audit,
+            )
+            for observer in self.observers:
+                try:
+                    observer(event)
+                except Exception:  # observers must never break a response
+                    log.exception("transaction observer failed")
+
+        return mounting.call_mounted(mounted, environ, start_response, exchange, finished)
 
     def _health(self, method: str, start_response: Callable[..., Any]) -> Iterable[bytes]:
         import json
