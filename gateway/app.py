@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gateway import __version__, secure_node
@@ -24,6 +25,8 @@ from gateway.soap.dispatch import Limits, Observer, SoapApplication
 from gateway.soap.server import HttpServer
 
 if TYPE_CHECKING:
+    from gateway.dicomweb.ports import Backend as DicomWebBackend
+    from gateway.dicomweb.service import DicomWebService
     from gateway.hl7.mllp import MLLPServer
     from gateway.imaging.source import ImagingSource
     from gateway.registry.iti18 import StoredQueries
@@ -50,6 +53,7 @@ class Gateway:
         self.mllp: MLLPServer | None = None
         self.repository: Repository | None = None
         self.imaging: ImagingSource | None = None
+        self.dicomweb: DicomWebService | None = None
         # The secure node (ITI-19/ITI-20): TLS material, access rules, audit trail; all None /
         # a do-nothing trail unless [tls], [access] or [audit] switch them on.
         self.tls = secure_node.tls_files(settings)
@@ -203,6 +207,8 @@ class Gateway:
             self._bind_repository()
         if s.imaging_source.enabled:
             self._bind_imaging_source()
+        if s.dicomweb.enabled and self.imaging is not None:
+            self._bind_dicomweb()
 
     def _bind_registry(self) -> None:
         """Document Registry: ITI-42 and ITI-18 at /xds/registry, ITI-8 over MLLP."""
@@ -341,6 +347,89 @@ class Gateway:
         endpoint = self.soap.endpoint(tx.IMAGING_SOURCE_PATH, tx.ENDPOINTS[tx.IMAGING_SOURCE_PATH])
         endpoint.bind(tx.RAD_69, self.imaging.rad69_handler())
         self._ready["imaging_source"] = False
+
+    def _bind_dicomweb(self) -> None:
+        """DICOMweb (QIDO-RS, WADO-RS, STOW-RS) at /dicomweb over the imaging source."""
+        from gateway.dicomweb.catalog import Catalog
+        from gateway.dicomweb.service import DicomWebService
+
+        assert self.imaging is not None
+        s = self.settings.dicomweb
+        backend = self._dicomweb_backend()
+        self.dicomweb = DicomWebService(
+            backend,
+            Catalog(self.imaging.index.engine, backend),
+            public_url=s.public_url,
+            max_results=s.max_results,
+            max_upload_bytes=s.max_upload_bytes,
+        )
+        self.mount("/dicomweb", self.dicomweb)
+
+    def _dicomweb_backend(self) -> DicomWebBackend:
+        """The narrow view of the imaging source DICOMweb uses (``gateway.dicomweb.ports``);
+        imaging's exceptions become the two the DICOMweb room knows."""
+        from gateway.dicomweb import ports
+        from gateway.imaging import catalog, frames, transcode
+        from gateway.imaging.index import InstanceRecord
+        from gateway.imaging.ingest import InstanceRejected
+
+        imaging = self.imaging
+        assert imaging is not None
+        index, store = imaging.index, imaging.store
+        catalog.ensure_indexes(index.engine)
+
+        def view(r: InstanceRecord) -> ports.StoredInstance:
+            return ports.StoredInstance(
+                sop_instance_uid=r.sop_instance_uid,
+                sop_class_uid=r.sop_class_uid,
+                study_instance_uid=r.study_instance_uid,
+                series_instance_uid=r.series_instance_uid,
+                transfer_syntax_uid=r.transfer_syntax_uid,
+                path=store.path(r.path),
+                size=r.size,
+                received_at=r.received_at,
+                patient_id=r.patient_id,
+            )
+
+        def converting(call: Callable[..., Any]) -> Callable[..., Any]:
+            def run(*args: Any) -> Any:
+                try:
+                    return call(*args)
+                except transcode.CannotTranscode as exc:
+                    raise ports.ConversionError(str(exc)) from exc
+
+            return run
+
+        def stored(path: Path) -> ports.StoredInstance:
+            try:
+                return view(imaging.ingest.store_received(path))
+            except InstanceRejected as exc:
+                raise ports.Rejected(exc.status, str(exc)) from exc
+
+        def one(uid: str) -> ports.StoredInstance | None:
+            found = index.instance(uid)
+            return view(found) if found is not None else None
+
+        return ports.Backend(
+            instance=one,
+            instances=lambda uids: {k: view(v) for k, v in index.instances(uids).items()},
+            study=lambda uid: [view(r) for r in index.instances_of_study(uid)],
+            changed_since=lambda t, n: [
+                view(r) for r in catalog.changed_since(index.engine, t, limit=n)
+            ],
+            store=stored,
+            spool_dir=store.incoming_dir,
+            plan=converting(
+                lambda stored_ts, accepted: transcode.choose(stored_ts, accepted).syntax
+            ),
+            convert=converting(lambda src, dst, ts: transcode.transcode(src, dst, ts)),
+            frames=ports.Frames(
+                info=converting(frames.pixel_info),
+                stored=converting(frames.stored_frames),
+                decoded=converting(frames.decoded_frame),
+                native_bytes=frames.native_bytes,
+            ),
+        )
 
     def mount(self, prefix: str, app: WsgiApp) -> None:
         """Serve a plain WSGI application (FHIR, DICOMweb, UI, metrics) below ``prefix`` on the
