@@ -23,6 +23,7 @@ BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 BULK_THRESHOLD = 1024  # bytes: binary values above this are bulk data
 DEFER = 64 * 1024  # values above this are not read at all
 _UNDEFINED = 0xFFFFFFFF
+PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 
 BulkPath = tuple[int, ...]  # tag, item (1-based), tag, item, ..., tag
 
@@ -62,7 +63,8 @@ def take_bulk(ds: Dataset, prefix: BulkPath = ()) -> list[tuple[BulkPath, str]]:
         vr = _vr(ds, tag)
         if vr in BULK_VRS:
             length = _length(ds, tag)
-            if length == _UNDEFINED or length > BULK_THRESHOLD:
+            pixels = not prefix and int(tag) in PIXEL_TAGS  # always by reference (§F.2.6)
+            if pixels or length == _UNDEFINED or length > BULK_THRESHOLD:
                 found.append(((*prefix, int(tag)), vr))
                 del ds[tag]
         elif vr == "SQ":

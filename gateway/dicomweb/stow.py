@@ -15,8 +15,11 @@ when some were, 409 when none was (PS3.18 §10.5.3, Table 10.5.3-1).
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
@@ -110,6 +113,7 @@ def _one(backend: Backend, part: Attachment, study_uid: str | None, report: Stor
         if part.path is None:
             report.failed.append(("", "", CANNOT_UNDERSTAND, "an empty part"))
             return
+        _add_preamble(part.path)
         ids = _identity(part)
         if study_uid and ids[2] and ids[2] != study_uid:
             report.failed.append(
@@ -123,6 +127,21 @@ def _one(backend: Backend, part: Attachment, study_uid: str | None, report: Stor
             report.failed.append((ids[0], ids[1], exc.status, str(exc)))
     finally:
         part.discard()  # the file was moved into place, or is removed now
+
+
+def _add_preamble(path: Path) -> None:
+    """Put the 128-byte preamble and ``DICM`` in front of a part that starts straight with the
+    File Meta Information (pydicom writes that by default): PS3.10 §7.1 asks for them, the
+    ingest reads only complete Part 10 files, and refusing such a part would help nobody."""
+    with open(path, "rb") as handle:
+        head = handle.read(132)
+    if head[128:132] == b"DICM" or not head.startswith(b"\x02\x00"):
+        return
+    fixed = path.with_name(path.name + ".p10")
+    with open(path, "rb") as source, open(fixed, "wb") as out:
+        out.write(b"\x00" * 128 + b"DICM")
+        shutil.copyfileobj(source, out, 1024 * 1024)
+    os.replace(fixed, path)
 
 
 def _identity(part: Attachment) -> tuple[str, str, str]:

@@ -47,7 +47,7 @@ def instance_syntaxes(ranges: Sequence[MediaRange]) -> list[str]:
     out: list[str] = []
     for item in ranges:
         if item.media == "*/*" or (
-            item.matches("multipart/related") and item.inner in (None, DICOM)
+            item.matches("multipart/related") and item.inner in (None, DICOM, "*/*")
         ):
             syntax = item.transfer_syntax or EXPLICIT_VR_LE
             if syntax not in _NOT_ON_THE_WEB and syntax not in out:
@@ -190,7 +190,7 @@ def frames_plan(
     compressed_type = FRAME_MEDIA_TYPES.get(stored) if encapsulated else None
     for item in ranges:
         inner = item.inner if item.matches("multipart/related") else None
-        if item.media == "*/*" or (item.matches("multipart/related") and inner is None):
+        if item.media == "*/*" or (item.matches("multipart/related") and inner in (None, "*/*")):
             if compressed_type:
                 return compressed_type, stored, False
             return OCTET_STREAM, EXPLICIT_VR_LE, False
