@@ -25,7 +25,8 @@ authenticated peer. DNs compare attribute by attribute, in any order, ignoring c
 spaces; SANs compare case-insensitively (``DNS:``, ``IP:``, ``URI:``, ``email:``).
 
 Transaction names: ITI-8, ITI-18, ITI-41, ITI-42, ITI-43, RAD-69, C-STORE (DICOM storage into the
-Imaging Document Source), C-ECHO. ``RAD-68`` is accepted as a synonym of ITI-41: on the wire the
+Imaging Document Source), C-ECHO; at ``/dicomweb`` QIDO-RS, WADO-RS and STOW-RS. ``RAD-68`` is
+accepted as a synonym of ITI-41: on the wire the
 repository receives a Provide and Register Document Set-b (RAD TF-3 §4.68.4.1).
 
 Standard: ITI TF-1 §9.4 (ATNA: "Access control ... is the responsibility of each secure node"),
@@ -52,6 +53,10 @@ KNOWN_TRANSACTIONS = (
     "RAD-69",
     "C-STORE",
     "C-ECHO",
+    # DICOMweb at /dicomweb (gateway.dicomweb): search, retrieve (also XDS-I.b RAD-107), store.
+    "QIDO-RS",
+    "WADO-RS",
+    "STOW-RS",
 )
 _SYNONYMS = {"RAD-68": "ITI-41"}
 _SAN_TYPES = {"dns": "DNS", "ip": "IP", "uri": "URI", "email": "email"}
