@@ -20,7 +20,7 @@ from pathlib import Path
 import gateway
 
 PACKAGE = Path(gateway.__file__).resolve().parent
-ACTOR_ROOMS = ("registry", "repository", "imaging", "consumer")
+ACTOR_ROOMS = ("registry", "repository", "imaging", "consumer", "dicomweb")
 ASSEMBLY = ("gateway.app", "gateway.cli", "gateway.demo", "gateway.__main__")
 
 
