@@ -68,7 +68,7 @@ def serve() -> int:
         }
     )
     gw = Gateway(load_settings())
-    host, port = gw.start()
+    _host, port = gw.start()
     assert gw.imaging is not None
     print(json.dumps({"http": port, "dicom": gw.imaging.address[1]}), flush=True)
     stop = threading.Event()
