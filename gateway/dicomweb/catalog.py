@@ -67,6 +67,7 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
 }
 _INTEGERS = {"series_number", "instance_number", "rows", "columns", "bits_allocated"}
 _INTEGERS.add("number_of_frames")
+PN_COLUMNS = [name for name, (_kw, _lvl, kind) in COLUMNS.items() if kind == "PN"]
 
 dicomweb_instance = Table(
     "dicomweb_instance",
@@ -81,6 +82,8 @@ dicomweb_instance = Table(
     Column("sps_ids", Text),
     Column("rp_ids", Text),
     *[Column(name, Integer if name in _INTEGERS else Text) for name in COLUMNS],
+    # PN values case-folded in Python (SQLite's lower() folds ASCII only): PS3.4 C.2.2.2.1
+    *[Column(f"{name}_folded", Text) for name in PN_COLUMNS],
     Index("ix_dicomweb_instance_series", "study_instance_uid", "series_instance_uid"),
     Index("ix_dicomweb_instance_received", "received_at"),
     Index("ix_dicomweb_instance_patient", "patient_id"),
@@ -126,6 +129,8 @@ def row_of(instance: StoredInstance) -> dict[str, Any]:
         row[name] = _integer(value) if name in _INTEGERS else _text(value)
         if kind == "TM":
             row[name] = normal_time(row[name])
+    for name in PN_COLUMNS:
+        row[f"{name}_folded"] = row[name].casefold() if row[name] else None
     sps, rps = [], []
     for item in ds.get("RequestAttributesSequence") or []:
         sps.append(str(item.get("ScheduledProcedureStepID", "") or ""))

@@ -220,8 +220,8 @@ def _condition(name: str, kind: str, keyword: str, value: str) -> ColumnElement[
             raise DicomWebError(400, f"{keyword}: {value!r} is not a number") from None
     if kind == "CS" and "\\" in value:
         return column.in_(value.split("\\"))
-    if kind == "PN":
-        column, value = func.lower(column), value.lower()
+    if kind == "PN":  # case-insensitive (PS3.4 C.2.2.2.1), folded in Python on both sides
+        column, value = getattr(c, f"{name}_folded"), value.casefold()
     if "*" in value or "?" in value:
         return column.like(_like(value, wildcards=True), escape="!")
     return column == value
