@@ -191,7 +191,12 @@ class SoapApplication:
             request_id=uuid.uuid4().hex[:12],
             remote_addr=environ.get("REMOTE_ADDR"),
             peer_subject=environ.get("SSL_CLIENT_S_DN") or None,
-            authorize=(lambda name: authorize(environ, name)) if authorize else lambda _n: True,
+            # The hook sees the request as sent (its log and audit name the whole path).
+            authorize=(
+                (lambda name: authorize(dict(environ, PATH_INFO=path), name))
+                if authorize
+                else lambda _n: True
+            ),
         )
 
         def finished(done: mounting.Exchange, status: int, sent: int, duration: float) -> None:
