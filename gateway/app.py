@@ -20,6 +20,8 @@ from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.logsetup import access_log_observer
 from gateway.mount import WsgiApp
+from gateway.owners import ProcessIdentity, StagingFolder
+from gateway.serving.listeners import Listeners, bind_listeners
 from gateway.soap import transactions as tx
 from gateway.soap.dispatch import Limits, Observer, SoapApplication
 from gateway.soap.server import HttpServer
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from gateway.registry.iti18 import StoredQueries
     from gateway.registry.iti42 import Registry
     from gateway.repository.actor import Repository
+    from gateway.xca.assembly import Gateways
 
 log = logging.getLogger("gateway")
 
@@ -41,10 +44,26 @@ Configure = Callable[[SoapApplication], None]
 
 
 class Gateway:
-    """One gateway process: every enabled actor behind one HTTP server."""
+    """One gateway process: every enabled actor behind one HTTP server.
 
-    def __init__(self, settings: Settings, *, configure: Configure | None = None) -> None:
+    ``listeners``: sockets bound already (``serve`` binds them first; the workers of
+    ``serve --workers N`` inherit them from the supervisor); without them :meth:`start` binds.
+    ``identity``: which process this is (worker slot, pid, owner id of its temporary files and
+    queue rows); a new one by default.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        configure: Configure | None = None,
+        listeners: Listeners | None = None,
+        identity: ProcessIdentity | None = None,
+    ) -> None:
         self.settings = settings
+        self.identity = identity or ProcessIdentity()
+        self._listeners = listeners
+        self._incoming: StagingFolder | None = None
         self._ready: dict[str, bool] = {}
         self._lock = threading.Lock()
         self._started = False
@@ -54,20 +73,24 @@ class Gateway:
         self.repository: Repository | None = None
         self.imaging: ImagingSource | None = None
         self.dicomweb: DicomWebService | None = None
+        self.xca: Gateways | None = None
         # The secure node (ITI-19/ITI-20): TLS material, access rules, audit trail; all None /
         # a do-nothing trail unless [tls], [access] or [audit] switch them on.
         self.tls = secure_node.tls_files(settings)
         secured = self.tls is not None or bool(settings.access.rules_file)
         self.access = secure_node.access_rules(settings) if secured else None
-        self.audit = secure_node.audit_trail(settings, self.tls)
+        self.audit = secure_node.audit_trail(settings, self.tls, owner=self.identity.owner)
         self._session_factory = self._make_session_factory()
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        spool = data_dir / "tmp" / "soap"
-        spool.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _clear_spool(spool)
+        # Spooled MTOM parts: a folder per process, since workers share the data folder; those
+        # of processes that are gone (cut off by a crash) are removed.
+        spool_parent = data_dir / "tmp" / "soap"
+        spool_parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _clear_spool(spool_parent)
+        self._spool = StagingFolder(spool_parent, self.identity.owner)
         limits = Limits(
-            spool_dir=spool,
+            spool_dir=self._spool.path,
             max_envelope_bytes=settings.soap.max_envelope_bytes,
             max_request_bytes=settings.soap.max_request_bytes,
             max_xml_depth=settings.soap.max_xml_depth,
@@ -209,6 +232,8 @@ class Gateway:
             self._bind_imaging_source()
         if s.dicomweb.enabled and self.imaging is not None:
             self._bind_dicomweb()
+        if s.xca.enabled:
+            self._bind_xca()
 
     def _bind_registry(self) -> None:
         """Document Registry: ITI-42 and ITI-18 at /xds/registry, ITI-8 over MLLP."""
@@ -222,7 +247,9 @@ class Gateway:
         self.stored_queries = StoredQueries(
             self.registry.db,
             max_leafclass_results=s.registry.max_leafclass_results,
-            home_community_id=s.registry.home_community_id or None,
+            # one community, one homeCommunityId: [xca]'s when only it names one
+            home_community_id=(s.xca.home(s) if s.xca.enabled else s.registry.home_community_id)
+            or None,
         )
         endpoint = self.soap.endpoint(tx.REGISTRY_PATH, tx.ENDPOINTS[tx.REGISTRY_PATH])
         iti42.bind(endpoint, self.registry)
@@ -418,7 +445,7 @@ class Gateway:
                 view(r) for r in catalog.changed_since(index.engine, t, limit=n)
             ],
             store=stored,
-            spool_dir=store.incoming_dir,
+            spool_dir=self._incoming_folder().path,  # per process, like C-STORE's
             plan=converting(
                 lambda stored_ts, accepted: transcode.choose(stored_ts, accepted).syntax
             ),
@@ -431,32 +458,87 @@ class Gateway:
             ),
         )
 
+    def _incoming_folder(self) -> StagingFolder:
+        """This process's folder below the store's ``.tmp/incoming`` for instances being received
+        (C-STORE, STOW-RS parts) and WADO-RS conversions: removed at stop, or by the next process
+        that finds its owner gone after a crash."""
+        assert self.imaging is not None
+        if self._incoming is None:
+            self._incoming = StagingFolder(self.imaging.store.incoming_dir, self.identity.owner)
+        return self._incoming
+
     def mount(self, prefix: str, app: WsgiApp) -> None:
         """Serve a plain WSGI application (FHIR, DICOMweb, UI, metrics) below ``prefix`` on the
         HTTP server, with the SOAP endpoints' access check and observers (``gateway.mount``)."""
         self.soap.mount(prefix, app)
 
+    def _bind_xca(self) -> None:
+        """XCA/XCA-I: Responding Gateway at /xca/rg (ITI-38, ITI-39, RAD-75), Initiating Gateway
+        at /xca/ig (ITI-18, ITI-43, RAD-69), over this process's actors and [xca.communities]."""
+        from gateway.xca.assembly import Actors, build
+
+        actors = Actors(
+            registry=self.stored_queries.run if self.stored_queries is not None else None,
+            repositories=(
+                {self.repository.unique_id: self.repository.retrieve} if self.repository else {}
+            ),
+            imaging_sources=(
+                {self.imaging.unique_id: self.imaging.retriever.retrieve} if self.imaging else {}
+            ),
+            patient_lookup=self.registry.patients.ids_in_domain if self.registry else None,
+        )
+        self.xca = build(
+            self.settings,
+            actors,
+            spool_dir=self._spool.path,  # outbound MTOM parts too: same file system
+            session_factory=self._session_factory,
+            trail=self.audit if self.settings.audit.enabled else None,
+        )
+        for path, gateway in (
+            (tx.RESPONDING_GATEWAY_PATH, self.xca.responding),
+            (tx.INITIATING_GATEWAY_PATH, self.xca.initiating),
+        ):
+            endpoint = self.soap.endpoint(path, tx.ENDPOINTS[path])
+            for transaction, handler in gateway.handlers():
+                endpoint.bind(transaction, handler)
+        self._ready["xca"] = False
+
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Readiness for ``/health``: ready when every enabled actor has started."""
         with self._lock:
             actors = {name: ("ready" if ok else "starting") for name, ok in self._ready.items()}
-        return all(self._ready.values()), {"version": __version__, "actors": actors}
+        body: dict[str, Any] = {
+            "version": __version__,
+            "actors": actors,
+            "process": {"worker": self.identity.index, "pid": self.identity.pid},  # --workers N
+        }
+        if self.imaging is not None:  # held studies are reported, never a reason to fail
+            body.update(self.imaging.health())
+        return all(self._ready.values()), body
 
     def _mark_ready(self, name: str) -> None:
         with self._lock:
             self._ready[name] = True
 
     def start(self) -> tuple[str, int]:
-        """Start every listener; return the HTTP (host, port) actually bound."""
+        """Start every listener; return the HTTP (host, port) actually bound.
+
+        Raises:
+            ListenError: a port is in use (only when no ``listeners`` were given).
+        """
+        listeners = self._listeners
+        if listeners is None:  # all bound before anything starts: a port in use stops it all
+            listeners = self._listeners = bind_listeners(self.settings)
+            listeners.announce(self.settings)
         self.audit.start()
         if self.mllp is not None:
-            self.mllp.start()
+            self.mllp.start(listeners.mllp)
             self._mark_ready("hl7")
         if self.repository is not None:
             self.repository.start()  # the start-up sweep ends before any request is served
         if self.imaging is not None:
-            self.imaging.start()
-        address = self.http.start()
+            self.imaging.start(listeners.dicom, incoming_dir=self._incoming_folder().path)
+        address = self.http.start(listeners.http)
         for name in list(self._ready):
             self._mark_ready(name)
         self._record_activity(start=True)
@@ -477,11 +559,18 @@ class Gateway:
             self.mllp.stop()
         if self.repository is not None:
             self.repository.stop()
+        if self.xca is not None:
+            self.xca.close()
         if self.registry is not None:
             self.registry.close()
         if self._started:
             self._record_activity(start=False)
         self.audit.stop()
+        if self._listeners is not None:
+            self._listeners.close()  # any the servers did not take (and close) themselves
+        if self._incoming is not None:
+            self._incoming.close()
+        self._spool.close()
 
     def _record_activity(self, *, start: bool) -> None:
         """Application Start/Stop (DICOM PS3.15 A.5.3.1; ITI TF-2 §3.20.4.1.1.1)."""
@@ -498,6 +587,11 @@ class Gateway:
         )
 
     @property
+    def spool_dir(self) -> Path:
+        """This process's folder for spooled MTOM parts (``data_dir/tmp/soap/<owner>``)."""
+        return self._spool.path
+
+    @property
     def mllp_address(self) -> tuple[str, int] | None:
         return self.mllp.address if self.mllp is not None else None
 
@@ -508,7 +602,7 @@ class Gateway:
 
 
 def _clear_spool(spool: os.PathLike[str]) -> None:
-    # Temporary MTOM parts of requests cut off by a crash are never needed again.
+    # Loose files were spooled by versions before the per-process folders, cut off by a crash.
     for entry in os.scandir(spool):
         if entry.is_file():
             os.unlink(entry.path)

@@ -1,7 +1,10 @@
 """The ``xdsi-gateway`` command (also ``python -m gateway``).
 
 Subcommands: ``serve`` runs every enabled actor until SIGINT/SIGTERM; ``config`` prints the
-effective settings. Later issues add feed, publish, query, retrieve, fetch-study, certs and db.
+effective settings; feed, provide, retrieve, query, fetch-study, demo, publish, imaging pending,
+db upgrade and certs init (README "Command line"). Every command follows the same rules
+(``gateway.commandline``): results on stdout, errors as one line on stderr, exit 0 done, 1
+failed, 2 usage or configuration error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway import __version__
+from gateway.commandline import EXIT_INTERRUPTED, announce, require_gateway_data
 from gateway.config import Settings, load_settings, settings_as_dict
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StartupError
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.serving.listeners import Listeners
 
 log = logging.getLogger("gateway")
 
@@ -48,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="TOML configuration file "
         "(default: built-in defaults; XDSI_<SECTION>_<KEY> variables override)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="gateway processes sharing the listening ports, each restarted if it dies "
+        "(default: http.workers, 1); more than 1 needs a PostgreSQL database",
     )
     serve.set_defaults(func=_cmd_serve)
 
@@ -104,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     consumer_cli.add_query_arguments(query)
     query.set_defaults(func=lambda a: consumer_cli.run_query(a, _settings(a)))
-    from gateway import demo as demo_module
+    from gateway import demo_communities as demo_module
 
     demo = sub.add_parser(
         "demo",
@@ -120,11 +132,12 @@ def _parser() -> argparse.ArgumentParser:
         "publish",
         help="publish studies now: a KOS manifest per study by RAD-68 (ITI-41)",
         description="Publish each study now instead of after imaging_source.study_idle_seconds: "
-        "build its KOS manifest and provide it to the repository (RAD-68). A folder is first "
-        "loaded (DICOM Part 10 files, recursively) into the imaging source. Run it on the "
-        "machine (and configuration) of the imaging source.",
+        "build its KOS manifest and provide it to the repository (RAD-68). A DICOM file, or a "
+        "folder (DICOM Part 10 files, recursively), is first loaded into the imaging source. "
+        "Run it on the machine and with the configuration of the imaging source: it never "
+        "creates a new database.",
     )
-    publish.add_argument("targets", nargs="+", metavar="STUDY_UID|DIR")
+    publish.add_argument("targets", nargs="+", metavar="STUDY_UID|FILE|DIR")
     publish.add_argument(
         "--force", action="store_true", help="publish again (replacing) even if nothing changed"
     )
@@ -146,6 +159,24 @@ def _parser() -> argparse.ArgumentParser:
     upgrade.add_argument("--config", metavar="FILE", help="TOML configuration file")
     upgrade.set_defaults(func=_cmd_db_upgrade)
 
+    imaging = sub.add_parser(
+        "imaging",
+        help="the imaging source's studies: what waits to be published",
+        description="Imaging document source maintenance (reads the gateway's data).",
+    )
+    imaging_sub = imaging.add_subparsers(dest="imaging_command", required=True, metavar="ACTION")
+    pending = imaging_sub.add_parser(
+        "pending",
+        help="list studies not published yet: why, and what to do",
+        description="List the received studies that are not published: held (their patient is "
+        "not known), failed (retried by itself), receiving or being published; with the "
+        "Patient ID as received, since when, the reason and what to do.",
+    )
+    pending.add_argument("--held", action="store_true", help="only studies held for their patient")
+    pending.add_argument("--json", action="store_true", help="print JSON instead of text")
+    pending.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    pending.set_defaults(func=_cmd_imaging_pending)
+
     from gateway.security import certs as certs_cli
 
     certs = sub.add_parser(
@@ -166,6 +197,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return value
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None))
 
@@ -179,7 +220,9 @@ def _cmd_feed(args: argparse.Namespace) -> int:
     from gateway.secure_node import client_context
 
     context = client_context(settings)
-    return run_feed(args.files, host, port, args.timeout, sys.stdout, ssl_context=context)
+    return run_feed(
+        args.files, host, port, args.timeout, sys.stdout, ssl_context=context, err=sys.stderr
+    )
 
 
 def _cmd_provide(args: argparse.Namespace) -> int:
@@ -196,25 +239,54 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
 
 def _cmd_publish(args: argparse.Namespace) -> int:
     from gateway.app import Gateway
-    from gateway.imaging.commands import publish
+    from gateway.imaging.commands import check_targets, publish
     from gateway.logsetup import configure_logging
 
     settings = _settings(args)
     if not settings.imaging_source.enabled:
         raise ConfigError("imaging_source.enabled: publishing needs the imaging source")
+    require_gateway_data("publish", settings, args.config)
+    if not check_targets(args.targets, sys.stderr):  # before anything is opened
+        return EXIT_CONFIG
+    announce("publish", args.config, data_dir=settings.data_dir)
     configure_logging(settings.log.level, settings.log.format, patient_ids=settings.log.patient_ids)
     gateway = Gateway(settings)  # the actors of this configuration, no listener started
     try:
         assert gateway.imaging is not None
-        return publish(args.targets, gateway.imaging, out=sys.stdout, force=args.force)
+        return publish(
+            args.targets, gateway.imaging, out=sys.stdout, err=sys.stderr, force=args.force
+        )
     finally:
         gateway.stop()
+
+
+def _cmd_imaging_pending(args: argparse.Namespace) -> int:
+    from sqlalchemy import inspect
+
+    from gateway.imaging import pending
+    from gateway.imaging.index import create_index_engine
+
+    settings = _settings(args)
+    require_gateway_data("imaging pending", settings, args.config)
+    announce("imaging pending", args.config, data_dir=settings.data_dir)
+    engine = create_index_engine(settings.database_url)
+    try:
+        if not inspect(engine).has_table("imaging_study"):
+            studies = []  # the imaging source never ran on this database
+        else:
+            studies = pending.pending_studies(engine, held_only=args.held)
+    finally:
+        engine.dispose()
+    render = pending.render_json if args.json else pending.render_text
+    print(render(studies))
+    return EXIT_OK
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
     from gateway.registry.database import db_upgrade
 
     settings = _settings(args)
+    announce("db upgrade", args.config, data_dir=settings.data_dir)  # may create: it says where
     db_upgrade(settings.database_url)
     print(f"registry schema is up to date at {_redact(settings.database_url)}")
     return EXIT_OK
@@ -238,12 +310,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)  # configuration errors stop here, before anything starts
     from gateway.app import Gateway
     from gateway.logsetup import configure_logging
+    from gateway.serving.listeners import bind_listeners
 
+    workers = args.workers or settings.http.workers
+    if workers > 1:
+        _refuse_single_process_database(settings, workers, from_option=bool(args.workers))
     configure_logging(settings.log.level, settings.log.format, patient_ids=settings.log.patient_ids)
     # Everything the gateway writes (documents, images, databases, audit queue, spool) holds
     # patient data or secrets: owner-only, whatever the inherited umask says.
     os.umask(0o077)
-    gateway = Gateway(settings)
+    listeners = bind_listeners(settings)  # a port in use stops here, before anything starts
+    listeners.announce(settings)
+    if workers > 1:
+        return _supervise(settings, listeners, workers)
+    try:
+        gateway = Gateway(settings, listeners=listeners)
+    except BaseException:
+        listeners.close()
+        raise
     try:
         gateway.start()
     except OSError as exc:
@@ -252,18 +336,51 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return run_until_signalled(gateway)
 
 
-def run_until_signalled(gateway: Gateway) -> int:
-    """Serve until SIGINT or SIGTERM, then stop gracefully (requests in flight finish); exit 0."""
-    stop = threading.Event()
+def _refuse_single_process_database(settings: Settings, workers: int, *, from_option: bool) -> None:
+    """SQLite is the one-process default: several workers need the gateway database elsewhere."""
+    from sqlalchemy.engine import make_url
+
+    url = settings.database_url
+    if make_url(url).get_backend_name() != "sqlite":
+        return
+    asked = f"--workers {workers}" if from_option else f"http.workers = {workers}"
+    raise ConfigError(
+        f"{asked}: the gateway database is SQLite ({_redact(url)}), which only one process may "
+        "use; set registry.database_url to a PostgreSQL database (postgresql://...) or run one "
+        "worker"
+    )
+
+
+def _supervise(settings: Settings, listeners: Listeners, workers: int) -> int:
+    """``serve --workers N``: N gateway processes on the listeners bound here (exit 0 on signal)."""
+    from gateway.serving.supervisor import Supervisor, spawner
+
+    supervisor = Supervisor(
+        workers,
+        spawner(settings, listeners),
+        drain_seconds=settings.http.shutdown_timeout + 30.0,
+    )
+    try:
+        code = supervisor.run()
+    finally:
+        listeners.close()
+    log.info("stopped")
+    return code
+
+
+def run_until_signalled(gateway: Gateway, stop: threading.Event | None = None) -> int:
+    """Serve until SIGINT or SIGTERM (or ``stop`` is set), then stop gracefully (requests in
+    flight finish); exit 0."""
+    event = stop if stop is not None else threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
         log.info("received %s: finishing requests in flight", signal.Signals(signum).name)
-        stop.set()
+        event.set()
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     try:
-        while not stop.wait(0.5):
+        while not event.wait(0.5):
             pass
     finally:
         gateway.stop()
@@ -272,13 +389,48 @@ def run_until_signalled(gateway: Gateway) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``xdsi-gateway`` console script."""
+    """Entry point of the ``xdsi-gateway`` console script.
+
+    Exit codes (``gateway.commandline``): 0 done, 1 failed, 2 usage or configuration error
+    (argparse's own errors included), 130 interrupted. Errors are one line on stderr.
+    """
     args = _parser().parse_args(argv)
     try:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"xdsi-gateway: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except StartupError as exc:  # e.g. a port in use: one line, nothing started
+        print(f"xdsi-gateway: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print(f"xdsi-gateway {_command(args)}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        problem = _plain_failure(exc)
+        if problem is None:
+            raise  # a bug: the traceback is what a developer needs
+        print(f"xdsi-gateway {_command(args)}: {problem}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _command(args: argparse.Namespace) -> str:
+    action = getattr(args, "db_command", None) or getattr(args, "imaging_command", None)
+    return f"{args.command} {action}" if action else str(args.command)
+
+
+def _plain_failure(exc: Exception) -> str | None:
+    """One line for a failure of the machine rather than of the code (a file that cannot be
+    written, a database that cannot be reached), or None for anything else."""
+    if isinstance(exc, OSError):
+        if exc.filename is not None:
+            return f"{exc.filename}: {exc.strerror or exc}"
+        return str(exc)
+    database_errors = sys.modules.get("sqlalchemy.exc")  # never imported: not a database error
+    if database_errors is not None and isinstance(exc, database_errors.OperationalError):
+        first = str(exc.orig or exc).strip().splitlines()[0]
+        return f"database error: {first}"
+    return None
 
 
 if __name__ == "__main__":

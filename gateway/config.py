@@ -9,6 +9,7 @@ message is one line naming the key (the CLI prints it and exits with code 2).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 import typing
@@ -20,6 +21,9 @@ from typing import Any
 from gateway.errors import ConfigError
 
 ENV_PREFIX = "XDSI_"
+# Variables with the prefix that are not configuration: the test suite's and tools' own
+# (XDSI_TEST_POSTGRES_URL ...). Every other XDSI_* variable must name a key (see _check_environ).
+NOT_CONFIG_PREFIXES: tuple[str, ...] = ("XDSI_TEST_",)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +39,7 @@ class HttpSettings:
     public_url: str = ""  # base URL written into served WSDLs; empty = from the request's Host
     request_timeout: int = 60  # seconds a silent client may hold a connection
     shutdown_timeout: int = 30  # seconds to finish requests in flight on SIGINT/SIGTERM
+    workers: int = 1  # gateway processes sharing the listeners (serve --workers); >1: PostgreSQL
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +123,9 @@ class ConsumerSettings:
     # actors are known without configuration). Environment form: "uid=url,uid=url".
     repositories: dict[str, str] = field(default_factory=dict)
     imaging_sources: dict[str, str] = field(default_factory=dict)
+    # ITI-18 and the retrieval of other communities' documents go here (XCA); empty = this
+    # gateway's own /xca/ig when xca.enabled, else none (queries go to registry_url).
+    initiating_gateway_url: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,6 +164,26 @@ class DicomWebSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CommunitySettings:
+    """One remote community of ``[xca.communities."urn:oid:..."]`` (keyed by homeCommunityId)."""
+
+    url: str = ""  # its Responding Gateway: ITI-38, ITI-39 and RAD-75
+    patient_id_domain: str = ""  # its patient identifier domain (OID); "" = the same as ours
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class XcaSettings:
+    enabled: bool = False  # serves /xca/rg and /xca/ig (XCA, XCA-I)
+    home_community_id: str = ""  # urn:oid:...; "" = registry.home_community_id
+    timeout: int = 30  # seconds allowed to each remote community
+    communities: dict[str, CommunitySettings] = field(default_factory=dict)
+
+    def home(self, settings: Settings) -> str:
+        """This community's homeCommunityId: ``xca.home_community_id`` or the registry's."""
+        return self.home_community_id or settings.registry.home_community_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """All settings of one gateway process."""
 
@@ -172,6 +200,7 @@ class Settings:
     access: AccessSettings = field(default_factory=AccessSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     dicomweb: DicomWebSettings = field(default_factory=DicomWebSettings)
+    xca: XcaSettings = field(default_factory=XcaSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -245,6 +274,9 @@ def _convert(key: str, raw: Any, target: Any, *, from_env: bool) -> Any:
     if target in converters:
         return converters[target](key, raw, from_env=from_env)
     if typing.get_origin(target) is dict:
+        value_type = typing.get_args(target)[1]
+        if isinstance(value_type, type) and dataclasses.is_dataclass(value_type):
+            return _convert_tables(key, raw, value_type, from_env=from_env)
         return _convert_table(key, raw, from_env=from_env)
     raise ConfigError(f"{key}: unsupported setting type {target!r}")  # pragma: no cover
 
@@ -267,6 +299,39 @@ def _convert_table(key: str, raw: Any, *, from_env: bool) -> dict[str, str]:
     return dict(raw)
 
 
+def _convert_tables(key: str, raw: Any, cls: type, *, from_env: bool) -> dict[str, Any]:
+    """A table of tables, one per id (``[xca.communities."urn:oid:1.2"]``); from the environment
+    ``id=value|value,id=value``: the values of the entry's keys in declaration order, "|"
+    between them (``urn:oid:1.2=https://b.example/xca/rg|1.3.6.1.4.1.99``)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    if from_env and isinstance(raw, str):
+        given: dict[str, Any] = {}
+        for item in filter(None, (part.strip() for part in raw.split(","))):
+            name, sep, text = item.partition("=")
+            parts = [v.strip() for v in text.split("|")]
+            if not sep or not name.strip() or len(parts) > len(names):
+                raise ConfigError(f"{key}: expected id={'|'.join(names)}[,id=...], got {raw!r}")
+            given[name.strip()] = dict(zip(names, parts, strict=False))
+        raw = given
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key}: expected a table of tables, one per id, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    built: dict[str, Any] = {}
+    for name, entry in raw.items():
+        where = f'{key}."{name}"'
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a table ({', '.join(names)}), got {entry!r}")
+        unknown = sorted(set(entry) - set(names))
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}: unknown configuration key")
+        converted = {
+            field_name: _convert(f"{where}.{field_name}", value, hints[field_name], from_env=False)
+            for field_name, value in entry.items()
+        }
+        built[name] = cls(**converted)
+    return built
+
+
 def _check_values(settings: Settings) -> None:
     """Range checks that a type alone does not express."""
     ports = {
@@ -279,6 +344,7 @@ def _check_values(settings: Settings) -> None:
             raise ConfigError(f"{key}: port must be between 0 and 65535, got {port}")
     positive = {
         "http.threads": settings.http.threads,
+        "http.workers": settings.http.workers,
         "soap.max_envelope_bytes": settings.soap.max_envelope_bytes,
         "soap.max_xml_depth": settings.soap.max_xml_depth,
         "hl7.max_message_bytes": settings.hl7.max_message_bytes,
@@ -293,6 +359,7 @@ def _check_values(settings: Settings) -> None:
         "audit.retry_max_seconds": settings.audit.retry_max_seconds,
         "dicomweb.max_results": settings.dicomweb.max_results,
         "dicomweb.max_upload_bytes": settings.dicomweb.max_upload_bytes,
+        "xca.timeout": settings.xca.timeout,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -316,13 +383,14 @@ def _check_values(settings: Settings) -> None:
                 f"imaging_source.{key}: expected code^display name^coding scheme, got {value!r}"
             )
     home = settings.registry.home_community_id
-    if home and not (home.startswith("urn:oid:") and _is_oid(home[8:])):
+    if home and not _is_home(home):
         raise ConfigError(f"registry.home_community_id: expected urn:oid:<OID>, got {home!r}")
     ae = settings.imaging_source.ae_title
     if not 0 < len(ae) <= 16 or "\\" in ae:
         raise ConfigError(f"imaging_source.ae_title: 1 to 16 characters without '\\', got {ae!r}")
     _check_security(settings)
     _check_syntax_preference(settings.imaging_source.transfer_syntax_preference)
+    _check_xca(settings)
 
 
 def _check_syntax_preference(value: str) -> None:
@@ -334,6 +402,41 @@ def _check_syntax_preference(value: str) -> None:
             "imaging_source.transfer_syntax_preference: expected 'sender' or transfer syntax "
             f"UIDs, comma-separated, got {value!r}"
         )
+
+
+def _check_xca(settings: Settings) -> None:
+    """``[xca]``: a homeCommunityId when enabled, urn:oid: ids, a URL per community."""
+    xca = settings.xca
+    if xca.home_community_id and not _is_home(xca.home_community_id):
+        raise ConfigError(
+            f"xca.home_community_id: expected urn:oid:<OID>, got {xca.home_community_id!r}"
+        )
+    home = xca.home(settings)
+    if xca.enabled and not home:
+        raise ConfigError(
+            "xca.home_community_id: required when xca.enabled is true (or set "
+            "registry.home_community_id)"
+        )
+    for name, community in xca.communities.items():
+        where = f'xca.communities."{name}"'
+        if not _is_home(name):
+            raise ConfigError(
+                f"{where}: the table name must be urn:oid:<OID>, the community's homeCommunityId"
+            )
+        if name == home:
+            raise ConfigError(f"{where}: is this community's own homeCommunityId")
+        if not community.url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{where}.url: expected the http(s) URL of its responding gateway, "
+                f"got {community.url!r}"
+            )
+        domain = community.patient_id_domain
+        if domain and not _is_oid(domain):
+            raise ConfigError(f"{where}.patient_id_domain: expected an OID, got {domain!r}")
+
+
+def _is_home(value: str) -> bool:
+    return value.startswith("urn:oid:") and _is_oid(value[8:])
 
 
 def _check_security(settings: Settings) -> None:
@@ -381,7 +484,8 @@ def _build_section(
     known = {f.name for f in dataclasses.fields(cls)}
     for key in given:
         if key not in known:
-            raise ConfigError(f"{section}.{key}: unknown configuration key")
+            hint = _did_you_mean(f"{section}.{key}", [f"{section}.{k}" for k in sorted(known)])
+            raise ConfigError(f"{section}.{key}: unknown configuration key{hint}")
     values: dict[str, Any] = {}
     for key in known:
         dotted = f"{section}.{key}"
@@ -393,20 +497,57 @@ def _build_section(
     return cls(**values)
 
 
+def _did_you_mean(name: str, candidates: list[str]) -> str:
+    """`` (did you mean X?)`` for the closest candidate, or "" when none is close."""
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def environment_names(sections: Mapping[str, type] | None = None) -> dict[str, str]:
+    """Every configuration environment variable: ``{"XDSI_HTTP_PORT": "http.port", ...}``."""
+    names = {}
+    for section, cls in (sections or _section_types()).items():
+        for f in dataclasses.fields(cls):
+            names[f"{ENV_PREFIX}{section}_{f.name}".upper()] = f"{section}.{f.name}"
+    return names
+
+
+def _check_environ(environ: Mapping[str, str], sections: Mapping[str, type]) -> None:
+    """An ``XDSI_*`` variable that names no key is a typo, refused like one in the file.
+
+    The rule: every variable starting with ``XDSI_`` is configuration and must be
+    ``XDSI_<SECTION>_<KEY>`` of a known key, except those starting with one of
+    :data:`NOT_CONFIG_PREFIXES` (``XDSI_TEST_``: the test suite's own settings).
+    """
+    known = environment_names(sections)
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name.startswith(NOT_CONFIG_PREFIXES):
+            continue
+        if name not in known:
+            hint = _did_you_mean(name, sorted(known))
+            raise ConfigError(
+                f"{name}: environment variable names no configuration key{hint}; unset or "
+                "rename it (XDSI_<SECTION>_<KEY>; every key is in config/gateway.toml)"
+            )
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Build the settings: defaults, then the TOML file (if any), then environment overrides.
 
     Raises:
-        ConfigError: unreadable file, unknown section or key, wrong type or out-of-range value.
+        ConfigError: unreadable file, unknown section or key (in the file or an ``XDSI_*``
+            environment variable), wrong type or out-of-range value.
     """
     environ = os.environ if environ is None else environ
     document = _read_toml(path) if path is not None else {}
     sections = _section_types()
+    _check_environ(environ, sections)
     for name, value in document.items():
         if name not in sections:
-            raise ConfigError(f"{name}: unknown configuration section")
+            hint = _did_you_mean(name, sorted(sections))
+            raise ConfigError(f"{name}: unknown configuration section{hint}")
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: expected a [{name}] table")
     built = {
@@ -414,6 +555,28 @@ def load_settings(
         for section, cls in sections.items()
     }
     settings = Settings(**built)
+    _check_values(settings)
+    return settings
+
+
+def settings_from_dict(document: Mapping[str, Any]) -> Settings:
+    """Settings from :func:`settings_as_dict`'s form, checked like a TOML file, no environment.
+
+    ``serve --workers N`` hands its effective settings to each worker this way, so that every
+    worker, restarted ones included, runs exactly the supervisor's configuration.
+    Raises:
+        ConfigError: as :func:`load_settings`.
+    """
+    sections = _section_types()
+    for name in document:
+        if name not in sections:
+            raise ConfigError(f"{name}: unknown configuration section")
+    settings = Settings(
+        **{
+            section: _build_section(section, cls, dict(document.get(section, {})), {})
+            for section, cls in sections.items()
+        }
+    )
     _check_values(settings)
     return settings
 

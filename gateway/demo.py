@@ -70,8 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class Steps:
     """Prints each step with its duration."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, total: int = STEPS) -> None:
         self.out = out
+        self.total = total
         self.number = 0
         self.started = time.monotonic()
 
@@ -81,7 +82,7 @@ class Steps:
         self.number += 1
         details: list[str] = []
         began = time.monotonic()
-        print(f"[{self.number}/{STEPS}] {title} ...", file=self.out, flush=True)
+        print(f"[{self.number}/{self.total}] {title} ...", file=self.out, flush=True)
         yield details
         elapsed = time.monotonic() - began
         print(f"      done in {elapsed:.2f} s", file=self.out, flush=True)
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         verified = _exchange(args, folder, steps)
     except DemoError as exc:
-        print(f"demo FAILED: {exc}", file=out)
+        print(f"xdsi-gateway demo: FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
         if args.keep:

@@ -171,3 +171,8 @@ XDSIRequestError = _CLASSES["XDSIRequestError"]
 
 class ConfigError(Exception):
     """A configuration key is unknown or its value is invalid (start-up stops, exit code 2)."""
+
+
+class StartupError(Exception):
+    """The gateway cannot start for a reason the operator must fix, such as a port another
+    program holds (start-up stops, exit code 2; the message is one line saying what to do)."""

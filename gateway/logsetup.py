@@ -20,7 +20,14 @@ access = logging.getLogger("gateway.access")
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any structured fields."""
+    """One JSON object per line: time, level, logger, message and any structured fields.
+
+    ``process``: which process of ``serve --workers N`` wrote the line (``worker 2``), if any.
+    """
+
+    def __init__(self, process: str | None = None) -> None:
+        super().__init__()
+        self.process = process
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -30,6 +37,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.process:
+            payload["process"] = self.process
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             payload.update(fields)
@@ -55,11 +64,14 @@ class PatientIdMask(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", fmt: str = "text", *, patient_ids: bool = True) -> None:
+def configure_logging(
+    level: str = "INFO", fmt: str = "text", *, patient_ids: bool = True, process: str | None = None
+) -> None:
     """Install one stderr handler on the root logger (idempotent).
 
     ``patient_ids=False`` masks patient identifiers in every line (hardening: ordinary logs then
-    hold no patient data at all).
+    hold no patient data at all). ``process`` (``worker 2``) marks every line of a worker of
+    ``serve --workers N``, whose lines share the supervisor's stderr.
     """
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -68,11 +80,12 @@ def configure_logging(level: str = "INFO", fmt: str = "text", *, patient_ids: bo
     handler = logging.StreamHandler(sys.stderr)
     handler._xdsi = True  # type: ignore[attr-defined]
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(process))
     else:
+        where = f"[{process}] " if process else ""
         handler.setFormatter(
             logging.Formatter(
-                "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
+                f"%(asctime)s %(levelname)-7s {where}%(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
             )
         )
     if not patient_ids:

@@ -82,8 +82,13 @@ def access_rules(settings: Settings) -> AccessRules:
     return AccessRules.load(settings.path(settings.access.rules_file))
 
 
-def audit_trail(settings: Settings, files: TlsFiles | None) -> AuditTrail | NullAuditTrail:
+def audit_trail(
+    settings: Settings, files: TlsFiles | None, *, owner: str | None = None
+) -> AuditTrail | NullAuditTrail:
     """The audit trail of ``[audit]`` (a do-nothing trail when ``audit.enabled`` is false).
+
+    ``owner``: this process's owner id; processes sharing ``audit.queue_dir`` (the workers of
+    ``serve --workers N``) each deliver only their own records (:mod:`gateway.audit.queue`).
 
     Raises:
         ConfigError: an unusable destination.
@@ -101,6 +106,7 @@ def audit_trail(settings: Settings, files: TlsFiles | None) -> AuditTrail | Null
     options: dict[str, Any] = {
         "app_name": a.app_name,
         "retry_max_seconds": float(a.retry_max_seconds),
+        "owner": owner,
     }
     try:
         return AuditTrail.from_urls(

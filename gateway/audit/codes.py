@@ -48,6 +48,9 @@ ITI_42 = Code("ITI-42", _IHE, "Register Document Set-b")  # §3.42.5.1
 ITI_43 = Code("ITI-43", _IHE, "Retrieve Document Set")  # §3.43.5.1
 RAD_68 = Code("RAD-68", _IHE, "Provide and Register Imaging Document Set - MTOM/XOP")
 RAD_69 = Code("RAD-69", _IHE, "Retrieve Imaging Document Set")  # RAD TF-3 §4.69
+ITI_38 = Code("ITI-38", _IHE, "Cross Gateway Query")  # ITI TF-2 §3.38.5.1
+ITI_39 = Code("ITI-39", _IHE, "Cross Gateway Retrieve")  # ITI TF-2 §3.39.5.1
+RAD_75 = Code("RAD-75", _IHE, "Cross Gateway Retrieve Imaging Document Set")  # RAD TF-3 §4.75
 RAD_107 = Code("RAD-107", _IHE, "WADO-RS Retrieve")  # RAD TF-2 §4.107 (XDS-I.b WADO-RS)
 
 # -- RoleIDCode (CID 402) -----------------------------------------------------------------------

@@ -8,8 +8,9 @@ XML; it is checked against the project's schema (``schema/audit-message.rng``) i
 Standards: DICOM PS3.15 A.5.1 (schema), A.5.2 (general conventions), A.5.3.1 (Application
 Activity), A.5.3.7 (DICOM Instances Transferred), A.5.3.11 (Security Alert), A.5.3.12 (User
 Authentication); ITI TF-2 §3.8.5.1 (ITI-8), §3.18.5.1 (ITI-18), §3.41.5.1 (ITI-41), §3.42.5.1
-(ITI-42), §3.43.5.1 (ITI-43), §3.20.4.1.1.1 (security events); RAD TF-3 §4.68 and §4.69
-(Security Considerations: RAD-68 audits as ITI-41, RAD-69 as DICOM Instances Transferred).
+(ITI-42), §3.43.5.1 (ITI-43), §3.38.5.1 (ITI-38), §3.39.5.1 (ITI-39), §3.20.4.1.1.1 (security
+events); RAD TF-3 §4.68, §4.69 and §4.75 (Security Considerations: RAD-68 audits as ITI-41,
+RAD-69 and RAD-75 as DICOM Instances Transferred).
 """
 
 from __future__ import annotations
@@ -127,6 +128,32 @@ SPECS: dict[str, Spec] = {
         event_id=(codes.INSTANCES_TRANSFERRED, codes.INSTANCES_TRANSFERRED),
         action=(codes.CREATE, codes.READ),
         type_code=codes.RAD_69,
+        data_from_initiator=False,
+        objects=_combine(patients, studies),
+    ),
+    # ITI TF-2 §3.38.5.1: audited as ITI-18 (the Initiating Gateway as the Document Consumer,
+    # the Responding Gateway as the Document Registry) with EventTypeCode ITI-38.
+    "ITI-38": Spec(
+        event_id=(codes.QUERY, codes.QUERY),
+        action=(codes.EXECUTE, codes.EXECUTE),
+        type_code=codes.ITI_38,
+        data_from_initiator=True,
+        objects=_combine(patients, query),
+    ),
+    # ITI TF-2 §3.39.5.1: audited as ITI-43 (Initiating Gateway Import, Responding Gateway
+    # Export) with EventTypeCode ITI-39.
+    "ITI-39": Spec(
+        event_id=_IMPORT_EXPORT,
+        action=(codes.CREATE, codes.READ),
+        type_code=codes.ITI_39,
+        data_from_initiator=False,
+        objects=_combine(patients, document_objects),
+    ),
+    # RAD TF-3 §4.75: audited as RAD-69 (DICOM Instances Transferred) with EventTypeCode RAD-75.
+    "RAD-75": Spec(
+        event_id=(codes.INSTANCES_TRANSFERRED, codes.INSTANCES_TRANSFERRED),
+        action=(codes.CREATE, codes.READ),
+        type_code=codes.RAD_75,
         data_from_initiator=False,
         objects=_combine(patients, studies),
     ),

@@ -65,11 +65,13 @@ class AuditTrail:
         settle_seconds: float = 1.0,
         retry_min_seconds: float = 0.5,
         retry_max_seconds: float = 60.0,
+        owner: str | None = None,
     ) -> None:
+        """``owner``: this process's owner id in the shared queue (see :class:`AuditQueue`)."""
         self.source = source
         self.app_name = app_name
         self.hostname = hostname or socket.getfqdn() or "localhost"
-        self.queue = AuditQueue(queue_dir, [d.name for d in destinations])
+        self.queue = AuditQueue(queue_dir, [d.name for d in destinations], owner=owner)
         self._handoff: queue.Queue[AuditEvent | None] = queue.Queue(maxsize=MEMORY_HANDOFF)
         self._wakes = [threading.Event() for _ in destinations]
         self.senders = [

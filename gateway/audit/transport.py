@@ -277,6 +277,8 @@ class Sender(threading.Thread):
                 self._acknowledge([record_id for record_id, _m in rows])
             self._recovered()
             return 0.0
+        if self.queue.claim_orphans_now_and_then():  # records of a process that is gone
+            return 0.0
         return self.settle_seconds if self._inflight else 5.0
 
     def _settle(self) -> None:

@@ -10,18 +10,22 @@ and likewise ``add_query_arguments``/``run_query``. (``xdsi-gateway demo`` is as
 consumer: it starts a whole gateway, so it lives in :mod:`gateway.demo`.)
 
 Exit status: 0 done (every instance present); 1 something is missing or a peer failed (the
-summary says what); 2 bad options; 130 interrupted (re-running continues where it stopped).
+summary says what, on stderr); 2 bad options (a --patient that is no CX included); 130
+interrupted (re-running continues where it stopped). Without --registry, one line on stderr
+names the registry the configuration points at.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from gateway.commandline import announce
 from gateway.config import Settings
 from gateway.consumer.clients import RegistryQueryClient
 from gateway.consumer.errors import ConsumerError
@@ -40,6 +44,7 @@ from gateway.consumer.settings import ConsumerSettings, consumer_settings
 from gateway.consumer.store import Destination, DicomdirDestination, FolderDestination
 from gateway.consumer.syntaxes import parse_transfer_syntaxes
 from gateway.consumer.table import render_json, render_table, study_uids
+from gateway.metadata.datatypes import DataTypeError, format_cx, parse_cx
 from gateway.metadata.model import DocumentEntry
 from gateway.metadata.query import LEAF_CLASS, OBJECT_REF
 from gateway.progress import human
@@ -66,6 +71,12 @@ def _add_peer_arguments(parser: argparse.ArgumentParser) -> None:
     peers = parser.add_argument_group("peers (default: this gateway's own actors, then [consumer])")
     peers.add_argument("--registry", metavar="URL", help="ITI-18 endpoint of the registry")
     peers.add_argument(
+        "--initiating-gateway",
+        metavar="URL",
+        help="XCA Initiating Gateway (/xca/ig): queries all communities, retrieves their "
+        "documents (default: this gateway's own when xca.enabled, unless --registry is given)",
+    )
+    peers.add_argument(
         "--repository",
         action="append",
         type=_mapping,
@@ -89,12 +100,35 @@ def _add_peer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
 
 
+def check_patient(value: str, settings: Settings) -> None:
+    """Refuse a ``--patient`` that is no XDS patient id before asking anyone (exit 2).
+
+    Standard: ITI TF-3 Table 4.2.3.1.7-2 ("CX": ID^^^&OID&ISO). Raises: ValueError.
+    """
+    try:
+        parse_cx(value)
+    except DataTypeError as exc:
+        example = format_cx("PAT-1", settings.registry.patient_id_domain)
+        raise ValueError(
+            f"--patient {value!r}: {exc}; write it as ID^^^&OID&ISO, e.g. {example!r}"
+        ) from exc
+
+
+def _announce(
+    command: str, args: argparse.Namespace, consumer: ConsumerSettings, err: TextIO
+) -> None:
+    """Name the registry the configuration points at when no --registry was given."""
+    if not args.registry:
+        announce(command, args.config, url=consumer.registry_url or None, err=err)
+
+
 def settings_from_args(args: argparse.Namespace, settings: Settings) -> ConsumerSettings:
     """The consumer's settings: this gateway, the configuration, then the command's options."""
     verify: bool | str | None = False if args.insecure else (args.ca_file or None)
-    return consumer_settings(
+    consumer = consumer_settings(
         settings,
         registry_url=args.registry,
+        initiating_gateway_url=args.initiating_gateway,
         repositories=dict(args.repository) or None,
         imaging_sources=dict(args.imaging_source) or None,
         timeout=args.timeout,
@@ -104,6 +138,10 @@ def settings_from_args(args: argparse.Namespace, settings: Settings) -> Consumer
         batch_size=getattr(args, "batch_size", None),
         retries=getattr(args, "retries", None),
     )
+    if args.registry and not args.initiating_gateway:
+        # a registry named on the command line is asked directly, not through a gateway
+        consumer = dataclasses.replace(consumer, initiating_gateway_url="")
+    return consumer
 
 
 # -- fetch-study ----------------------------------------------------------------------------------
@@ -165,6 +203,7 @@ def run_fetch(
     """Run ``xdsi-gateway fetch-study`` from parsed arguments; return the exit status."""
     out, err = out or sys.stdout, err or sys.stderr
     try:
+        check_patient(args.patient, settings)
         consumer = settings_from_args(args, settings)
         syntaxes = parse_transfer_syntaxes(args.transfer_syntax or ["all"])
         if args.dicomdir and not args.out:
@@ -173,6 +212,7 @@ def run_fetch(
     except (ValueError, OSError) as exc:
         print(f"xdsi-gateway fetch-study: {exc}", file=err)
         return EXIT_USAGE
+    _announce("fetch-study", args, consumer, err)
     request = FetchRequest(
         patient_id=args.patient,
         study_uid=args.study,
@@ -192,7 +232,7 @@ def run_fetch(
     except KeyboardInterrupt:
         print("interrupted: run the same command again to continue", file=err)
         return EXIT_INTERRUPTED
-    print_summary(report, destination.describe(), out)
+    print_summary(report, destination.describe(), out, err)
     return EXIT_OK if report.complete else EXIT_FAILURE
 
 
@@ -203,8 +243,11 @@ class _Silent(io.StringIO):
         return len(text)
 
 
-def print_summary(report: FetchReport, where: str, out: TextIO) -> None:
-    """Print what was fetched, skipped and is missing, study by study."""
+def print_summary(report: FetchReport, where: str, out: TextIO, err: TextIO | None = None) -> None:
+    """Print what was fetched and skipped (``out``) and what is missing or failed (``err``),
+    study by study. Running the command again is suggested only when it may help (a timeout,
+    a reset, a damaged transfer), never for a refused query or a patient without manifests."""
+    err = err or out
     for study in report.studies:
         print(
             f"study {study.study_instance_uid}: {study.total} instance(s): "
@@ -214,11 +257,11 @@ def print_summary(report: FetchReport, where: str, out: TextIO) -> None:
             file=out,
         )
         for uid, reason in list(study.missing.items())[:MAX_LISTED]:
-            print(f"  missing {uid}: {reason}", file=out)
+            print(f"  missing {uid}: {reason}", file=err)
         if len(study.missing) > MAX_LISTED:
-            print(f"  ... and {len(study.missing) - MAX_LISTED} more", file=out)
+            print(f"  ... and {len(study.missing) - MAX_LISTED} more", file=err)
     for problem in report.problems:
-        print(f"problem: {problem}", file=out)
+        print(f"xdsi-gateway fetch-study: {problem}", file=err)
     for note in report.notes:
         print(note, file=out)
     missing = sum(len(study.missing) for study in report.studies)
@@ -228,11 +271,11 @@ def print_summary(report: FetchReport, where: str, out: TextIO) -> None:
             f"in {where}",
             file=out,
         )
-    else:
-        retry = "; run the same command again to retry" if report.retry_may_help else ""
+    elif report.studies:
+        hint = "; run the same command again to retry" if report.retry_may_help else ""
         print(
-            f"INCOMPLETE: {missing} instance(s) missing, {len(report.problems)} problem(s){retry}",
-            file=out,
+            f"INCOMPLETE: {missing} instance(s) missing, {len(report.problems)} problem(s)" + hint,
+            file=err,
         )
 
 
@@ -340,11 +383,14 @@ def run_query(
     """Run ``xdsi-gateway query`` from parsed arguments; return the exit status."""
     out, err = out or sys.stdout, err or sys.stderr
     try:
+        if args.patient:
+            check_patient(args.patient, settings)
         consumer = settings_from_args(args, settings)
         query_id, slots = build_slots(query_options(args))
     except (QueryUsageError, ValueError) as exc:
         print(f"xdsi-gateway query: {exc}", file=err)
         return EXIT_USAGE
+    _announce("query", args, consumer, err)
     try:
         client = RegistryQueryClient(
             consumer.require_registry(),

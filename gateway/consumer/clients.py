@@ -24,6 +24,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from gateway import netcause
 from gateway.consumer.errors import PeerError, RequestFailed
 from gateway.errors import XDSError
 from gateway.metadata.query import (
@@ -96,11 +97,14 @@ class _Client:
             return self._soap.call(self.transaction, body)
         except ValueError as exc:  # TlsConfigError: unusable certificate, key or CA file
             raise PeerError(f"{self.transaction.name} to {self.url}: {exc}") from exc
-        except SoapClientError as exc:
+        except SoapTransportError as exc:
+            # its message names the URL and the cause already (gateway.soap.client_transport);
+            # nothing listening, an unknown host or a certificate mismatch stay so on a retry
             raise PeerError(
-                f"{self.transaction.name} to {self.url}: {exc}",
-                transient=isinstance(exc, SoapTransportError),
+                f"{self.transaction.name}: {exc}", transient=exc.kind not in netcause.LASTING
             ) from exc
+        except SoapClientError as exc:
+            raise PeerError(f"{self.transaction.name} to {self.url}: {exc}") from exc
 
     def close(self) -> None:
         """Close idle connections (the client stays usable)."""

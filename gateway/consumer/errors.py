@@ -23,7 +23,9 @@ class ConsumerError(Exception):
 
 class PeerError(ConsumerError):
     """A peer could not be reached or gave no usable answer; ``transient`` when no complete
-    answer came (``gateway.soap.client.SoapTransportError``): the same request may succeed."""
+    answer came (``gateway.soap.client.SoapTransportError``) for a reason that may pass (a
+    timeout, a reset, an error page): the same request may succeed. Nothing listening, an
+    unknown host name or a TLS failure are not transient (``gateway.netcause.LASTING``)."""
 
     def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)

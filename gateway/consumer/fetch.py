@@ -111,6 +111,8 @@ class StudyFetcher:
         self.via = via
         default = self._wado_source if via == "wado-rs" else self._soap_source
         self._source_factory = source_factory or default
+        # a failure that running the fetch again may overcome (FetchReport.transient_failure)
+        self._transient_failure = False
 
     def _connect(self, cls: type[_ClientT], url: str) -> _ClientT:
         """A client of ``cls`` for ``url`` with the settings' timeout and TLS; MTOM parts are
@@ -154,13 +156,19 @@ class StudyFetcher:
     ) -> list[Manifest]:
         """ITI-43 for the manifests, one request per repository; unreadable or unavailable
         manifests are added to ``problems``. Standard: ITI TF-2 §3.43.4."""
-        by_repository: dict[str, list[DocumentEntry]] = {}
+        by_repository: dict[tuple[str, str | None], list[DocumentEntry]] = {}
         for entry in entries:
-            by_repository.setdefault(entry.repository_unique_id or "", []).append(entry)
+            # another community's documents are asked of the Initiating Gateway (XCA)
+            home = (
+                entry.home_community_id
+                if self.settings.via_gateway(entry.home_community_id)
+                else None
+            )
+            by_repository.setdefault((entry.repository_unique_id or "", home), []).append(entry)
         manifests: list[Manifest] = []
-        for repository_id, members in by_repository.items():
+        for (repository_id, home), members in by_repository.items():
             try:
-                url = self.settings.repository_url(repository_id)
+                url = self.settings.document_url(repository_id, home)
                 client = self._connect(RepositoryRetrieveClient, url)
                 refs = [_document_ref(entry, repository_id) for entry in members]
                 try:
@@ -184,7 +192,11 @@ class StudyFetcher:
                     raise
                 log.warning("%s failed, asking again: %s", what, exc)
                 self.sleep(self._backoff(attempt + 1))
-        return request()
+        try:
+            return request()
+        except PeerError as exc:
+            self._transient_failure = self._transient_failure or exc.transient
+            raise
 
     def _backoff(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (1 = the first repetition)."""
@@ -204,7 +216,8 @@ class StudyFetcher:
                     problems.append(f"manifest {entry.unique_id} not retrieved ({errors})")
                     continue
                 try:
-                    manifests.append(read_manifest(document.attachment.read_bytes()))
+                    manifest = read_manifest(document.attachment.read_bytes())
+                    manifests.append(manifest.from_community(entry.home_community_id))
                 except ManifestError as exc:
                     problems.append(f"manifest {entry.unique_id}: {exc}")
         finally:
@@ -233,6 +246,7 @@ class StudyFetcher:
         except ConsumerError as exc:
             report.problems.append(str(exc))
         finally:
+            report.transient_failure = self._transient_failure
             report.notes.extend(self.destination.finish())
             for source in self._sources.values():
                 close = getattr(source, "close", None)
@@ -308,7 +322,7 @@ class StudyFetcher:
                 )
                 continue
             try:
-                self._source(location)
+                self._source(location, ref.home_community_id)
             except ConsumerError as exc:
                 unreachable[ref.sop_instance_uid] = str(exc)
                 continue
@@ -358,12 +372,16 @@ class StudyFetcher:
             cert=s.cert,
         )
 
-    def _source(self, location: str) -> ImagingSource:
-        client = self._sources.get(location)
+    def _source(self, location: str, home: str | None = None) -> ImagingSource:
+        """The client for ``location`` (see :meth:`_locate`): by WADO-RS the Retrieve URL's
+        service root itself; by RAD-69 the imaging source of that Retrieve Location UID, or the
+        Initiating Imaging Gateway for another community's (``home``)."""
+        wado = self.via == "wado-rs"
+        url = location if wado else self.settings.instance_url(location, home)
+        client = self._sources.get(url)
         if client is None:
-            url = location if self.via == "wado-rs" else self.settings.imaging_source_url(location)
             client = self._source_factory(url)
-            self._sources[location] = client
+            self._sources[url] = client
         return client
 
     def _round(
@@ -384,10 +402,9 @@ class StudyFetcher:
         try:
             for syntaxes, refs in by_syntaxes.items():
                 for location, batch in plan_batches(refs, self.settings.batch_size, self._locate):
-                    client = self._source(location)
-                    future = pool.submit(
-                        client.retrieve, [ref.imaging_request() for ref in batch], syntaxes
-                    )
+                    client = self._source(location, batch[0].home_community_id)
+                    requested = [ref.imaging_request(ref.home_community_id) for ref in batch]
+                    future = pool.submit(client.retrieve, requested, syntaxes)
                     pending[future] = batch
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -418,6 +435,7 @@ class StudyFetcher:
         try:
             result = future.result()
         except PeerError as exc:
+            self._transient_failure = self._transient_failure or exc.transient
             return {ref.sop_instance_uid: str(exc) for ref in batch}
         items, reasons = match_documents(batch, result)
         problems = self.destination.store(request.patient_id, items)

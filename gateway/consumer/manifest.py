@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from pydicom import dcmread
@@ -39,6 +39,7 @@ class InstanceRef:
     sop_class_uid: str
     retrieve_location_uid: str | None
     retrieve_ae_title: str | None = None
+    home_community_id: str | None = None  # the community the manifest came from (XCA-I)
     retrieve_url: str | None = None  # (0008,1190) of the WADO-RS option, RAD TF-2 §4.107
 
     def imaging_request(self, home_community_id: str | None = None) -> ImagingDocumentRequest:
@@ -72,6 +73,15 @@ class Manifest:
     def study_uids(self) -> tuple[str, ...]:
         """The studies the evidence lists, in order (usually one: the manifest's own)."""
         return tuple(dict.fromkeys(ref.study_instance_uid for ref in self.instances))
+
+    def from_community(self, home_community_id: str | None) -> Manifest:
+        """This manifest with every instance marked as held in ``home_community_id`` (the
+        community whose query returned it; its instances are retrieved there, RAD TF-3
+        §4.75.4.1.2)."""
+        if not home_community_id:
+            return self
+        marked = tuple(replace(r, home_community_id=home_community_id) for r in self.instances)
+        return replace(self, instances=marked)
 
 
 def _text(item: Dataset, keyword: str) -> str:

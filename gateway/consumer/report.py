@@ -55,6 +55,8 @@ class FetchReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+    # a failure that may pass came up (a timeout, a reset, a damaged transfer)
+    transient_failure: bool = False
 
     @property
     def complete(self) -> bool:
@@ -68,9 +70,12 @@ class FetchReport:
 
     @property
     def retry_may_help(self) -> bool:
-        """False when every missing instance is missing for a reason a new run cannot change
-        (e.g. the destination takes its SOP Class in no syntax the source can provide)."""
-        return bool(self.problems) or any(set(s.missing) - s.unfixable for s in self.studies)
+        """True when running the same fetch again may complete it: a failure that may pass, or
+        instances still missing for a reason a new run can change (a new run asks only for
+        those). False for what a retry cannot fix: a refused query, a patient without manifests,
+        a peer that is not there, a destination that takes a SOP Class in no syntax the source
+        can provide."""
+        return self.transient_failure or any(set(s.missing) - s.unfixable for s in self.studies)
 
     @property
     def instances(self) -> int:

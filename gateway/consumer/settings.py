@@ -21,6 +21,12 @@ Proposed ``[consumer]`` section of ``gateway.config`` (until it exists these are
 
     [consumer.imaging_sources]   # Retrieve Location UID -> RAD-69 endpoint
     "1.3.6.1.4.1.21367.13.80.200" = "https://hospital-a.example/xdsi/source"
+
+Across communities (XCA, XCA-I; ITI TF-1 §18.2.1): with ``initiating_gateway_url`` (by default
+this gateway's own ``/xca/ig`` when ``xca.enabled``) stored queries go to the Initiating
+Gateway, which answers from every community; a document whose homeCommunityId names another
+community than ours is retrieved through it too (ITI-43 / RAD-69 with that HomeCommunityId), since
+its repository and imaging document source are not reachable from here.
 """
 
 from __future__ import annotations
@@ -33,7 +39,12 @@ from typing import Any
 
 from gateway.config import Settings
 from gateway.consumer.errors import UnknownEndpoint
-from gateway.soap.transactions import IMAGING_SOURCE_PATH, REGISTRY_PATH, REPOSITORY_PATH
+from gateway.soap.transactions import (
+    IMAGING_SOURCE_PATH,
+    INITIATING_GATEWAY_PATH,
+    REGISTRY_PATH,
+    REPOSITORY_PATH,
+)
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -51,6 +62,8 @@ class ConsumerSettings:
     retries: int = 3
     verify: bool | str = True  # requests semantics: CA bundle path or bool (ITI-19)
     cert: tuple[str, str] | None = None  # client certificate and key (mutual TLS)
+    initiating_gateway_url: str = ""  # ITI-18 and other communities' documents (XCA)
+    home_community_id: str = ""  # this community's homeCommunityId ("" = not in XCA)
 
     def __post_init__(self) -> None:
         if self.parallel_requests < 1 or self.batch_size < 1:
@@ -59,10 +72,38 @@ class ConsumerSettings:
             raise ValueError("retries must be >= 0 and timeout > 0")
 
     def require_registry(self) -> str:
-        """The ITI-18 endpoint. Raises: UnknownEndpoint when none is configured."""
+        """The ITI-18 endpoint: the Initiating Gateway when there is one, else the registry.
+
+        Raises: UnknownEndpoint when none is configured.
+        """
+        if self.initiating_gateway_url:
+            return self.initiating_gateway_url
         if not self.registry_url:
             raise UnknownEndpoint("no registry endpoint: set consumer.registry_url or --registry")
         return self.registry_url
+
+    def via_gateway(self, home_community_id: str | None) -> bool:
+        """True when a document of ``home_community_id`` is retrieved through the Initiating
+        Gateway: another community than ours, and a gateway to ask (ITI TF-1 §18.2.1)."""
+        return bool(
+            home_community_id
+            and self.initiating_gateway_url
+            and home_community_id != self.home_community_id
+        )
+
+    def document_url(self, repository_unique_id: str, home_community_id: str | None) -> str:
+        """Where to send ITI-43 for a document: the Initiating Gateway for another community's,
+        else the repository's endpoint. Raises: UnknownEndpoint."""
+        if self.via_gateway(home_community_id):
+            return self.initiating_gateway_url
+        return self.repository_url(repository_unique_id)
+
+    def instance_url(self, retrieve_location_uid: str, home_community_id: str | None) -> str:
+        """Where to send RAD-69 for an instance: the Initiating Imaging Gateway for another
+        community's, else the imaging document source's endpoint. Raises: UnknownEndpoint."""
+        if self.via_gateway(home_community_id):
+            return self.initiating_gateway_url
+        return self.imaging_source_url(retrieve_location_uid)
 
     def repository_url(self, repository_unique_id: str) -> str:
         """The ITI-43 endpoint of a repositoryUniqueId. Raises: UnknownEndpoint."""
@@ -109,10 +150,14 @@ def own_endpoints(settings: Settings, base_url: str | None = None) -> dict[str, 
         repositories[settings.repository.unique_id] = base + REPOSITORY_PATH
     if settings.imaging_source.enabled:
         sources[settings.imaging_source.unique_id] = base + IMAGING_SOURCE_PATH
+    xca = getattr(settings, "xca", None)
+    gateway = base + INITIATING_GATEWAY_PATH if xca is not None and xca.enabled else ""
     return {
         "registry_url": base + REGISTRY_PATH if settings.registry.enabled else "",
         "repositories": repositories,
         "imaging_sources": sources,
+        "initiating_gateway_url": gateway,
+        "home_community_id": xca.home(settings) if xca is not None else "",
     }
 
 
@@ -139,8 +184,8 @@ def consumer_settings(
                 continue
             if key in ("repositories", "imaging_sources"):
                 values[key] = {**values.get(key, {}), **dict(value)}
-            elif key == "registry_url" and not value:
-                continue  # "" means "this gateway's own registry"
+            elif key in ("registry_url", "initiating_gateway_url") and not value:
+                continue  # "" means "this gateway's own registry / Initiating Gateway"
             else:
                 values[key] = value
     for key in ("repositories", "imaging_sources"):

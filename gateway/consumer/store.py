@@ -136,6 +136,8 @@ class FolderDestination:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.spool_dir = self.root / PARTIAL
+        # folders this fetch creates, deepest first: removed again if nothing lands in them
+        self._created = [p for p in (self.root, *self.root.parents) if not p.exists()]
         self.spool_dir.mkdir(parents=True, exist_ok=True)
 
     def describe(self) -> str:
@@ -190,7 +192,19 @@ class FolderDestination:
 
     def finish(self) -> list[str]:
         shutil.rmtree(self.spool_dir, ignore_errors=True)
+        self.remove_created_if_empty()
         return []
+
+    def remove_created_if_empty(self) -> None:
+        """Remove the folders this destination created that are still empty (a fetch that
+        found nothing leaves no ``--out`` folder behind)."""
+        for folder in self._created:
+            if not folder.exists():  # removed with the spool folder already
+                continue
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: something was fetched into it
+                return
 
 
 def _close(fileset: FileSet) -> None:
@@ -243,6 +257,7 @@ class DicomdirDestination:
         staged = sorted((partial / "staged").rglob("*.dcm"))
         if not staged:
             shutil.rmtree(partial, ignore_errors=True)
+            self._staged.remove_created_if_empty()
             return []
         dicomdir = self.root / "DICOMDIR"
         fileset = FileSet(dicomdir) if dicomdir.exists() else FileSet()

@@ -3,7 +3,8 @@
 Documents are listed with title, date (serviceStartTime, else creationTime), modality (the
 eventCodeList codes of DICOM CID 29, RAD TF-3 §4.68.4.1.2.3.2), Study Instance UID (the
 referenceIdList value of type ``urn:ihe:iti:xds:2016:studyInstanceUID``, ITI TF-3 §4.2.3.2.28),
-availability status and uniqueId; other objects with the attributes that identify them.
+availability status, uniqueId and, when the answer names them (an Initiating Gateway's, XCA),
+the community (homeCommunityId); other objects with the attributes that identify them.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def document_row(entry: DocumentEntry) -> dict[str, str]:
         "study": ", ".join(study_uids(entry)),
         "status": short_status(entry.availability_status),
         "unique_id": entry.unique_id or "",
+        "community": entry.home_community_id or "",  # homeCommunityId (XCA)
     }
 
 
@@ -125,7 +127,10 @@ def render_table(objects: Sequence[RegistryObject]) -> str:
     others = [_other_row(o) for o in objects if not isinstance(o, DocumentEntry)]
     lines: list[str] = []
     if documents:
-        lines += _render(documents, _DOCUMENT_COLUMNS)
+        columns: tuple[tuple[str, str], ...] = _DOCUMENT_COLUMNS
+        if any(row["community"] for row in documents):  # answers from several communities
+            columns = (*columns, ("community", "COMMUNITY"))
+        lines += _render(documents, columns)
     if others:
         lines += ([""] if lines else []) + _render(others, _OTHER_COLUMNS)
     counts = f"{len(documents)} document(s)" + (

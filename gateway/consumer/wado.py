@@ -23,6 +23,7 @@ from pathlib import Path
 
 import requests
 
+from gateway import netcause
 from gateway.errors import XDSDocumentUniqueIdError, XDSError, XDSRepositoryError
 from gateway.metadata.retrieve import (
     DocumentResponse,
@@ -124,7 +125,8 @@ class WadoRsSource:
                     )
                 return self._read(response, uid)
         except requests.RequestException as exc:
-            raise XDSRepositoryError(f"WADO-RS {url}: {exc}", location=uid) from exc
+            cause = netcause.explain(exc, url, peer="a DICOMweb service")
+            raise XDSRepositoryError(f"WADO-RS: {cause}", location=uid) from exc
 
     def _read(self, response: requests.Response, uid: str) -> Attachment:
         """The one application/dicom part of the answer, in a spool file."""

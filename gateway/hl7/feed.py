@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from gateway import netcause
 from gateway.errors import XDSError
 from gateway.hl7.ack import build_ack, parse_ack
 from gateway.hl7.adt import (
@@ -188,37 +189,46 @@ def run_feed(
     out: TextIO,
     *,
     ssl_context: ssl.SSLContext | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """Send the ADT messages of ``files`` over one MLLP connection and print each ACK.
 
     With ``ssl_context`` the connection is MLLP over TLS (ITI TF-2 §3.19).
 
-    Prints one line per message: ``<file>#<n> <MSA-1> <MSA-2>`` plus the error text of a refused
-    message. Returns 0 when every message was accepted (AA), else 1.
+    Prints one line per message on ``out``: ``<file>#<n> <MSA-1> <MSA-2>`` plus the error text
+    of a refused message; unreadable files and a connection that fails go to ``err`` (one plain
+    line naming the listener and the likely cause). Returns 0 when every message was accepted
+    (AA), 1 when one was not or the listener could not be reached, 2 when no file held a
+    message (nothing was sent).
 
     Standard: ITI TF-2 §3.8 (Patient Identity Source side), HL7 v2.5 App. C (MLLP).
     """
+    err = err or out
     batches: list[tuple[str, bytes]] = []
     ok = True
     for path in files:
         try:
             messages = read_messages(Path(path).read_bytes())
         except OSError as exc:
-            print(f"{path}: cannot read ({exc.strerror})", file=out)
+            print(f"{path}: cannot read ({exc.strerror})", file=err)
             ok = False
             continue
         if not messages:
-            print(f"{path}: no HL7 message (no MSH segment) found", file=out)
+            print(f"{path}: no HL7 message (no MSH segment) found", file=err)
             ok = False
         batches.extend((f"{path}#{n}", message) for n, message in enumerate(messages, 1))
     if not batches:
-        return 1
+        return 2
     try:
         with MLLPClient(host, port, timeout=timeout, ssl_context=ssl_context) as client:
             for label, message in batches:
                 ok = _report(label, client.send(message), out) and ok
-    except (OSError, MLLPError) as exc:
-        print(f"MLLP {host}:{port}: {exc}", file=out)
+    except MLLPError as exc:
+        print(f"MLLP {host}:{port}: {exc}", file=err)
+        return 1
+    except OSError as exc:
+        where = f"{host}:{port}"
+        print(f"MLLP {where}: {netcause.explain(exc, where, peer='an ITI-8 listener')}", file=err)
         return 1
     return 0 if ok else 1
 

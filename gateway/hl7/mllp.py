@@ -230,15 +230,21 @@ class MLLPServer:
         self._pool: ThreadPoolExecutor | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._closing = False
+        self._listener: socket.socket | None = None
         self.address: tuple[str, int] | None = None
 
     # -- life cycle (called from synchronous code) -------------------------------------------
 
-    def start(self) -> tuple[str, int]:
-        """Bind and start serving in a background thread; return the bound (host, port)."""
+    def start(self, sock: socket.socket | None = None) -> tuple[str, int]:
+        """Start serving in a background thread; return the bound (host, port).
+
+        ``sock``: a socket already bound and listening (possibly shared with other processes
+        accepting on it); without it the server binds host and port itself.
+        """
         if self._thread is not None:
             raise RuntimeError("MLLPServer already started")
         self._closing = False
+        self._listener = sock
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="mllp-handler")
         self._loop = asyncio.new_event_loop()
         started = threading.Event()
@@ -264,7 +270,8 @@ class MLLPServer:
             self._cleanup()
             raise failure[0]
         assert self.address is not None
-        log.info("MLLP listening on %s:%d", *self.address)
+        if sock is None:
+            log.info("MLLP listening on %s:%d", *self.address)
         return self.address
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -294,6 +301,7 @@ class MLLPServer:
         if self._loop is not None and not self._loop.is_running():
             self._loop.close()
         self._loop = self._thread = self._server = self._pool = None
+        self._listener = None
 
     def __enter__(self) -> MLLPServer:
         self.start()
@@ -306,9 +314,14 @@ class MLLPServer:
 
     async def _listen(self) -> None:
         # TLS is started per connection in _accept, so handshake failures can be reported.
-        self._server = await asyncio.start_server(
-            self._accept, self.host, self.port, limit=READ_CHUNK
-        )
+        if self._listener is not None:  # asyncio makes it non-blocking, as sharing needs
+            self._server = await asyncio.start_server(
+                self._accept, sock=self._listener, limit=READ_CHUNK
+            )
+        else:
+            self._server = await asyncio.start_server(
+                self._accept, self.host, self.port, limit=READ_CHUNK
+            )
         sockname = self._server.sockets[0].getsockname()
         self.address = (sockname[0], sockname[1])
 

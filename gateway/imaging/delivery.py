@@ -14,6 +14,8 @@ A manifest is recorded as pending (``ImagingIndex.save_pending``) before it leav
   the SubmissionSet uniqueId (ITI TF-3 Table 4.2.4.1-2), which means the earlier send was
   registered: published.
 - Refused (a definite answer): the manifest is forgotten and the next attempt builds a new one.
+  Refused because the registry does not know the patient (XDSUnknownPatientId): the study is
+  *held* (logged once, with what to do) and tried again quietly until the patient is fed.
   To a manifest sent again, answers that say nothing about the earlier send (busy, not
   available, internal errors, not delivered) keep it pending.
 """
@@ -29,7 +31,14 @@ from dataclasses import dataclass
 from gateway.imaging import rad68
 from gateway.imaging.codes import KOS_MIME_TYPE
 from gateway.imaging.index import ImagingIndex, InstanceRecord, PendingManifest
-from gateway.imaging.outcomes import FAILED_OUTCOME, PUBLISHED_OUTCOME, PublishResult
+from gateway.imaging.outcomes import (
+    FAILED_OUTCOME,
+    HELD_OUTCOME,
+    PUBLISHED_OUTCOME,
+    HoldReason,
+    PublishResult,
+    log_hold,
+)
 from gateway.metadata.provide import parse_provide_request
 from gateway.soap.message import Attachment, Element
 
@@ -50,6 +59,9 @@ _NO_NEWS_CODES = frozenset(
 )
 # A SubmissionSet uniqueId is registered already: ours, from the earlier send of this manifest.
 _ALREADY_REGISTERED = "XDSDuplicateUniqueIdInRegistry"
+# The registry does not know the manifest's patient (ITI TF-3 Table 4.2.4.1-2): nothing is wrong
+# with the study; it waits (held) until an ITI-8 feed makes the patient known.
+_UNKNOWN_PATIENT = "XDSUnknownPatientId"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,6 +136,23 @@ class Delivery:
             instances=pending.instance_count,
         )
 
+    def _held(self, pending: PendingManifest) -> PublishResult:
+        """The registry refused the manifest's patient: hold the study (logged once), forget
+        the refused manifest, and try again after ``retry_seconds``."""
+        uid = pending.study_instance_uid
+        hold = _unknown_patient(pending.patient_id, self.retry_seconds)
+        study = self.index.study(uid)
+        log_hold(uid, hold, study.held_reason if study is not None else None)
+        self.index.mark_held(
+            uid, hold.encode(), retry_seconds=self.retry_seconds, forget_pending=True
+        )
+        return PublishResult(
+            study_instance_uid=uid,
+            outcome=HELD_OUTCOME,
+            patient_id=pending.patient_id,
+            detail=str(hold),
+        )
+
     def _failed(
         self, pending: PendingManifest, exc: rad68.PublishError, *, again: bool
     ) -> PublishResult:
@@ -131,6 +160,8 @@ class Delivery:
         not registered (refused for its content, or never delivered on its first send)."""
         uid = pending.study_instance_uid
         unknown = isinstance(exc, rad68.PublishOutcomeUnknown)
+        if not unknown and _UNKNOWN_PATIENT in exc.codes:
+            return self._held(pending)
         no_news = again and (not exc.codes or bool(_NO_NEWS_CODES.intersection(exc.codes)))
         keep = unknown or no_news
         if keep:
@@ -146,6 +177,17 @@ class Delivery:
             uid, str(exc), retry_seconds=self.retry_seconds, forget_pending=not keep
         )
         return PublishResult(study_instance_uid=uid, outcome=FAILED_OUTCOME, detail=str(exc))
+
+
+def _unknown_patient(patient_id: str, retry_seconds: float) -> HoldReason:
+    return HoldReason(
+        reason=f"the registry does not know patient {patient_id} (XDSUnknownPatientId)",
+        todo=(
+            f"feed the patient to the registry: ITI-8 ADT A01/A04 with {patient_id} in PID-3 "
+            f"(xdsi-gateway feed FILE); the study is published by itself within "
+            f"{retry_seconds:.0f} s after"
+        ),
+    )
 
 
 def instances_digest(instances: Sequence[InstanceRecord]) -> str:

@@ -23,6 +23,7 @@ from pynetdicom import evt
 
 from gateway.audit import codes, events
 from gateway.audit.model import RESPONDER, StudyRef
+from gateway.imaging.association_log import log_refused, peer_of
 from gateway.imaging.index import InstanceRecord
 from gateway.security.access import AccessRules
 from gateway.security.peer import peer_from_ssl
@@ -69,7 +70,8 @@ class DicomSecurity:
         if self.rules.allowed(peer, TRANSACTION):
             return
         reason = self.rules.explain(peer, TRANSACTION)
-        log.warning("DICOM association from %s refused: %s", assoc.requestor.address, reason)
+        calling = str(getattr(assoc.requestor.primitive, "calling_ae_title", "") or "")
+        log_refused(calling, peer_of(assoc), f"access rules: {reason}", level=logging.WARNING)
         if self.trail is not None:
             self.trail.record(
                 events.access_refused(

@@ -348,8 +348,11 @@ class ImagingIndex:
         }
         self._update(study_uid, values, forget_pending=True)
 
-    def mark_held(self, study_uid: str, reason: str, *, retry_seconds: float) -> None:
-        """Hold a study whose patient cannot be mapped yet (retried after ``retry_seconds``)."""
+    def mark_held(
+        self, study_uid: str, reason: str, *, retry_seconds: float, forget_pending: bool = False
+    ) -> None:
+        """Hold a study whose patient is not known yet (retried after ``retry_seconds``);
+        ``forget_pending``: its manifest was refused, the retry builds a new one."""
         c = imaging_study.c
         values = {
             "state": case((c.state == PUBLISHING, HELD), else_=c.state),
@@ -357,7 +360,7 @@ class ImagingIndex:
             "retry_after": self.clock() + retry_seconds,
             "claimed_at": None,
         }
-        self._update(study_uid, values)
+        self._update(study_uid, values, forget_pending=forget_pending)
 
     def mark_failed(
         self, study_uid: str, error: str, *, retry_seconds: float, forget_pending: bool = True

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+log = logging.getLogger("gateway.imaging")
 
 PUBLISHED_OUTCOME = "published"
 HELD_OUTCOME = "held"
@@ -24,3 +27,34 @@ class PublishResult:
     patient_id: str | None = None
     instances: int = 0
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HoldReason:
+    """Why a study is held and what a person does about it (``imaging_study.held_reason``
+    stores both, one line each; ``xdsi-gateway imaging pending`` shows them)."""
+
+    reason: str
+    todo: str = ""
+
+    def encode(self) -> str:
+        """The stored form: the reason, then the advice on a second line."""
+        return f"{self.reason}\n{self.todo}" if self.todo else self.reason
+
+    @classmethod
+    def decode(cls, text: str) -> HoldReason:
+        """Read the stored form back (a reason stored without advice keeps ``todo`` empty)."""
+        reason, _, todo = text.partition("\n")
+        return cls(reason=reason, todo=todo)
+
+    def __str__(self) -> str:
+        return f"{self.reason}; {self.todo}" if self.todo else self.reason
+
+
+def log_hold(study_uid: str, hold: HoldReason, previous: str | None) -> None:
+    """Log a study being held: WARNING the first time (or when the reason changes), DEBUG on
+    each quiet retry after that, so a study waiting for its patient is no log line a minute."""
+    if previous == hold.encode():
+        log.debug("study %s still held: %s", study_uid, hold.reason)
+        return
+    log.warning("study %s held: %s", study_uid, hold)

@@ -68,7 +68,8 @@ class PatientMapping:
 
     patient_id: str | None
     source_patient_id: str
-    reason: str = ""
+    reason: str = ""  # why there is no patient_id
+    todo: str = ""  # and what a person does about it
 
 
 def map_patient(
@@ -77,7 +78,10 @@ def map_patient(
     """Apply the rule of this module. ``lookup`` maps a local CX to a domain id (ITI-8 feeds)."""
     if not patient.patient_id:
         return PatientMapping(
-            patient_id=None, source_patient_id="", reason="the study has no Patient ID (0010,0020)"
+            patient_id=None,
+            source_patient_id="",
+            reason="the study has no Patient ID (0010,0020)",
+            todo="correct the Patient ID at the modality or PACS and send the study again",
         )
     domain_cx = format_cx(escape_hl7(patient.patient_id), domain_oid)
     local = patient.local_cx()
@@ -91,7 +95,12 @@ def map_patient(
         source_patient_id=local,
         reason=(
             f"local patient identifier {local} has no identifier in the affinity domain "
-            f"{domain_oid}; an ITI-8 feed whose PID-3 carries both identifiers makes it known"
+            f"{domain_oid}"
+        ),
+        todo=(
+            f"send an ITI-8 feed (ADT A01/A04/A08) whose PID-3 carries both {local} and the "
+            "patient's affinity-domain identifier (xdsi-gateway feed FILE); the study is then "
+            "published by itself"
         ),
     )
 

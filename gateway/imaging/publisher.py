@@ -8,8 +8,10 @@ Instance UID (same manifest series, next Instance Number) and an RPLC associatio
 DocumentEntry (RAD TF-3 §4.68.4.1.1 "the contents of a previously submitted manifest changes";
 ITI TF-3 §4.2.2.2), which the registry then deprecates.
 
-A study whose patient has no affinity-domain identifier yet is *held* (logged at WARNING with
-what is missing) and retried until an ITI-8 feed makes the mapping known.
+A study whose patient has no affinity-domain identifier yet, or whose patient the registry does
+not know (``gateway.imaging.delivery``), is *held*: logged once at WARNING with what to do, then
+retried quietly until an ITI-8 feed makes the patient known (``xdsi-gateway imaging pending``
+and ``/health`` list held studies).
 
 Studies publish in parallel, at most ``PublisherConfig.parallel`` at once per process; a study is
 only ever published under its claim in the index (one conditional UPDATE, shared by every process
@@ -55,7 +57,9 @@ from gateway.imaging.outcomes import (
     PUBLISHED_OUTCOME,
     UNCHANGED_OUTCOME,
     UNKNOWN_OUTCOME,
+    HoldReason,
     PublishResult,
+    log_hold,
 )
 from gateway.imaging.patient import DicomPatient, DomainLookup, PatientMapping, map_patient
 from gateway.imaging.storage import InstanceStore
@@ -244,11 +248,10 @@ class Publisher:
             DicomPatient.from_header(headers[0]), self.config.domain_oid, self.domain_lookup
         )
         if mapping.patient_id is None:
-            log.warning("study %s held: %s", uid, mapping.reason)
-            self.index.mark_held(uid, mapping.reason, retry_seconds=self.config.held_retry_seconds)
-            return PublishResult(
-                study_instance_uid=uid, outcome=HELD_OUTCOME, detail=mapping.reason
-            )
+            hold = HoldReason(reason=mapping.reason, todo=mapping.todo)
+            log_hold(uid, hold, claim.held_reason)
+            self.index.mark_held(uid, hold.encode(), retry_seconds=self.config.held_retry_seconds)
+            return PublishResult(study_instance_uid=uid, outcome=HELD_OUTCOME, detail=str(hold))
         prepared = self._prepare(claim, instances, headers, mapping)
         self.index.save_pending(prepared.pending)  # before the manifest leaves this process
         return self.delivery.send(prepared, again=False)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy import Engine
 
 from gateway.config import ImagingSourceSettings, Settings
 from gateway.errors import ConfigError
-from gateway.imaging import rad69
+from gateway.imaging import pending, rad69
 from gateway.imaging.codes import ManifestCodes
 from gateway.imaging.index import ImagingIndex, InstanceRecord, create_index_engine
 from gateway.imaging.ingest import Ingest, InstanceRejected, dicom_files
@@ -127,9 +128,14 @@ class ImagingSource:
         self._worker: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> tuple[str, int]:
-        """Start the DICOM listener and the idle worker; return the listener's (host, port)."""
-        address = self.scp.start()
+    def start(
+        self, sock: socket.socket | None = None, *, incoming_dir: Path | None = None
+    ) -> tuple[str, int]:
+        """Start the DICOM listener and the idle worker; return the listener's (host, port).
+
+        ``sock`` and ``incoming_dir``: see :meth:`StoreSCP.start`.
+        """
+        address = self.scp.start(sock, incoming_dir=incoming_dir)
         if self._worker is None:
             self._stop.clear()
             self._worker = threading.Thread(
@@ -172,8 +178,12 @@ class ImagingSource:
 
     def load_directory(self, path: str | os.PathLike[str]) -> LoadReport:
         """Import every DICOM Part 10 file below ``path`` byte for byte; others are reported."""
+        return self.load_files(dicom_files(path), path)
+
+    def load_files(self, files: Iterable[Path], path: str | os.PathLike[str]) -> LoadReport:
+        """Import DICOM Part 10 files byte for byte (``path``: where from, for the log)."""
         report = LoadReport()
-        for file in dicom_files(path):
+        for file in files:
             try:
                 report.stored.append(self.ingest.store_file(file))
             except InstanceRejected as exc:
@@ -186,6 +196,15 @@ class ImagingSource:
             len(report.rejected),
         )
         return report
+
+    def health(self) -> dict[str, Any]:
+        """What ``/health`` reports of the source: ``held_studies``, the studies waiting for
+        their patient to be fed (they do not make the gateway unhealthy)."""
+        try:
+            return {"held_studies": pending.held_count(self.index.engine)}
+        except Exception as exc:  # the database being away must not break /health
+            log.debug("held studies not counted: %s", exc)
+            return {}
 
     def rad69_handler(self) -> Handler:
         """The SOAP handler for RAD-69 at ``/xdsi/source``."""

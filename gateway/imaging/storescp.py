@@ -44,6 +44,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from gateway.imaging import negotiation, receive
+from gateway.imaging.association_log import AssociationLog
 from gateway.imaging.index import InstanceRecord
 from gateway.imaging.ingest import STATUS_SUCCESS, Ingest, InstanceRejected
 from gateway.metadata import transfer_syntaxes
@@ -85,6 +86,7 @@ def handle_store(
     ingest: Ingest,
     notify: Callable[[InstanceRecord], None] | None = None,
     security: Any | None = None,
+    associations: AssociationLog | None = None,
 ) -> int:
     """C-STORE: keep the data set as received, index it, answer with a PS3.4 Table B.2-1 status.
 
@@ -105,6 +107,8 @@ def handle_store(
             exc.status,
             exc,
         )
+        if associations is not None:
+            associations.refused(event.assoc)
         return exc.status
     finally:
         if path is not None:
@@ -114,6 +118,8 @@ def handle_store(
         notify(record)
     if security is not None:  # DicomSecurity: audited when the association ends
         security.stored(event.assoc, record)
+    if associations is not None:  # one INFO line when the association ends
+        associations.stored(event.assoc, record.size)
     return STATUS_SUCCESS
 
 
@@ -138,6 +144,38 @@ def _store(event: evt.Event, request: C_STORE, ingest: Ingest, path: Path | None
         sop_class_uid=sop_class_uid,
         sop_instance_uid=sop_instance_uid,
     )
+
+
+class _SharedListenerServer(ThreadedAssociationServer):
+    """pynetdicom's association server on a socket bound and listening elsewhere.
+
+    ``serve --workers N`` binds the DICOM port once, in the supervisor, and every worker accepts
+    on that socket. pynetdicom's server binds its own socket in ``TCPServer.__init__``
+    (``server_bind``/``server_activate``) and closes it with ``shutdown(SHUT_RDWR)`` first,
+    which on Linux stops the listening socket for every process sharing it; both are replaced.
+    """
+
+    def __init__(self, listener: socket.socket, ae: AE, handlers: list[Any], context: Any) -> None:
+        self._listener = listener
+        address = listener.getsockname()[:2]
+        super().__init__(
+            ae, address, ae.ae_title, ae.supported_contexts, context, evt_handlers=handlers
+        )
+
+    def server_bind(self) -> None:
+        if self.socket is not None:
+            self.socket.close()  # the unbound socket TCPServer.__init__ made
+        self.socket = self._listener
+        # A connection another worker accepted first must not block this one in accept().
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()[:2]
+
+    def server_activate(self) -> None:
+        """Nothing to do: the socket is listening already."""
+
+    def server_close(self) -> None:
+        if self.socket is not None:
+            self.socket.close()  # never shutdown(): see the class docstring
 
 
 class StoreSCP:
@@ -177,14 +215,23 @@ class StoreSCP:
         self.chooser = negotiation.SyntaxChooser(
             negotiation.supported_by(self.ae.supported_contexts), tuple(transfer_syntax_order)
         )
+        self.associations = AssociationLog(ae_title)
         self._server: ThreadedAssociationServer | None = None
         self._lock = threading.Lock()
 
-    def start(self) -> tuple[str, int]:
-        """Listen (port 0 = ephemeral); return the bound (host, port)."""
+    def start(
+        self, sock: socket.socket | None = None, *, incoming_dir: Path | None = None
+    ) -> tuple[str, int]:
+        """Listen (port 0 = ephemeral); return the bound (host, port).
+
+        ``sock``: a socket already bound and listening (possibly shared with other processes
+        accepting on it); without it the listener binds host and port. ``incoming_dir``: where
+        data sets are received (this process's own folder on the store's file system);
+        default the store's ``.tmp/incoming``.
+        """
         with self._lock:
             if self._server is None:
-                incoming = self.ingest.store.incoming_dir
+                incoming = incoming_dir or self.ingest.store.incoming_dir
                 receive.install()
                 receive.register(self.ae, incoming)
                 receive.sweep(incoming)
@@ -192,26 +239,45 @@ class StoreSCP:
                     (evt.EVT_CONN_OPEN, set_nodelay),
                     (evt.EVT_REQUESTED, self.chooser.on_requested),
                     (evt.EVT_C_ECHO, handle_echo),
-                    (evt.EVT_C_STORE, handle_store, [self.ingest, self.notify, self.security]),
+                    (
+                        evt.EVT_C_STORE,
+                        handle_store,
+                        [self.ingest, self.notify, self.security, self.associations],
+                    ),
                     (evt.EVT_RELEASED, receive.forget),
                     (evt.EVT_ABORTED, receive.forget),
+                    *self.associations.handlers(),
                 ]
                 context = None
                 if self.security is not None:
                     handlers.extend(self.security.handlers())
                     context = self.security.ssl_context
-                server = self.ae.start_server(
-                    (self.host, self.port),
-                    block=False,
-                    evt_handlers=handlers,
-                    ssl_context=context,
-                )
-                assert server is not None
+                if sock is None:
+                    server = self.ae.start_server(
+                        (self.host, self.port),
+                        block=False,
+                        evt_handlers=handlers,
+                        ssl_context=context,
+                    )
+                    assert server is not None
+                    host, port = server.server_address[:2]
+                    log.info("DICOM listener %s on %s:%d", self.ae_title, host, port)
+                else:
+                    server = self._serve_on(sock, handlers, context)
                 self._server = server
-                log.info(
-                    "DICOM listener %s on %s:%d", self.ae_title, *self._server.server_address[:2]
-                )
         return self.address
+
+    def _serve_on(
+        self, sock: socket.socket, handlers: list[Any], context: Any
+    ) -> ThreadedAssociationServer:
+        """What ``AE.start_server(block=False)`` does, on a socket bound elsewhere."""
+        server = _SharedListenerServer(sock, self.ae, handlers, context)
+        self.ae._servers.append(server)  # AssociationServer.shutdown() removes it from there
+        thread = threading.Thread(
+            target=server.serve_forever, name=f"dicom-listener {self.ae_title}", daemon=True
+        )
+        thread.start()
+        return server
 
     @property
     def address(self) -> tuple[str, int]:

@@ -25,7 +25,14 @@ from lxml import etree
 from gateway.errors import XDSRegistryError
 from gateway.metadata.ebrim import build_registry_object_list, parse_registry_object_list
 from gateway.metadata.model import RegistryObject
-from gateway.metadata.retrieve import RegistryError, ResponseFormatError, Status, read_errors
+from gateway.metadata.query_values import Item, ValueFormatError, parse_value, quote, quote_list
+from gateway.metadata.retrieve import (
+    RegistryError,
+    ResponseFormatError,
+    Status,
+    build_error_list,
+    read_errors,
+)
 from gateway.soap import ns
 
 LEAF_CLASS = "LeafClass"
@@ -191,3 +198,131 @@ def parse_query_response(element: etree._Element) -> QueryResponse:
         errors=read_errors(element),
         objects=parse_registry_object_list(element),
     )
+
+
+# -- cross-community answers (ITI-38, and ITI-18 at an Initiating Gateway) -------------------------
+
+# Every parameter naming the patient of a stored query: the three of PATIENT_SLOTS and GetAll's
+# $patientId (ITI TF-2 §3.18.4.1.2.3.7.1-§3.18.4.1.2.3.7.4, §3.18.4.1.2.3.7.14).
+PATIENT_PARAMETERS = (*PATIENT_SLOTS, "$patientId")
+_HOME = "home"
+
+
+def has_patient_parameter(query: AdhocQuery) -> bool:
+    """True when the query names a patient; the others need ``home`` across communities.
+
+    Standard: ITI TF-2 §3.38.1 ("homeCommunityId ... in all Cross-Community Queries which do not
+    contain a patient identifier"), §3.38.4.1.3 (XDSMissingHomeCommunityId).
+    """
+    return any(slot.name in PATIENT_PARAMETERS for slot in query.slots)
+
+
+def patient_ids(query: AdhocQuery) -> list[str]:
+    """The patient ids the query's patient parameters hold (quotes removed), in order."""
+    found: list[str] = []
+    for slot in query.slots:
+        if slot.name in PATIENT_PARAMETERS:
+            for value in slot.values:
+                found.extend(item.text for item in _items(value))
+    return list(dict.fromkeys(found))
+
+
+def with_patient_ids(query: AdhocQuery, mapping: dict[str, str]) -> AdhocQuery:
+    """A copy of ``query`` whose patient parameters name ``mapping[pid]`` instead of each pid.
+
+    For an Initiating Gateway sending a query to a community of another patient identifier
+    domain (ITI TF-1 §18.2.3: the patient's identifier in the responding community).
+    """
+    slots: list[QuerySlot] = []
+    for slot in query.slots:
+        if slot.name in PATIENT_PARAMETERS:
+            values = tuple(_requote(value, mapping) for value in slot.values)
+            slots.append(QuerySlot(slot.name, values))
+        else:
+            slots.append(slot)
+    return AdhocQuery(
+        query_id=query.query_id, return_type=query.return_type, home=query.home, slots=slots
+    )
+
+
+def _items(value: str) -> tuple[Item, ...]:
+    try:
+        return parse_value(value).items
+    except ValueFormatError:
+        return ()
+
+
+def _requote(value: str, mapping: dict[str, str]) -> str:
+    try:
+        parsed = parse_value(value)
+    except ValueFormatError:
+        return value  # the registry that receives it reports the malformed value
+    texts = [mapping.get(item.text, item.text) for item in parsed.items]
+    return quote_list(texts) if parsed.is_list else quote(texts[0])
+
+
+@dataclass(slots=True, kw_only=True)
+class QueryAnswer:
+    """An ``AdhocQueryResponse`` kept as elements: status, errors, and the top-level children
+    of its RegistryObjectList, untouched (a gateway passes them on without rebuilding them)."""
+
+    status: Status
+    errors: list[RegistryError] = field(default_factory=list)
+    objects: list[etree._Element] = field(default_factory=list)
+
+
+def read_query_answer(element: etree._Element) -> QueryAnswer:
+    """Read an ``AdhocQueryResponse`` without turning its objects into models.
+
+    Standard: ITI TF-2 §3.18.4.1.3, §3.38.4.1.3. Raises: ResponseFormatError (another body, an
+    unknown status).
+    """
+    if element.tag != _RESPONSE:
+        raise ResponseFormatError(f"expected query:AdhocQueryResponse, got {element.tag}")
+    holder = element.find(ns.qname(ns.RIM, "RegistryObjectList"))
+    objects = (
+        [child for child in holder if isinstance(child.tag, str)] if holder is not None else []
+    )
+    return QueryAnswer(
+        status=Status.parse(element.get("status")),
+        errors=read_errors(element.find(ns.REGISTRY_ERROR_LIST)),
+        objects=objects,
+    )
+
+
+def build_query_answer(answer: QueryAnswer) -> etree._Element:
+    """Write an ``AdhocQueryResponse``: status, RegistryErrorList (if any), RegistryObjectList
+    holding ``answer.objects`` (moved, not copied).
+
+    Standard: ITI TF-2 §3.18.4.1.3 (PartialSuccess from an Initiating Gateway: §3.38.4.1.3);
+    query.xsd / rs.xsd element order.
+    """
+    element = etree.Element(_RESPONSE, nsmap=_RESPONSE_NSMAP)
+    element.set("status", answer.status.value)
+    error_list = build_error_list(answer.errors)
+    if error_list is not None:
+        element.append(error_list)
+    holder = etree.SubElement(element, ns.qname(ns.RIM, "RegistryObjectList"))
+    holder.extend(answer.objects)
+    return element
+
+
+def set_home(objects: Iterable[etree._Element], home: str) -> None:
+    """Put ``home`` (the homeCommunityId) on every returned object (ObjectRef included).
+
+    Standard: ITI TF-2 §3.38.4.1.3 (the Responding Gateway returns homeCommunityId on every
+    ExtrinsicObject, RegistryPackage and ObjectRef); ebRIM 3.0 rim.xsd (``home`` of
+    IdentifiableType, so Associations and Classifications may carry it too).
+    """
+    for element in objects:
+        element.set(_HOME, home)
+
+
+def home_of(element: etree._Element) -> str | None:
+    """The ``home`` attribute of a returned object, or None."""
+    return element.get(_HOME) or None
+
+
+def object_label(element: etree._Element) -> str:
+    """``ExtrinsicObject urn:uuid:...``: an object's kind and id, for error contexts."""
+    return f"{etree.QName(element).localname} {element.get('id', '?')}"

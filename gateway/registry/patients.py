@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gateway.metadata.datatypes import format_dtm
+from gateway.metadata.datatypes import DataTypeError, format_dtm, parse_cx
 from gateway.registry.database import Database
 from gateway.registry.schema import patient, patient_local_id
 
@@ -274,3 +274,26 @@ class PatientRegistry:
             if domain_id is None:
                 return None
             return resolve_in(conn, domain_id) or domain_id
+
+    def ids_in_domain(self, pid: str, domain_oid: str) -> list[str]:
+        """The identifiers ITI-8 feeds listed for this patient in another assigning authority.
+
+        For an Initiating Gateway querying a community of another patient identifier domain: the
+        other PID-3 repetitions of the patient's feeds (followed through merges), those whose
+        CX.4 universal id is ``domain_oid``. Standard: ITI TF-2 §3.8.4.1.3 (PID-3 may list the
+        patient's identifiers in several domains); ITI TF-1 §18.2.3 (XCA patient identifiers).
+        """
+        with self.db.read() as conn:
+            survivor = resolve_in(conn, pid) or pid
+            owners = aliases_in(conn, survivor)
+            local_ids = conn.execute(
+                select(patient_local_id.c.local_id).where(patient_local_id.c.patient_id.in_(owners))
+            ).scalars()
+            return sorted(i for i in local_ids if _authority(i) == domain_oid)
+
+
+def _authority(cx: str) -> str | None:
+    try:
+        return parse_cx(cx).assigning_authority
+    except DataTypeError:
+        return None  # a local id of another form (namespace only): not of an OID domain

@@ -25,6 +25,7 @@ from typing import TextIO
 
 import requests
 
+from gateway.commandline import announce
 from gateway.config import Settings
 from gateway.metadata.provide import build_provide_request
 from gateway.metadata.retrieve import (
@@ -152,6 +153,8 @@ def provide(
         with _client(connection) as client:
             answer = client.call(ITI_41, body, [attachment])
     except SoapClientError as exc:
+        if attachment.progress is not None:
+            attachment.progress.close()  # the bar's last state first, then the reason
         print(f"xdsi-gateway provide: {exc}", file=io.err)
         return EXIT_FAILURE
     finally:
@@ -202,6 +205,8 @@ def retrieve(
         with _client(connection, session=session, spool_dir=target.parent) as client:
             answer = client.call(ITI_43, build_retrieve_request([request]))
     except SoapClientError as exc:
+        for bar in bars:
+            bar.close()  # the bar's last state first, then the reason
         print(f"xdsi-gateway retrieve: {exc}", file=io.err)
         return EXIT_FAILURE
     finally:
@@ -276,6 +281,9 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 def _connection(args: argparse.Namespace, settings: Settings) -> Connection:
     verify: bool | str = False if args.insecure else (args.ca_file or True)
     cert = (args.cert, args.key or args.cert) if args.cert else None
+    if not args.url:  # say which configuration chose the repository
+        command = getattr(args, "command", None) or "repository"
+        announce(command, args.config, url=default_url(settings), what="repository")
     return Connection(
         url=args.url or default_url(settings),
         timeout=args.timeout,

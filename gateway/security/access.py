@@ -24,10 +24,12 @@ that matches rules none of which lists the transaction is refused; a peer no rul
 authenticated peer. DNs compare attribute by attribute, in any order, ignoring case and repeated
 spaces; SANs compare case-insensitively (``DNS:``, ``IP:``, ``URI:``, ``email:``).
 
-Transaction names: ITI-8, ITI-18, ITI-41, ITI-42, ITI-43, RAD-69, C-STORE (DICOM storage into the
-Imaging Document Source), C-ECHO; at ``/dicomweb`` QIDO-RS, WADO-RS and STOW-RS. ``RAD-68`` is
-accepted as a synonym of ITI-41: on the wire the
-repository receives a Provide and Register Document Set-b (RAD TF-3 §4.68.4.1).
+Transaction names: ITI-8, ITI-18, ITI-41, ITI-42, ITI-43, RAD-69, ITI-38, ITI-39, RAD-75 (the
+cross-community transactions a Responding Gateway answers at ``/xca/rg``; a local consumer calls
+the Initiating Gateway at ``/xca/ig`` with ITI-18, ITI-43 and RAD-69), C-STORE (DICOM storage
+into the Imaging Document Source), C-ECHO; at ``/dicomweb`` QIDO-RS, WADO-RS and STOW-RS.
+``RAD-68`` is accepted as a synonym of ITI-41: on the wire the repository receives a Provide and
+Register Document Set-b (RAD TF-3 §4.68.4.1).
 
 Standard: ITI TF-1 §9.4 (ATNA: "Access control ... is the responsibility of each secure node"),
 ITI TF-2 §3.19.6.1 (the certificate identifies the node).
@@ -51,6 +53,9 @@ KNOWN_TRANSACTIONS = (
     "ITI-42",
     "ITI-43",
     "RAD-69",
+    "ITI-38",
+    "ITI-39",
+    "RAD-75",
     "C-STORE",
     "C-ECHO",
     # DICOMweb at /dicomweb (gateway.dicomweb): search, retrieve (also XDS-I.b RAD-107), store.

@@ -346,7 +346,8 @@ def add_certs_arguments(parser: argparse.ArgumentParser) -> None:
 def run_certs_init(args: argparse.Namespace) -> int:
     """Run ``certs init``: write the files, print what was made and the settings to use.
 
-    Returns 0, or 1 (message on stderr) when files exist or an argument is unusable.
+    Returns 0, or 2 (one line on stderr) when files exist (``--force`` replaces them) or an
+    argument is unusable; a folder that cannot be written ends the command with 1 (``main``).
     """
     nodes = [n.strip() for n in str(args.nodes).split(",") if n.strip()]
     try:
@@ -362,7 +363,7 @@ def run_certs_init(args: argparse.Namespace) -> int:
         )
     except (FileExistsError, ValueError) as exc:
         print(f"xdsi-gateway certs init: {exc}", file=sys.stderr)
-        return 1
+        return 2
     out = sys.stdout
     out.write(f"CA          {domain.ca_certificate}  ({domain.ca_subject})\n")
     out.write(f"CA key      {domain.ca_private_key}  (keep it private)\n")

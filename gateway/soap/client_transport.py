@@ -42,6 +42,7 @@ import requests
 import urllib3.exceptions
 from lxml import etree
 
+from gateway import netcause
 from gateway.soap import mtom, ns
 from gateway.soap.message import Attachment
 from gateway.soap.safexml import UnsafeXMLError, parse_bytes
@@ -57,8 +58,13 @@ class SoapTransportError(SoapClientError):
     """No complete SOAP answer: reset, timeout, a body cut short, TLS failure, an HTTP error page.
 
     Transient: the same call may succeed later. Unless it is a :class:`SoapConnectError`, the
-    peer may have acted on the request (only its answer was lost).
+    peer may have acted on the request (only its answer was lost). ``kind`` is the network
+    cause (``gateway.netcause``: refused, name, tls, timeout ...), "" for an HTTP error page.
     """
+
+    def __init__(self, message: str, *, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class SoapConnectError(SoapTransportError):
@@ -137,13 +143,17 @@ def map_transport_errors(address: str, *, reading: bool) -> Iterator[None]:
     except SoapClientError:
         raise
     except _NETWORK_ERRORS as exc:
-        if reading:
-            raise SoapTransportError(
-                f"the answer from {address} was cut off: {_describe(exc)}"
-            ) from exc
-        if _never_sent(exc):
-            raise SoapConnectError(f"cannot reach {address}: {_describe(exc)}") from exc
-        raise SoapTransportError(f"POST {address} failed: {_describe(exc)}") from exc
+        # the message is one plain line naming the address and the likely cause
+        # (gateway.netcause); the library's own text stays in __cause__ for DEBUG logs
+        never_sent = not reading and _never_sent(exc)
+        problem = netcause.diagnose(exc, connecting=never_sent)
+        plain = netcause.describe(problem, address)
+        if never_sent:
+            raise SoapConnectError(plain, kind=problem.kind) from exc
+        if problem.kind in (netcause.OTHER, netcause.TLS):
+            verb = "the answer from {} was cut off" if reading else "POST {} failed"
+            plain = f"{verb.format(address)}: {_describe(exc)}"
+        raise SoapTransportError(plain, kind=problem.kind) from exc
 
 
 def _describe(exc: BaseException) -> str:
@@ -293,6 +303,12 @@ def _media_type(response: requests.Response) -> str:
 
 def _http_error(response: requests.Response) -> SoapTransportError | None:
     """An HTTP error status without a SOAP envelope (a proxy's or server's error page)."""
-    if response.status_code < 300:
+    status = response.status_code
+    if status < 300:
         return None
-    return SoapTransportError(f"HTTP {response.status_code} {response.reason} from {response.url}")
+    # 4xx (but timeout and rate limit) will be the same answer again: a wrong path, a proxy
+    lasting = 400 <= status < 500 and status not in (408, 429)
+    return SoapTransportError(
+        f"HTTP {status} {response.reason} from {response.url}",
+        kind=netcause.HTTP_CLIENT if lasting else "",
+    )

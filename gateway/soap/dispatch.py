@@ -368,7 +368,12 @@ class SoapApplication:
             return self._encode(transaction, request, response, relates, "Failure", codes)
         except Exception:
             log.exception("request %s: %s handler failed", request_id, transaction.name)
-            internal = XDSRegistryError if endpoint.path == REGISTRY_PATH else XDSRepositoryError
+            # A query (ITI-18, ITI-38) or registration fails as the registry, a retrieve or a
+            # provide as the repository (ITI TF-3 Table 4.2.4.1-2).
+            registry_like = endpoint.path == REGISTRY_PATH or (
+                transaction.response_qname == ns.ADHOC_QUERY_RESPONSE
+            )
+            internal = XDSRegistryError if registry_like else XDSRepositoryError
             failure = internal(
                 f"Internal error while processing {transaction.name} (request id {request_id})"
             )

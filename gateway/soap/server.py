@@ -26,6 +26,7 @@ malformed package, an unknown path) costs the server no memory and no disk:
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -131,6 +132,24 @@ def _discard(rfile: Any, limit: int) -> bool:
     return False
 
 
+class _Server(wsgi.Server):
+    """cheroot's WSGI server, able to serve on a socket bound and listening elsewhere.
+
+    ``serve --workers N`` binds each listening socket once, in the supervisor, and every worker
+    accepts on it: with ``listener`` set, cheroot's ``prepare()`` takes that socket instead of
+    creating and binding its own.
+    """
+
+    listener: socket.socket | None = None
+
+    def bind(self, family: int, type: int, proto: int = 0) -> Any:
+        if self.listener is None:
+            return super().bind(family, type, proto)
+        self.socket = self.listener
+        self.bind_addr = self.resolve_real_bind_addr(self.socket)
+        return self.socket
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TlsFiles:
     """Server certificate and key, and the CA bundle trusted for client certificates (PEM)."""
@@ -171,7 +190,7 @@ class HttpServer:
         """``ssl_adapter``: a ready cheroot SSL adapter (the gateway passes
         ``gateway.security.https.GatewaySSLAdapter``); ``tls``: plain files, for tests and tools.
         """
-        self._server = wsgi.Server(
+        self._server = _Server(
             (host, port),
             app,
             numthreads=threads,
@@ -188,13 +207,26 @@ class HttpServer:
         self._thread: threading.Thread | None = None
         self.scheme = "https" if ssl_adapter is not None else "http"
 
-    def start(self) -> tuple[str, int]:
-        """Bind and start serving in a background thread; return the bound (host, port)."""
+    def start(self, sock: socket.socket | None = None) -> tuple[str, int]:
+        """Start serving in a background thread; return the bound (host, port).
+
+        ``sock``: a socket already bound and listening (the gateway binds its listeners in one
+        place, :mod:`gateway.serving.listeners`); without it the server binds host and port.
+        """
+        if sock is not None:
+            self._server.listener = sock
+            self._server.bind_addr = sock.getsockname()[:2]
         self._server.prepare()
+        if sock is not None:
+            # Other worker processes may accept on the same socket: when one of them takes the
+            # connection that woke this server up, accept() must fail at once (cheroot ignores
+            # EAGAIN) instead of blocking the connection manager for cheroot's 1 s timeout.
+            self._server.socket.setblocking(False)
         self._thread = threading.Thread(target=self._server.serve, name="http-server", daemon=True)
         self._thread.start()
         host, port = self._server.bind_addr[:2]
-        log.info("HTTP listening on %s://%s:%d", self.scheme, host, port)
+        if sock is None:
+            log.info("HTTP listening on %s://%s:%d", self.scheme, host, port)
         return host, port
 
     @property

@@ -3,11 +3,21 @@
 Actions and body elements are those of the IHE WSDLs (ITI TF-2 §3.18.5, §3.41.5, §3.42.5,
 §3.43.5 and ITI TF-2 Appendix V; RAD TF-3 §4.69.4). The RAD-69 response reuses the ITI-43
 response action and body (RAD TF-3 §4.69.4.2.2).
+
+XCA and XCA-I (ITI TF-2 §3.38, §3.39; RAD TF-3 §4.75): the cross-gateway transactions carry the
+bodies of ITI-18, ITI-43 and RAD-69 under their own actions (ITI TF-2 §3.38.4.1.2, "the same as
+ITI-18"; §3.39.4.1.2, "the same as ITI-43"; RAD TF-3 §4.75.4.1.2, "the same as RAD-69"), as
+written in IHE's XCA WSDLs and the NIST toolkit's transaction table
+(usnistgov/iheos-toolkit2 ``TransactionType``): ``urn:ihe:iti:2007:CrossGatewayQuery``,
+``urn:ihe:iti:2007:CrossGatewayRetrieve``,
+``urn:ihe:rad:2011:CrossGatewayRetrieveImagingDocumentSet`` and their ``...Response`` actions.
+The Initiating Gateway of the XDS Affinity Domain option (ITI TF-1 §18.2.1) answers local
+consumers with ITI-18, ITI-43 and RAD-69 at ``/xca/ig``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.soap import ns
 
@@ -33,6 +43,8 @@ class Transaction:
 REGISTRY_PATH = "/xds/registry"
 REPOSITORY_PATH = "/xds/repository"
 IMAGING_SOURCE_PATH = "/xdsi/source"
+RESPONDING_GATEWAY_PATH = "/xca/rg"
+INITIATING_GATEWAY_PATH = "/xca/ig"
 
 _DOCUMENT = ns.qname(ns.XDSB, "Document")
 
@@ -100,11 +112,69 @@ RAD_69 = Transaction(
     tf="RAD TF-3 §4.69",
 )
 
-ALL: tuple[Transaction, ...] = (ITI_18, ITI_42, ITI_41, ITI_43, RAD_69)
+ITI_38 = Transaction(
+    name="ITI-38",
+    title="Cross Gateway Query",
+    path=RESPONDING_GATEWAY_PATH,
+    action="urn:ihe:iti:2007:CrossGatewayQuery",
+    response_action="urn:ihe:iti:2007:CrossGatewayQueryResponse",
+    request_qname=ns.qname(ns.QUERY, "AdhocQueryRequest"),
+    response_qname=ns.ADHOC_QUERY_RESPONSE,
+    mtom=False,
+    operation="RespondingGateway_CrossGatewayQuery",
+    tf="ITI TF-2 §3.38",
+)
+ITI_39 = Transaction(
+    name="ITI-39",
+    title="Cross Gateway Retrieve",
+    path=RESPONDING_GATEWAY_PATH,
+    action="urn:ihe:iti:2007:CrossGatewayRetrieve",
+    response_action="urn:ihe:iti:2007:CrossGatewayRetrieveResponse",
+    request_qname=ns.RETRIEVE_DOCUMENT_SET_REQUEST,
+    response_qname=ns.RETRIEVE_DOCUMENT_SET_RESPONSE,
+    mtom=True,
+    response_binary_qnames=(_DOCUMENT,),
+    operation="RespondingGateway_CrossGatewayRetrieve",
+    tf="ITI TF-2 §3.39",
+)
+RAD_75 = Transaction(
+    name="RAD-75",
+    title="Cross Gateway Retrieve Imaging Document Set",
+    path=RESPONDING_GATEWAY_PATH,
+    action="urn:ihe:rad:2011:CrossGatewayRetrieveImagingDocumentSet",
+    response_action="urn:ihe:rad:2011:CrossGatewayRetrieveImagingDocumentSetResponse",
+    request_qname=ns.RETRIEVE_IMAGING_DOCUMENT_SET_REQUEST,
+    response_qname=ns.RETRIEVE_DOCUMENT_SET_RESPONSE,
+    mtom=True,
+    response_binary_qnames=(_DOCUMENT,),
+    operation="RespondingGateway_CrossGatewayRetrieveImagingDocumentSet",
+    tf="RAD TF-3 §4.75",
+)
+# The Initiating (Imaging) Gateway's endpoint for local consumers: the same transactions, at
+# /xca/ig (ITI TF-1 §18.2.1 XDS Affinity Domain option; RAD TF-1 XCA-I).
+IG_ITI_18 = replace(ITI_18, path=INITIATING_GATEWAY_PATH)
+IG_ITI_43 = replace(ITI_43, path=INITIATING_GATEWAY_PATH)
+IG_RAD_69 = replace(RAD_69, path=INITIATING_GATEWAY_PATH)
+
+ALL: tuple[Transaction, ...] = (
+    ITI_18,
+    ITI_42,
+    ITI_41,
+    ITI_43,
+    RAD_69,
+    ITI_38,
+    ITI_39,
+    RAD_75,
+    IG_ITI_18,
+    IG_ITI_43,
+    IG_RAD_69,
+)
 ENDPOINTS: dict[str, tuple[Transaction, ...]] = {
     REGISTRY_PATH: (ITI_42, ITI_18),
     REPOSITORY_PATH: (ITI_41, ITI_43),
     IMAGING_SOURCE_PATH: (RAD_69,),
+    RESPONDING_GATEWAY_PATH: (ITI_38, ITI_39, RAD_75),
+    INITIATING_GATEWAY_PATH: (IG_ITI_18, IG_ITI_43, IG_RAD_69),
 }
 
 

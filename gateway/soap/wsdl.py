@@ -44,6 +44,8 @@ _FILES: dict[str, str] = {
     transactions.REGISTRY_PATH: "DocumentRegistry.wsdl",
     transactions.REPOSITORY_PATH: "DocumentRepository.wsdl",
     transactions.IMAGING_SOURCE_PATH: "ImagingDocumentSource.wsdl",
+    transactions.RESPONDING_GATEWAY_PATH: "RespondingGateway.wsdl",
+    transactions.INITIATING_GATEWAY_PATH: "InitiatingGateway.wsdl",
 }
 # xs:import, xs:include and xs:redefine carry a schemaLocation (XML Schema 1.0 Part 1 §4.2).
 _REFERENCES = tuple(etree.QName(XSD, local).text for local in ("import", "include", "redefine"))

@@ -12,15 +12,15 @@ from gateway.config import load_settings
 from tests.support import echo_gateway
 
 
-@pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Gateway]:
+def _gateway(data_dir: Path, **extra: str) -> Iterator[Gateway]:
     settings = load_settings(
         environ={
-            "XDSI_GATEWAY_DATA_DIR": str(tmp_path / "data"),
+            "XDSI_GATEWAY_DATA_DIR": str(data_dir),
             "XDSI_HTTP_PORT": "0",
             "XDSI_HL7_MLLP_PORT": "0",
             "XDSI_IMAGING_SOURCE_DICOM_PORT": "0",
             "XDSI_SOAP_MEMORY_THRESHOLD": "65536",
+            **extra,
         }
     )
     gw = Gateway(settings, configure=echo_gateway.configure)
@@ -29,6 +29,21 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
         yield gw
     finally:
         gw.stop()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
+    yield from _gateway(tmp_path / "data")
+
+
+@pytest.fixture
+def xca_gateway(tmp_path: Path) -> Iterator[Gateway]:
+    """The same gateway with ``[xca]`` on: it also serves /xca/rg and /xca/ig."""
+    yield from _gateway(
+        tmp_path / "xca-data",
+        XDSI_XCA_ENABLED="true",
+        XDSI_XCA_HOME_COMMUNITY_ID="urn:oid:1.3.6.1.4.1.21367.13.70.99",
+    )
 
 
 @pytest.fixture

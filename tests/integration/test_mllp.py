@@ -364,4 +364,4 @@ def test_run_feed_without_listener(tmp_path: Path) -> None:
     message.write_bytes(adt("N1"))
     out = StringIO()
     assert run_feed([message], "127.0.0.1", port, 2.0, out) == 1
-    assert out.getvalue().startswith(f"MLLP 127.0.0.1:{port}:")
+    assert out.getvalue().startswith(f"MLLP 127.0.0.1:{port}: connection refused: is an ITI-8")

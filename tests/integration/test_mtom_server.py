@@ -19,6 +19,7 @@ from gateway.soap import transactions as tx
 from tests.support import rawsoap
 from tests.support.process import GatewayProcess, rss_kib
 from tests.support.rawsoap import envelope, mtom_body, post
+from tests.support.serving import serving
 
 XOP_NS = "http://www.w3.org/2004/08/xop/include"
 EDGY = b"\r\n\r\n--MIMEBoundary_\r\nstarts and ends with CR/LF \x00\xff\r\n--\r\n"
@@ -99,7 +100,7 @@ def test_xop_include_naming_no_part_is_sender_fault(addr: tuple[str, int]) -> No
 
 
 def test_no_temporary_file_is_left_behind(gateway, addr: tuple[str, int]) -> None:
-    spool = gateway.settings.data_dir / "tmp" / "soap"
+    spool = gateway.spool_dir
     root_xml = envelope(_echo(_doc("a", _xop("a@x"))), action="urn:test:Echo")
     content_type, data = mtom_body(root_xml, [("a@x", os.urandom(300_000))])
     assert post(*addr, "/test/echo", data, content_type=content_type).status == 200
@@ -109,7 +110,8 @@ def test_no_temporary_file_is_left_behind(gateway, addr: tuple[str, int]) -> Non
 
 
 @pytest.mark.parametrize("path", sorted(tx.ENDPOINTS))
-def test_served_wsdl_loads_in_zeep(addr: tuple[str, int], path: str) -> None:
+def test_served_wsdl_loads_in_zeep(request: pytest.FixtureRequest, path: str) -> None:
+    addr = serving(request, path).http.address
     url = f"http://{addr[0]}:{addr[1]}{path}?wsdl"
     client = zeep.Client(url)
     wanted = {t.operation: t for t in tx.ENDPOINTS[path]}

@@ -50,7 +50,7 @@ def url_of(node: Gateway, path: str = REPOSITORY_PATH) -> str:
 
 
 def spool_of(node: Gateway) -> Path:
-    return node.settings.data_dir / "tmp" / "soap"
+    return node.spool_dir
 
 
 def framed(upload: LazyUpload, framing: str) -> tuple[dict[str, str], Iterable[bytes]]:

@@ -10,6 +10,7 @@ import pytest
 from gateway.soap import transactions as tx
 from tests.support import rawsoap
 from tests.support.rawsoap import SOAP12, WSA, envelope, mtom_body, post
+from tests.support.serving import serving
 
 WSA_FAULT = WSA + "/fault"
 SOAP_FAULT = WSA + "/soap/fault"
@@ -30,10 +31,11 @@ def test_health_is_json(addr: tuple[str, int]) -> None:
     assert set(data["actors"]) >= {"registry", "repository", "imaging_source"}
 
 
-@pytest.mark.parametrize("transaction", tx.ALL, ids=lambda t: t.name)
+@pytest.mark.parametrize("transaction", tx.ALL, ids=lambda t: f"{t.name}{t.path}")
 def test_every_endpoint_answers_soap12_with_relates_to(
-    addr: tuple[str, int], transaction: tx.Transaction
+    request: pytest.FixtureRequest, transaction: tx.Transaction
 ) -> None:
+    addr = serving(request, transaction.path).http.address
     message_id = f"urn:uuid:{uuid.uuid4()}"
     prefix, local = transaction.request_qname[1:].split("}")
     body = f'<m:{local} xmlns:m="{prefix}"/>'

@@ -28,6 +28,7 @@ from gateway.soap import transactions as tx
 from tests.factories import PATIENT_ID, REPOSITORY_UNIQUE_ID
 from tests.integration.repository.repo_support import provide_body, status_of, submission_with
 from tests.support import rawsoap
+from tests.support.serving import serving
 
 FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"  # ITI TF-2 §3.18.4.1.2.3.7.1
 APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
@@ -109,12 +110,12 @@ def test_find_documents_and_retrieve_with_typed_zeep_calls(
     assert document.Document == CONTENT
 
 
-def test_every_endpoint_wsdl_is_typed(gateway: Gateway) -> None:
-    for path, transactions in tx.ENDPOINTS.items():
-        client = _client(gateway, path)
-        for transaction in transactions:
-            signature = client.get_element(transaction.request_qname).type.signature()
-            assert "ANY" not in signature, signature
+@pytest.mark.parametrize("path", sorted(tx.ENDPOINTS))
+def test_every_endpoint_wsdl_is_typed(request: pytest.FixtureRequest, path: str) -> None:
+    client = _client(serving(request, path), path)
+    for transaction in tx.ENDPOINTS[path]:
+        signature = client.get_element(transaction.request_qname).type.signature()
+        assert "ANY" not in signature, signature
 
 
 def _get(gateway: Gateway, target: str) -> tuple[int, bytes]:

@@ -3,9 +3,10 @@
 - No import circle between modules of ``gateway/``. Every import counts: at module level, inside
   functions, and under ``if TYPE_CHECKING:`` too (a circle of annotations is still two modules
   that each need the other; none exists, so none is excused).
-- The actors' rooms (registry, repository, imaging, consumer) never import each other: they
+- The actors' rooms (registry, repository, imaging, consumer, xca) never import each other: they
   meet through client interfaces wired in the assembly (``app.py``, ``cli.py``, ``demo.py``,
-  which may import everything).
+  and ``serving/worker.py``, which runs one gateway of ``serve --workers N``; these may import
+  everything).
 - Actors never import lxml: XML lives in ``soap/`` and the ``metadata/`` codecs.
 
 The imports are read from the syntax tree (``ast``), nothing is imported or executed.
@@ -20,8 +21,15 @@ from pathlib import Path
 import gateway
 
 PACKAGE = Path(gateway.__file__).resolve().parent
-ACTOR_ROOMS = ("registry", "repository", "imaging", "consumer", "dicomweb")
-ASSEMBLY = ("gateway.app", "gateway.cli", "gateway.demo", "gateway.__main__")
+ACTOR_ROOMS = ("registry", "repository", "imaging", "consumer", "xca", "dicomweb")
+ASSEMBLY = (
+    "gateway.app",
+    "gateway.cli",
+    "gateway.demo",
+    "gateway.demo_communities",
+    "gateway.__main__",
+    "gateway.serving.worker",
+)
 
 
 def _modules() -> dict[str, Path]:

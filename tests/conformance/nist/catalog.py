@@ -71,11 +71,48 @@ REPOSITORY = (
     "PnrNoXop",
 )
 
+# XCA and XCA-I (INDEX.md, sections "XCA — Responding Gateway" to "XCA-I — Initiating Imaging
+# Gateway"): the tests that apply to a responding or initiating gateway driven from outside.
+# Which do not apply, and why, is listed in the README ("XCA and XCA-I").
+XCA_RG = ("12309", "12310", "12311", "12312", "15815", "12093", "15811", "15813")
+XCA_IG = ("15808", "15809", "15810")
+XCA_IG_FAILING = ("15814",)  # run against an Initiating Gateway with one community down
+XCAI_RIG = (
+    "rig_2018-5421a",
+    "rig_2018-5421b",
+    "rig_2018-5421c",
+    "rig_2018-5423a",
+    "rig_2018-5424b",
+    "rig_2018-5424c",
+    "rig_2018-5425a",
+    "rig_2018-5425b",
+)
+XCAI_IIG = (
+    "iig_2018-5401a",
+    "iig_2018-5401b",
+    "iig_2018-5401c",
+    "iig_2018-5403a",
+    "iig_2018-5404b",
+    "iig_2018-5404c",
+    "iig_2018-5405a",
+    "iig_2018-5405b",
+)
+
+# Lists that need several systems (gateways as communities, simulators' stand-ins): they run in
+# tests/conformance/test_nist_xca.py and test_nist_xcai.py, not against the one gateway of
+# test_nist.py.
+MULTI_SYSTEM_LISTS = frozenset({"xca_rg", "xca_ig", "xca_ig_failing", "xcai_rig", "xcai_iig"})
+
 LISTS: dict[str, tuple[str, ...]] = {
     "feed": FEED,
     "register": REGISTER,
     "stored_query": STORED_QUERY,
     "repository": REPOSITORY,
+    "xca_rg": XCA_RG,
+    "xca_ig": XCA_IG,
+    "xca_ig_failing": XCA_IG_FAILING,
+    "xcai_rig": XCAI_RIG,
+    "xcai_iig": XCAI_IIG,
 }
 
 # The session patient of a test (what the NIST engine writes into metadata unless <NoPatientId/>,
@@ -83,7 +120,7 @@ LISTS: dict[str, tuple[str, ...]] = {
 # default; the SQ preload 12346 uses 15818 ("used for Stored Query tests", as the toolkit's
 # RegOrchestrationBuilder does). Every feed test gets its own fresh patient.
 DEFAULT_SESSION_FEED = "15817"
-SESSION_FEED: dict[str, str] = {"12346": "15818"}
+SESSION_FEED: dict[str, str] = {"12346": "15818", "12318": "15823"}  # 12318: RG test data
 # 12374 "must be run with a different patient id than 12346" (its readme): the runner allocates
 # and feeds a fresh patient for it.
 FRESH_FED_PATIENT = frozenset({"12374"})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,23 @@ class Endpoints:
     repository: str
     mllp: tuple[str, int] | None = None
     imaging_source: str = ""
+    responding_gateway: str = ""  # XCQ/XCR/RAD-75 (XCA, XCA-I Responding Gateway)
+    initiating_gateway: str = ""  # IGQ/IGR/RAD-69->IIG (XCA, XCA-I Initiating Gateway)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SectionTarget:
+    """Where the toolkit's orchestration puts one preload section (e.g. 15807/onedoc3 into the
+    second Responding Gateway's community): the repository it is provided to, the community's
+    homeCommunityId and repositoryUniqueId (the engine's ``$testdata_home$`` and
+    ``$testdata_repid$`` reports) and the patient it uses, by name, fed by ITI-8 to each MLLP
+    listener of ``feeds`` before the section runs."""
+
+    repository: str
+    home: str
+    repository_uid: str = ""  # the engine's ``$testdata_repid$`` report
+    patient: str = ""
+    feeds: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -58,6 +76,17 @@ class RunConfig:
     verify: bool | str = True
     cert: tuple[str, str] | None = None
     mllp_ssl: ssl.SSLContext | None = None
+    # XCA: the system's homeCommunityId (``$testdata_home$`` of an unrouted preload) and the
+    # orchestration of preload sections, by "test/section".
+    home: str = ""
+    sections: dict[str, SectionTarget] = field(default_factory=dict)
+    # Checks of XmlDetailTransaction plug-in assertions (sameReqImgs, sameRetImgs, ...): the
+    # runner has none of its own; a test that runs such plans passes its checker here.
+    plugins: Callable[[StepExecution], None] | None = None
+
+    def target(self, test: str, section: str) -> SectionTarget | None:
+        """The orchestration of a preload section, if any."""
+        return self.sections.get(f"{test}/{section}")
 
     @property
     def tests_root(self) -> Path:
@@ -182,7 +211,8 @@ class StepExecution:
         )
         self.record: StepRecord = ctx.new_record(self.where)
         self.log = etree.SubElement(ctx.section_log(test, section.name), "TestStep", id=step.id)
-        self.out = etree.SubElement(self.log, step.transaction or "NoTransaction")
+        # As the NIST engine logs it: <XCQTransaction step="finddocs"> (plans select on @step).
+        self.out = etree.SubElement(self.log, step.transaction or "NoTransaction", step=step.id)
         instruction = step.instruction
         self.opts = (
             parse_options(instruction, section.directory) if instruction is not None else Options()

@@ -68,12 +68,17 @@ UNIQUE_ID_SCHEMES = (DE_UNIQUE_ID, SS_UNIQUE_ID, FOL_UNIQUE_ID)
 # Object types the NIST 2.1 -> 3.0 translator writes (ebRIM 3.0 canonical ObjectType scheme).
 OBJECT_TYPE = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:"
 
-# SOAP actions (ITI TF-2 §3.18.5, §3.41.5, §3.42.5, §3.43.5; RAD TF-3 §4.69.4).
+# SOAP actions (ITI TF-2 §3.18.5, §3.41.5, §3.42.5, §3.43.5; RAD TF-3 §4.69.4). A response's
+# action is the request's with "Response" appended, except RAD-69 (ITI-43's response action).
 ACTION_ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
 ACTION_ITI41 = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"
 ACTION_ITI42 = "urn:ihe:iti:2007:RegisterDocumentSet-b"
 ACTION_ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
 ACTION_RAD69 = "urn:ihe:rad:2009:RetrieveImagingDocumentSet"
+# XCA / XCA-I (ITI TF-2 §3.38, §3.39; RAD TF-3 §4.75; the NIST toolkit's TransactionType table).
+ACTION_ITI38 = "urn:ihe:iti:2007:CrossGatewayQuery"
+ACTION_ITI39 = "urn:ihe:iti:2007:CrossGatewayRetrieve"
+ACTION_RAD75 = "urn:ihe:rad:2011:CrossGatewayRetrieveImagingDocumentSet"
 
 
 def q(namespace: str, local: str) -> str:

@@ -33,6 +33,8 @@ TRANSACTIONS = frozenset(
         "XCRTransaction",
         "IGQTransaction",
         "IGRTransaction",
+        "ImagingDocSetRigRetrieveTransaction",
+        "ImagingDocSetIigRetrieveTransaction",
     }
 )
 # Step children that only describe the step (never acted on).

@@ -1,4 +1,7 @@
-"""RetrieveTransaction (ITI-43) and ImagingDocSetRetrieveTransaction (RAD-69) steps.
+"""RetrieveTransaction (ITI-43) and ImagingDocSetRetrieveTransaction (RAD-69) steps, and their
+cross-community forms: XCRTransaction (ITI-39) and ImagingDocSetRigRetrieveTransaction (RAD-75) to
+a Responding Gateway, IGRTransaction (ITI-43) and ImagingDocSetIigRetrieveTransaction (RAD-69) to
+an Initiating Gateway (ITI TF-2 §3.39; RAD TF-3 §4.75: the same bodies).
 
 Standards: ITI TF-2 §3.43 (Retrieve Document Set: request and response are MTOM/XOP packages;
 each ``xdsb:DocumentResponse`` carries RepositoryUniqueId, DocumentUniqueId, mimeType and the
@@ -62,16 +65,34 @@ def _prepare(ex: StepExecution) -> tuple[Element, dict[str, str]]:
 
 def run_retrieve(ex: StepExecution) -> None:
     """ITI-43 to the repository, then the content checks."""
+    _retrieve(ex, ex.config.endpoints.repository, ns.ACTION_ITI43)
+
+
+def run_cross_gateway_retrieve(ex: StepExecution) -> None:
+    """XCRTransaction: ITI-39 to the Responding Gateway (ITI TF-2 §3.39)."""
+    _retrieve(ex, _endpoint(ex, ex.config.endpoints.responding_gateway), ns.ACTION_ITI39)
+
+
+def run_gateway_retrieve(ex: StepExecution) -> None:
+    """IGRTransaction: ITI-43 to the Initiating Gateway (ITI TF-1 §18.2.1)."""
+    _retrieve(ex, _endpoint(ex, ex.config.endpoints.initiating_gateway), ns.ACTION_ITI43)
+
+
+def _endpoint(ex: StepExecution, url: str) -> str:
+    if not url:
+        raise PlanError(f"{ex.step.transaction}: no gateway endpoint configured")
+    return url
+
+
+def _retrieve(ex: StepExecution, url: str, action: str) -> None:
     ex.wait_before()
     body, mapping = _prepare(ex)
-    request = soap.SoapRequest(
-        url=ex.config.endpoints.repository, action=ns.ACTION_ITI43, body=body, mtom=True
-    )
+    request = soap.SoapRequest(url=url, action=action, body=body, mtom=True)
     reply = ex.call(request)
     response = ex.evaluate(
         reply,
         request_id=request.message_id,
-        response_action=ns.ACTION_ITI43 + "Response",
+        response_action=action + "Response",
         top="RetrieveDocumentSetResponse",
         expect_mtom=True,
     )
@@ -84,18 +105,34 @@ def run_retrieve(ex: StepExecution) -> None:
 
 def run_imaging_retrieve(ex: StepExecution) -> None:
     """RAD-69 to the imaging document source: status, schema and document data present."""
-    ex.wait_before()
     url = ex.config.endpoints.imaging_source
     if not url:
         ex.fail("no imaging document source endpoint (--imaging-source) configured")
         return
+    _imaging(ex, url, ns.ACTION_RAD69, ns.ACTION_ITI43 + "Response")
+
+
+def run_rig_retrieve(ex: StepExecution) -> None:
+    """ImagingDocSetRigRetrieveTransaction: RAD-75 to the Responding Imaging Gateway."""
+    url = _endpoint(ex, ex.config.endpoints.responding_gateway)
+    _imaging(ex, url, ns.ACTION_RAD75, ns.ACTION_RAD75 + "Response")
+
+
+def run_iig_retrieve(ex: StepExecution) -> None:
+    """ImagingDocSetIigRetrieveTransaction: RAD-69 to the Initiating Imaging Gateway."""
+    url = _endpoint(ex, ex.config.endpoints.initiating_gateway)
+    _imaging(ex, url, ns.ACTION_RAD69, ns.ACTION_ITI43 + "Response")
+
+
+def _imaging(ex: StepExecution, url: str, action: str, response_action: str) -> None:
+    ex.wait_before()
     body, _ = _prepare(ex)
-    request = soap.SoapRequest(url=url, action=ns.ACTION_RAD69, body=body, mtom=True)
+    request = soap.SoapRequest(url=url, action=action, body=body, mtom=True)
     reply = ex.call(request)
     response = ex.evaluate(
         reply,
         request_id=request.message_id,
-        response_action=ns.ACTION_ITI43 + "Response",
+        response_action=response_action,
         top="RetrieveDocumentSetResponse",
         expect_mtom=True,
     )

@@ -32,6 +32,14 @@ HANDLERS: dict[str, Handler] = {
     "ImagingDocSetRetrieveTransaction": retrieve.run_imaging_retrieve,
     "PatientIdentityFeedTransaction": feed.run_feed,
     "HttpTransaction": raw.run_http,
+    # XCA / XCA-I (INDEX.md: XCQ = ITI-38, XCR = ITI-39, IGQ = ITI-18->IG, IGR = ITI-43->IG)
+    "XCQTransaction": query.run_cross_gateway_query,
+    "XCRTransaction": retrieve.run_cross_gateway_retrieve,
+    "IGQTransaction": query.run_gateway_query,
+    "IGRTransaction": retrieve.run_gateway_retrieve,
+    "ImagingDocSetRigRetrieveTransaction": retrieve.run_rig_retrieve,
+    "ImagingDocSetIigRetrieveTransaction": retrieve.run_iig_retrieve,
+    "XmlDetailTransaction": query.run_plugins,
 }
 # What a broken plan, linkage or reply may raise inside a handler: reported, never propagated.
 _STEP_ERRORS = (
@@ -111,6 +119,7 @@ class Runner:
         patient = self._session_patient(test, outcome)
         for section in test.sections:
             self.ctx.new_section_log(test_id, section.name)
+            patient = self._section_patient(test_id, section.name, outcome) or patient
             for step in section.steps:
                 result = self._run_step(test, section, step, patient)
                 patient = self.ctx.session_patients[test_id]  # <NewPatientId/> may change it
@@ -169,7 +178,24 @@ class Runner:
         self.ctx.session_patients[test.id] = patient
         return patient
 
-    def _feed_fresh(self, test_id: str, patient: str) -> StepResult:
+    def _section_patient(self, test_id: str, section: str, outcome: RunResult) -> str | None:
+        """The named patient of an orchestrated section (``RunConfig.sections``), fed once."""
+        target = self.config.target(test_id, section)
+        if target is None or not target.patient:
+            return None
+        key = f"(named){target.patient}"
+        patient = self.ctx.session_patients.get(key)
+        if patient is None:
+            patient = self.ctx.session_patients[key] = self.ctx.new_patient_id()
+            for endpoint in target.feeds:
+                outcome.steps.append(self._feed_fresh(test_id, patient, endpoint))
+                self._emit(outcome.steps[-1].line())
+        self.ctx.session_patients[test_id] = patient
+        return patient
+
+    def _feed_fresh(
+        self, test_id: str, patient: str, endpoint: tuple[str, int] | None = None
+    ) -> StepResult:
         """Feed a test's own patient (ITI-8) before it runs; reported as a pseudo step."""
         result = StepResult(
             test=test_id,
@@ -178,7 +204,7 @@ class Runner:
             transaction="PatientIdentityFeedTransaction",
             passed=True,
         )
-        endpoint = self.config.endpoints.mllp
+        endpoint = endpoint or self.config.endpoints.mllp
         if endpoint is None:
             result.passed, result.problems = False, ["no MLLP endpoint configured"]
             return result

@@ -105,8 +105,13 @@ def run_provide_and_register(ex: StepExecution) -> None:
         if entry is not None:
             unique_id = metadata.external_identifier(entry, ns.DE_UNIQUE_ID)
             sent[unique_id] = SubmittedDocument(content=content, mime_type=mime_type)
+    target = ex.config.target(ex.where.test, ex.where.section)
+    # The engine reports the community a preload went to (XCA tests read $testdata_home$).
+    ex.record.reports["$testdata_home$"] = target.home if target else ex.config.home
+    if target is not None and target.repository_uid:
+        ex.record.reports["$testdata_repid$"] = target.repository_uid
     request = soap.SoapRequest(
-        url=ex.config.endpoints.repository,
+        url=target.repository if target else ex.config.endpoints.repository,
         action=ns.ACTION_ITI41,
         body=body,
         parts=parts,

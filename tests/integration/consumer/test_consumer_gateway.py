@@ -70,7 +70,8 @@ def own(world: World) -> list[str]:
 
 
 def run_fetch(world: World, *argv: str) -> tuple[int, str]:
-    out = io.StringIO()
+    """Exit status and everything printed (results on stdout, what failed on stderr)."""
+    out, err = io.StringIO(), io.StringIO()
     base = world.gateway.base_url
     args = parse(
         "fetch-study",
@@ -86,8 +87,8 @@ def run_fetch(world: World, *argv: str) -> tuple[int, str]:
         *own(world),
         *argv,
     )
-    code = cli.run_fetch(args, world.gateway.settings, out=out, err=io.StringIO())
-    return code, out.getvalue()
+    code = cli.run_fetch(args, world.gateway.settings, out=out, err=err)
+    return code, out.getvalue() + err.getvalue()
 
 
 def test_query_prints_a_table_and_json(world: World) -> None:
@@ -125,6 +126,8 @@ def test_fetch_with_a_dicomdir_and_filters(world: World, tmp_path: Path) -> None
     assert records.count("IMAGE") == 10 and records.count("SERIES") == 2
     code, text = run_fetch(world, "--out", str(tmp_path / "none"), "--accession", "NOPE")
     assert code == 1 and "no approved imaging manifest found" in text and "accession NOPE" in text
+    assert "run the same command again" not in text  # no retry finds what does not exist
+    assert not (tmp_path / "none").exists()  # nothing fetched: no --out folder left behind
 
 
 def test_a_lost_instance_is_reported_and_the_exit_is_1(world: World, tmp_path: Path) -> None:

@@ -169,9 +169,9 @@ def test_a_syntax_that_cannot_be_delivered_is_said_plainly(
     result = fetch_into(tmp_path, gateway, study, f"J2KPACS@127.0.0.1:{port}")
     assert result.returncode == 1, result.stdout + result.stderr
     assert received == []
-    lines = result.stdout.splitlines()
+    lines = result.stderr.splitlines()  # problems and the INCOMPLETE line go to stderr
     ct = [line for line in lines if "missing" in line and "CT Image Storage" in line]
-    assert len(ct) == 2, result.stdout
+    assert len(ct) == 2, result.stderr
     assert all(
         "takes CT Image Storage only in JPEG 2000 Image Compression (Lossless Only); the "
         "imaging source answered: instance"
@@ -182,10 +182,10 @@ def test_a_syntax_that_cannot_be_delivered_is_said_plainly(
     mr = [
         line for line in lines if "does not accept MR Image Storage in any transfer syntax" in line
     ]
-    assert len(mr) == 2, result.stdout
-    assert "INCOMPLETE: 4 instance(s) missing" in result.stdout
+    assert len(mr) == 2, result.stderr
+    assert "INCOMPLETE: 4 instance(s) missing" in result.stderr
     assert "retry" not in result.stdout + result.stderr
-    assert "not established" not in result.stdout
+    assert "not established" not in result.stdout + result.stderr
     assert count_rad69(gateway) == 1  # one request for the CT series, none repeated
 
 

@@ -125,7 +125,7 @@ def test_refused_node_is_answered_before_its_500_mb_upload_is_read(
     node: Gateway, domain: DomainFiles, framing: str
 ) -> None:
     url = node.base_url + REPOSITORY_PATH
-    spool = node.settings.data_dir / "tmp" / "soap"
+    spool = node.spool_dir
     upload = LazyUpload(UPLOAD, to=url)
     headers = {"Content-Type": upload.content_type}
     if framing == "content-length":
@@ -161,7 +161,7 @@ def test_small_refused_upload_still_gets_the_fault_with_requests(
     )
     assert_refused(response.status_code, response.content)
     assert response.headers.get("Connection", "").lower() != "close"
-    spool = node.settings.data_dir / "tmp" / "soap"
+    spool = node.spool_dir
     assert wait_until(lambda: list(spool.iterdir()) == [])  # removed once the answer is sent
 
 
@@ -176,5 +176,5 @@ def test_authorised_node_is_served_after_the_same_check(node: Gateway, domain: D
     assert response.status_code == 200, response.content[:500]
     assert b"RegistryResponse" in response.content
     assert response.headers.get("Connection", "").lower() != "close"
-    spool = node.settings.data_dir / "tmp" / "soap"
+    spool = node.spool_dir
     assert wait_until(lambda: list(spool.iterdir()) == [])  # removed once the answer is sent

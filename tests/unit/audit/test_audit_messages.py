@@ -352,3 +352,67 @@ def test_schema_rejects_malformed_messages(mutate) -> None:
     assert SCHEMA.validate(message)
     mutate(message)
     assert not SCHEMA.validate(message)
+
+
+# -- XCA and XCA-I (ITI TF-2 §3.38.5.1, §3.39.5.1; RAD TF-3 §4.75) --------------------------------
+
+GATEWAY = Participant(user_id="https://b.example/xca/rg", host="192.0.2.9")
+
+
+@pytest.mark.parametrize("side", [INITIATOR, RESPONDER])
+def test_cross_gateway_query_audits_as_a_stored_query(side: str) -> None:
+    event = AuditEvent(
+        transaction="ITI-38",
+        side=side,
+        initiator=CONSUMER,
+        responder=GATEWAY,
+        patient_ids=(PATIENT,),
+        query_id="urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d",
+        query_request=b"<AdhocQueryRequest/>",
+        home_community_ids=("urn:oid:1.2.3",),
+    )
+    eid, action, types = _event(_valid(event))
+    assert (eid[0], action, types) == (
+        "110112",
+        "E",
+        [("ITI-38", "IHE Transactions", "Cross Gateway Query")],
+    )
+
+
+@pytest.mark.parametrize(
+    ("side", "event_id", "action"), [(INITIATOR, "110107", "C"), (RESPONDER, "110106", "R")]
+)
+def test_cross_gateway_retrieve_audits_as_a_retrieve(side: str, event_id: str, action: str) -> None:
+    event = AuditEvent(
+        transaction="ITI-39",
+        side=side,
+        initiator=CONSUMER,
+        responder=GATEWAY,
+        document_unique_ids=("1.2.3.1",),
+        repository_unique_ids=("1.3.6.1.4.1.21367.13.40.100",),
+        home_community_ids=("urn:oid:1.2.3",),
+    )
+    message = _valid(event)
+    eid, act, types = _event(message)
+    assert (eid[0], act, types[0][0]) == (event_id, action, "ITI-39")
+    assert _roles(message)["110153"].get("UserID") == GATEWAY.user_id  # the RG is the Source
+
+
+@pytest.mark.parametrize(("side", "action"), [(INITIATOR, "C"), (RESPONDER, "R")])
+def test_cross_gateway_imaging_retrieve_audits_as_instances_transferred(
+    side: str, action: str
+) -> None:
+    event = AuditEvent(
+        transaction="RAD-75",
+        side=side,
+        initiator=CONSUMER,
+        responder=GATEWAY,
+        studies=(StudyRef(study_uid="1.2.840.1", instances=((None, "1.2.840.1.1"),)),),
+        home_community_ids=("urn:oid:1.2.3",),
+    )
+    eid, act, types = _event(_valid(event))
+    assert (eid[0], act, types[0]) == (
+        "110104",
+        action,
+        ("RAD-75", "IHE Transactions", "Cross Gateway Retrieve Imaging Document Set"),
+    )

@@ -64,3 +64,63 @@ def test_new_destination_and_removed_destination(tmp_path: Path, caplog) -> None
     assert queue.pending("old") == 1  # kept, never silently dropped
     assert "no longer configured" in caplog.text
     queue.close()
+
+
+def test_each_owner_reads_only_its_own_records(tmp_path: Path) -> None:
+    # Two processes (workers) sharing the queue: a record goes out through one sender only.
+    first = AuditQueue(tmp_path, ["d"], owner="worker-a")
+    second = AuditQueue(tmp_path, ["d"], owner="worker-b")
+    try:
+        first.put_many([b"a1", b"a2"])
+        second.put(b"b1")
+        assert [m for _i, m in first.peek("d")] == [b"a1", b"a2"]
+        assert [m for _i, m in second.peek("d")] == [b"b1"]
+        assert first.pending("d") == second.pending("d") == 3  # what waits, whoever sends it
+        assert second.claim_orphans() == 0  # worker-a is alive: its records stay its own
+    finally:
+        first.close()
+        second.close()
+
+
+def test_records_of_an_owner_that_is_gone_are_claimed_past_the_senders_cursor(
+    tmp_path: Path,
+) -> None:
+    survivor = AuditQueue(tmp_path, ["d"], owner="worker-a")
+    gone = AuditQueue(tmp_path, ["d", "e"], owner="worker-b")
+    try:
+        gone.put_many([b"b1", b"b2"])
+        survivor.put(b"a1")
+        cursor = survivor.peek("d")[-1][0]  # its sender has written a1
+        survivor.ack("d", [cursor])
+        gone.ack("e", [i for i, _m in gone.peek("e")])  # e already has b1 and b2
+    finally:
+        gone.close()  # the process ends with b1, b2 undelivered to d
+    try:
+        assert survivor.claim_orphans() == 2
+        claimed = survivor.peek("d", after=cursor)
+        assert [m for _i, m in claimed] == [b"b1", b"b2"]
+        assert survivor.peek("e") == []  # not sent again where it was delivered
+        assert survivor.claim_orphans() == 0
+    finally:
+        survivor.close()
+
+
+def test_records_written_before_owners_existed_are_claimed(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / AuditQueue.FILENAME)
+    db.executescript(
+        "CREATE TABLE record (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL,"
+        " message BLOB NOT NULL);"
+        "CREATE TABLE pending (destination TEXT NOT NULL, record_id INTEGER NOT NULL,"
+        " PRIMARY KEY (destination, record_id)) WITHOUT ROWID;"
+        "INSERT INTO record (created, message) VALUES (0, X'6f6c64');"
+        "INSERT INTO pending VALUES ('d', 1);"
+    )
+    db.commit()
+    db.close()
+    queue = AuditQueue(tmp_path, ["d"])
+    try:
+        assert [m for _i, m in queue.peek("d")] == [b"old"]
+    finally:
+        queue.close()

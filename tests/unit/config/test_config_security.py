@@ -67,8 +67,9 @@ def test_certs_init_then_serve_config_validates(tmp_path: Path, capsys) -> None:
     config.write_text(f'[gateway]\ndata_dir = "{tmp_path / "data"}"\n{block}')
     assert main(["config", "--config", str(config)]) == 0
     assert '"enabled": true' in capsys.readouterr().out
-    # a second init refuses to overwrite the keys
-    assert main(["certs", "init", str(tmp_path / "certs"), "--nodes", "region"]) == 1
+    # a second init refuses to overwrite the keys: a usage error (--force), exit 2
+    assert main(["certs", "init", str(tmp_path / "certs"), "--nodes", "region"]) == 2
+    assert "use --force" in capsys.readouterr().err
 
 
 def test_unusable_tls_files_exit_2(tmp_path: Path, capsys) -> None:

@@ -150,20 +150,28 @@ def test_fetch_arguments() -> None:
 
 def test_fetch_refuses_bad_options_with_exit_2(tmp_path) -> None:  # type: ignore[no-untyped-def]
     err = io.StringIO()
-    args = parse("fetch-study", "--patient", "P", "--store-to", "nonsense")
+    cx = "P^^^&1.2&ISO"
+    args = parse("fetch-study", "--patient", cx, "--store-to", "nonsense")
     assert cli.run_fetch(args, settings(), err=err) == cli.EXIT_USAGE
     assert "AET@host:port" in err.getvalue()
-    args = parse("fetch-study", "--patient", "P", "--out", str(tmp_path), "--transfer-syntax", "x")
+    args = parse("fetch-study", "--patient", cx, "--out", str(tmp_path), "--transfer-syntax", "x")
     assert cli.run_fetch(args, settings(), err=err) == cli.EXIT_USAGE
+    err = io.StringIO()
+    args = parse("fetch-study", "--patient", "P", "--out", str(tmp_path))
+    assert cli.run_fetch(args, settings(), err=err) == cli.EXIT_USAGE  # no CX: asks nobody
+    assert "--patient 'P'" in err.getvalue() and "ID^^^&OID&ISO" in err.getvalue()
 
 
 def test_query_refuses_bad_options_with_exit_2() -> None:
     err = io.StringIO()
-    args = parse("query", "--query", "GetDocuments", "--patient", "P")
+    args = parse("query", "--query", "GetDocuments", "--patient", "P^^^&1.2&ISO")
     assert cli.run_query(args, settings(), err=err) == cli.EXIT_USAGE
     assert "--patient does not apply" in err.getvalue()
-    args = parse("query", "--patient", "P", "--param", "NoDollar=1")
+    args = parse("query", "--patient", "P^^^&1.2&ISO", "--param", "NoDollar=1")
     assert cli.run_query(args, settings(), err=err) == cli.EXIT_USAGE
+    args = parse("query", "--patient", "P")  # no CX: refused before any request
+    assert cli.run_query(args, settings(), err=err) == cli.EXIT_USAGE
+    assert "has no assigning authority" in err.getvalue()
 
 
 def test_query_options_from_arguments() -> None:

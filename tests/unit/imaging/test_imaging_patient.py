@@ -63,7 +63,7 @@ def test_namespace_issuer_is_looked_up_as_a_namespace_cx() -> None:
     assert asked == ["L-2^^^HOSP"]
     assert mapping.patient_id is None
     assert mapping.source_patient_id == "L-2^^^HOSP"
-    assert "L-2^^^HOSP" in mapping.reason and "ITI-8" in mapping.reason
+    assert "L-2^^^HOSP" in mapping.reason and "ITI-8" in mapping.todo
 
 
 def test_namespace_and_non_iso_universal_id_keep_all_parts() -> None:

@@ -164,8 +164,11 @@ def test_local_patient_is_held_until_a_feed_maps_it(
     study = source.index.study(spec.study_uid)
     assert study is not None and study.state == HELD and local in (study.held_reason or "")
     assert repository.received == []
-    [again] = source.publish_due()
+    with caplog.at_level(logging.WARNING, logger="gateway.imaging"):
+        [again] = source.publish_due()
     assert again.outcome == HELD_OUTCOME  # still unknown
+    held = [r for r in caplog.records if "held" in r.message]
+    assert len(held) == 1 and "ITI-8" in held[0].message  # logged once, with what to do
     known[local] = f"D-77^^^&{DOMAIN_OID}&ISO"  # an ITI-8 feed arrives
     [published] = source.publish_due()
     assert published.outcome == PUBLISHED_OUTCOME

@@ -21,10 +21,11 @@ from gateway.errors import (
     XDSRegistryMetadataError,
     XDSRegistryNotAvailable,
     XDSRepositoryBusy,
+    XDSUnknownPatientId,
 )
-from gateway.imaging import synthetic
-from gateway.imaging.index import RECEIVING
-from gateway.imaging.publisher import FAILED_OUTCOME, PUBLISHED_OUTCOME
+from gateway.imaging import pending, synthetic
+from gateway.imaging.index import HELD, RECEIVING
+from gateway.imaging.publisher import FAILED_OUTCOME, HELD_OUTCOME, PUBLISHED_OUTCOME
 from gateway.imaging.rad68 import PublishError, PublishOutcomeUnknown
 from gateway.imaging.source import ImagingSource
 from gateway.metadata.ebrim import parse_submit_objects_request
@@ -49,7 +50,8 @@ class ScriptedRepository:
     already (then XDSDuplicateUniqueIdInRegistry, as a registry answers), and answer;
     ``register-lose``: register, then lose the answer; ``lose``: lose the request's answer
     without registering; ``unavailable``: register, but answer XDSRegistryNotAvailable;
-    ``busy``: XDSRepositoryBusy; ``refuse``: a metadata refusal; ``unreachable``: not delivered.
+    ``busy``: XDSRepositoryBusy; ``refuse``: a metadata refusal; ``unreachable``: not delivered;
+    ``unknown-patient``: XDSUnknownPatientId (the registry was never fed the patient).
     """
 
     steps: list[str]
@@ -80,6 +82,8 @@ class ScriptedRepository:
             return _failure(XDSRepositoryBusy("not settled yet"))
         if step == "refuse":
             return _failure(XDSRegistryMetadataError("refused for its content"))
+        if step == "unknown-patient":
+            return _failure(XDSUnknownPatientId(f"{entry.patient_id} is not known"))
         set_uid = submission.submission_set.unique_id
         if set_uid in self.registered:
             return _failure(XDSDuplicateUniqueIdInRegistry(f"SubmissionSet {set_uid}"))
@@ -211,3 +215,36 @@ def test_pending_manifest_survives_a_restart(tmp_path: Path) -> None:
     assert published.manifest_uid == repository.sent[0].manifest_uid
     assert again.sent[0].request == repository.sent[0].request
     assert len(again.registered) == 1
+
+
+def test_a_study_whose_patient_the_registry_does_not_know_is_held_and_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    repository = ScriptedRepository(["unknown-patient", "unknown-patient", "register"])
+    source = _source(tmp_path, repository)
+    spec = study_spec()
+    _ingest(source, spec)
+    with caplog.at_level("DEBUG", logger="gateway.imaging"):
+        [held] = source.publish_due()
+        [still] = source.publish_due()  # retried quietly: the patient is still not fed
+    assert held.outcome == still.outcome == HELD_OUTCOME
+    assert "XDSUnknownPatientId" in held.detail and "ITI-8" in held.detail
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "held" in r.message]
+    assert len(warnings) == 1, [r.message for r in caplog.records]
+    assert "feed the patient" in warnings[0].message
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    study = source.index.study(spec.study_uid)
+    assert study is not None and study.state == HELD
+    assert source.index.pending(spec.study_uid) is None  # the refused manifest is forgotten
+    assert repository.sent[0].manifest_uid != repository.sent[1].manifest_uid
+
+    assert source.health() == {"held_studies": 1}
+    [listed] = pending.pending_studies(source.index.engine)
+    assert (listed.state, listed.patient_id, listed.instances) == ("held", "PAT-0042", 5)
+    assert listed.reason.startswith("the registry does not know patient PAT-0042^^^&")
+    assert "xdsi-gateway feed" in listed.todo
+
+    [published] = source.publish_due()  # fed meanwhile: published without anyone's help
+    assert published.outcome == PUBLISHED_OUTCOME
+    assert source.health() == {"held_studies": 0}
+    assert pending.pending_studies(source.index.engine) == []

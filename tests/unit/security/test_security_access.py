@@ -84,6 +84,14 @@ def test_wildcards() -> None:
     assert rules.allowed(_peer("x", "DNS:x"), "ITI-42")
 
 
+def test_cross_community_transactions_have_their_own_names() -> None:
+    rules = AccessRules.load(
+        {"rule": [{"subject": f"CN=hie-b,O={ORG}", "transactions": ["ITI-38", "ITI-39", "RAD-75"]}]}
+    )
+    assert all(rules.allowed(_peer("hie-b"), t) for t in ("ITI-38", "ITI-39", "RAD-75"))
+    assert not rules.allowed(_peer("hie-b"), "ITI-18")
+
+
 def test_rad68_is_iti41() -> None:
     assert canonical_transaction("rad-68") == "ITI-41"
     rules = AccessRules.load({"rule": [{"subject": f"CN=s,O={ORG}", "transactions": ["RAD-68"]}]})

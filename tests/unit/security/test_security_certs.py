@@ -105,5 +105,5 @@ def test_cli_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_refuses_existing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert certs.run_certs_init(_args("init", str(tmp_path))) == 0
-    assert certs.run_certs_init(_args("init", str(tmp_path))) == 1
+    assert certs.run_certs_init(_args("init", str(tmp_path))) == 2  # usage: --force replaces
     assert "--force" in capsys.readouterr().err

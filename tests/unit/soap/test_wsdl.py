@@ -47,6 +47,20 @@ ENDPOINTS = [
         "ImagingDocumentSource_Port_Soap12",
         "ImagingDocumentSource_Binding",
     ),
+    (
+        "/xca/rg",
+        "RespondingGateway.wsdl",
+        "RespondingGateway_Service",
+        "RespondingGateway_Port_Soap12",
+        "RespondingGateway_Binding_Soap12",
+    ),
+    (
+        "/xca/ig",
+        "InitiatingGateway.wsdl",
+        "InitiatingGateway_Service",
+        "InitiatingGateway_Port_Soap12",
+        "InitiatingGateway_Binding_Soap12",
+    ),
 ]
 ADDRESS = "https://gw.example.org:8443/base?a=1&b=<2>"
 
@@ -57,7 +71,7 @@ def _zeep_client(path: str, address: str = ADDRESS) -> zeep.Client:
     return zeep.Client(io.BytesIO(wsdl), settings=settings)
 
 
-def test_directory_holds_the_three_files() -> None:
+def test_directory_holds_a_file_per_endpoint() -> None:
     directory = wsdl_directory()
     assert isinstance(directory, Path)
     assert sorted(p.name for p in directory.glob("*.wsdl")) == sorted(e[1] for e in ENDPOINTS)
@@ -201,7 +215,10 @@ def test_served_wsdl_imports_schemas_relative_to_itself(path: str) -> None:
     )
 
 
-@pytest.mark.parametrize(("path", "mtom"), [(e[0], e[0] != "/xds/registry") for e in ENDPOINTS])
+@pytest.mark.parametrize(
+    ("path", "mtom"),
+    [(e[0], e[0] not in ("/xds/registry", "/xca/rg", "/xca/ig")) for e in ENDPOINTS],
+)
 def test_mtom_policy_on_the_bindings_that_use_mtom(path: str, mtom: bool) -> None:
     root = etree.fromstring(render_wsdl(path, ADDRESS))
     references = root.findall("wsdl:binding/wsp:PolicyReference", NS)
@@ -211,3 +228,14 @@ def test_mtom_policy_on_the_bindings_that_use_mtom(path: str, mtom: bool) -> Non
         policy_id = reference.get("URI").removeprefix("#")
         [policy] = [p for p in root.findall("wsp:Policy", NS) if p.get(f"{{{WSU}}}Id") == policy_id]
         assert policy.find(f"{{{WSOMA}}}OptimizedMimeSerialization") is not None
+
+
+@pytest.mark.parametrize("path", ["/xca/rg", "/xca/ig"])
+def test_mtom_policy_on_exactly_the_mtom_operations(path: str) -> None:
+    # The gateways mix a query (no MTOM) with retrieves (MTOM): the policy is attached to the
+    # operations that use it (WS-Policy 1.5 Attachment §3.1.3), not to the whole binding.
+    root = etree.fromstring(render_wsdl(path, ADDRESS))
+    for transaction in transactions.ENDPOINTS[path]:
+        operation = root.find(f"wsdl:binding/wsdl:operation[@name='{transaction.operation}']", NS)
+        references = operation.findall("wsp:PolicyReference", NS)
+        assert [r.get("URI") for r in references] == (["#MTOM"] if transaction.mtom else [])

@@ -1,0 +1,1 @@
+"""Starting and running gateway processes: listening sockets, and ``serve --workers N``."""
