@@ -248,6 +248,8 @@ def serve() -> int:
     from gateway.app import Gateway
     from gateway.cli import run_until_signalled
     from gateway.config import load_settings
+    from gateway.database import Database
+    from gateway.database.leases import Lease
     from gateway.metadata.retrieve import Status, build_registry_response
     from gateway.repository import iti43
     from gateway.repository.actor import Repository
@@ -260,8 +262,15 @@ def serve() -> int:
     os.environ.update({"XDSI_HTTP_PORT": "0", "XDSI_LOG_LEVEL": "WARNING"})
     settings = load_settings()
     accept = InProcessRegistryClient(lambda _request: build_registry_response(Status.SUCCESS))
+    database = Database(settings.gateway_database_url)
+    database.upgrade()
+    lease = Lease(database.engine).start()
     repository = Repository.open(
-        settings.data_dir / "repository", unique_id=REPOSITORY_UID, registry=accept
+        settings.repository_storage_dir,
+        unique_id=REPOSITORY_UID,
+        registry=accept,
+        engine=database.engine,
+        owner=lease.owner,
     )
     repository.start()
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from gateway import __version__, secure_node
 from gateway.config import Settings
+from gateway.database import Database
+from gateway.database.leases import Lease
 from gateway.errors import ConfigError
 from gateway.logsetup import access_log_observer
 from gateway.mount import WsgiApp
@@ -29,6 +31,8 @@ from gateway.soap.server import HttpServer
 if TYPE_CHECKING:
     from gateway.dicomweb.ports import Backend as DicomWebBackend
     from gateway.dicomweb.service import DicomWebService
+    from gateway.fhir.ports import Backends as FhirBackends
+    from gateway.fhir.service import FhirService
     from gateway.hl7.mllp import MLLPServer
     from gateway.imaging.source import ImagingSource
     from gateway.registry.iti18 import StoredQueries
@@ -74,6 +78,7 @@ class Gateway:
         self.imaging: ImagingSource | None = None
         self.dicomweb: DicomWebService | None = None
         self.xca: Gateways | None = None
+        self.fhir: FhirService | None = None
         # The secure node (ITI-19/ITI-20): TLS material, access rules, audit trail; all None /
         # a do-nothing trail unless [tls], [access] or [audit] switch them on.
         self.tls = secure_node.tls_files(settings)
@@ -83,9 +88,26 @@ class Gateway:
         self._session_factory = self._make_session_factory()
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The gateway database (every actor's state) at the newest schema, and this process's
+        # lease in it, under the process's owner id (its pending work and queue rows carry it).
+        self.database = Database(settings.gateway_database_url)
+        self.database.upgrade()
+        self.lease = Lease(
+            self.database.engine, seconds=settings.gateway.lease_seconds, owner=self.identity.owner
+        ).start()
+        try:
+            self._assemble(configure)
+        except BaseException:
+            self.lease.release()
+            self.database.dispose()
+            raise
+
+    def _assemble(self, configure: Configure | None) -> None:
+        """The SOAP application, the actors and the HTTP server (after database and lease)."""
+        settings = self.settings
         # Spooled MTOM parts: a folder per process, since workers share the data folder; those
         # of processes that are gone (cut off by a crash) are removed.
-        spool_parent = data_dir / "tmp" / "soap"
+        spool_parent = settings.data_dir / "tmp" / "soap"
         spool_parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _clear_spool(spool_parent)
         self._spool = StagingFolder(spool_parent, self.identity.owner)
@@ -234,6 +256,8 @@ class Gateway:
             self._bind_dicomweb()
         if s.xca.enabled:
             self._bind_xca()
+        if s.mhd.enabled:
+            self._bind_mhd()
 
     def _bind_registry(self) -> None:
         """Document Registry: ITI-42 and ITI-18 at /xds/registry, ITI-8 over MLLP."""
@@ -243,7 +267,8 @@ class Gateway:
         from gateway.registry.iti18 import StoredQueries
 
         s = self.settings
-        self.registry = iti42.Registry.from_settings(s)  # upgrades the schema (idempotent)
+        shared = self.database if s.database_url == s.gateway_database_url else None
+        self.registry = iti42.Registry.from_settings(s, database=shared)  # upgrades the schema
         self.stored_queries = StoredQueries(
             self.registry.db,
             max_leafclass_results=s.registry.max_leafclass_results,
@@ -336,10 +361,11 @@ class Gateway:
             raise ConfigError(
                 "repository.registry_url: empty (in-process) but registry.enabled is false"
             )
-        self.repository = Repository.open(
-            s.data_dir / "repository",
-            unique_id=s.repository.unique_id,
+        self.repository = Repository.from_settings(
+            s,
             registry=client,
+            engine=self.database.engine,
+            owner=self.lease.owner,
             settle_seconds=settle,
         )
         endpoint = self.soap.endpoint(tx.REPOSITORY_PATH, tx.ENDPOINTS[tx.REPOSITORY_PATH])
@@ -368,7 +394,8 @@ class Gateway:
             domain_id_for_local=(
                 self.registry.patients.domain_id_for_local if self.registry is not None else None
             ),
-            engine=self.registry.db.engine if self.registry is not None else None,
+            engine=self.database.engine,
+            owner=self.lease.owner,
             dicom_security=self._dicom_security(),
         )
         endpoint = self.soap.endpoint(tx.IMAGING_SOURCE_PATH, tx.ENDPOINTS[tx.IMAGING_SOURCE_PATH])
@@ -403,7 +430,6 @@ class Gateway:
         imaging = self.imaging
         assert imaging is not None
         index, store = imaging.index, imaging.store
-        catalog.ensure_indexes(index.engine)
 
         def view(r: InstanceRecord) -> ports.StoredInstance:
             return ports.StoredInstance(
@@ -467,11 +493,6 @@ class Gateway:
             self._incoming = StagingFolder(self.imaging.store.incoming_dir, self.identity.owner)
         return self._incoming
 
-    def mount(self, prefix: str, app: WsgiApp) -> None:
-        """Serve a plain WSGI application (FHIR, DICOMweb, UI, metrics) below ``prefix`` on the
-        HTTP server, with the SOAP endpoints' access check and observers (``gateway.mount``)."""
-        self.soap.mount(prefix, app)
-
     def _bind_xca(self) -> None:
         """XCA/XCA-I: Responding Gateway at /xca/rg (ITI-38, ITI-39, RAD-75), Initiating Gateway
         at /xca/ig (ITI-18, ITI-43, RAD-69), over this process's actors and [xca.communities]."""
@@ -503,18 +524,111 @@ class Gateway:
                 endpoint.bind(transaction, handler)
         self._ready["xca"] = False
 
+    def mount(self, prefix: str, app: WsgiApp) -> None:
+        """Serve a plain WSGI application (FHIR, DICOMweb, UI, metrics) below ``prefix`` on the
+        HTTP server, with the SOAP endpoints' access check and observers (``gateway.mount``)."""
+        self.soap.mount(prefix, app)
+
+    def _bind_mhd(self) -> None:
+        """IHE MHD Document Recipient and Responder, ImagingStudy and Patient at /fhir."""
+        from gateway.fhir.service import FhirService
+
+        s = self.settings
+        self.fhir = FhirService(
+            self._mhd_backends(),
+            public_url=s.http.public_url,
+            max_body_bytes=s.mhd.max_bundle_bytes,
+            page_size=s.mhd.page_size,
+        )
+        self.mount("/fhir", self.fhir)
+        self._ready["mhd"] = False
+
+    def _mhd_backends(self) -> FhirBackends:
+        """The narrow interfaces of this process's actors the FHIR room uses (its ports)."""
+        from gateway.fhir.ports import Backends, InstanceFacts, PatientRecord
+        from gateway.registry.patients import PatientStatus
+        from gateway.repository.iti41 import provide_and_register
+
+        s, registry, imaging = self.settings, self.registry, self.imaging
+        if registry is None or self.stored_queries is None:
+            raise ConfigError("mhd.enabled: /fhir needs the registry in this process")
+
+        def patient(cx: str) -> PatientRecord | None:
+            found = registry.patients.details(cx)
+            domain_id = None if found else registry.patients.domain_id_for_local(cx)
+            found = found or (registry.patients.details(domain_id) if domain_id else None)
+            if found is None:
+                return None
+            return PatientRecord(
+                patient_id=found.patient_id,
+                active=found.state.status is PatientStatus.ACTIVE,
+                merged_into=found.state.merged_into,
+                demographics=found.demographics,
+                other_ids=found.local_ids,
+            )
+
+        def instances(uids: Any) -> dict[str, InstanceFacts]:
+            assert imaging is not None
+            return {
+                uid: InstanceFacts(
+                    modality=r.modality,
+                    series_number=r.series_number,
+                    instance_number=r.instance_number,
+                )
+                for uid, r in imaging.index.instances(uids).items()
+            }
+
+        own = {imaging.unique_id: tx.IMAGING_SOURCE_PATH} if imaging is not None else {}
+        return Backends(
+            query=self.stored_queries.query,
+            provide=partial(provide_and_register, self.repository) if self.repository else None,
+            repositories=(
+                {self.repository.unique_id: self.repository.retrieve} if self.repository else {}
+            ),
+            patients=patient,
+            instances=instances if imaging is not None else None,
+            domain_oid=s.registry.patient_id_domain,
+            rad69_urls={**s.consumer.imaging_sources, **own},
+            wado_rs=self.dicomweb_root(),
+            wado_rs_locations=frozenset(own),
+        )
+
+    def dicomweb_root(self) -> str | None:
+        """The DICOMweb service root when this process serves ``/dicomweb``, else None: the one
+        check that switches ImagingStudy endpoints from RAD-69 to WADO-RS. ``dicomweb.public_url``
+        when set (as in the KOS's Retrieve URL), else the path, made absolute by the caller."""
+        if self.dicomweb is None:
+            return None
+        return self.settings.dicomweb.public_url or "/dicomweb"
+
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Readiness for ``/health``: ready when every enabled actor has started."""
+        """Readiness for ``/health``: ready when every enabled actor has started, the database
+        answers at a migrated schema and every storage folder is writable (``gateway.health``)."""
+        from gateway.health import database_state, storage_state
+
         with self._lock:
             actors = {name: ("ready" if ok else "starting") for name, ok in self._ready.items()}
-        body: dict[str, Any] = {
+            started = all(self._ready.values())
+        database_ok, database = database_state(self.database.engine)
+        storage_ok, storage = storage_state(self._storage_folders())
+        report: dict[str, Any] = {
             "version": __version__,
             "actors": actors,
-            "process": {"worker": self.identity.index, "pid": self.identity.pid},  # --workers N
+            "process": {"worker": self.identity.index, "pid": self.identity.pid},
+            "database": database,
+            "storage": storage,
         }
         if self.imaging is not None:  # held studies are reported, never a reason to fail
-            body.update(self.imaging.health())
-        return all(self._ready.values()), body
+            report.update(self.imaging.health())
+        return started and database_ok and storage_ok, report
+
+    def _storage_folders(self) -> dict[str, Path]:
+        folders = {"data_dir": self.settings.data_dir}
+        if self.repository is not None:
+            folders["repository"] = self.settings.repository_storage_dir
+        if self.imaging is not None:
+            folders["imaging_source"] = self.settings.imaging_storage_dir
+        return folders
 
     def _mark_ready(self, name: str) -> None:
         with self._lock:
@@ -571,6 +685,8 @@ class Gateway:
         if self._incoming is not None:
             self._incoming.close()
         self._spool.close()
+        self.lease.release()  # last: what this process leaves pending is free at once
+        self.database.dispose()
 
     def _record_activity(self, *, start: bool) -> None:
         """Application Start/Stop (DICOM PS3.15 A.5.3.1; ITI TF-2 §3.20.4.1.1.1)."""

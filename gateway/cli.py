@@ -27,6 +27,7 @@ from gateway.errors import ConfigError, StartupError
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.database.exclusive import ProcessLock
     from gateway.serving.listeners import Listeners
 
 log = logging.getLogger("gateway")
@@ -108,7 +109,10 @@ def _parser() -> argparse.ArgumentParser:
         "is missing.",
     )
     consumer_cli.add_fetch_arguments(fetch)
-    fetch.set_defaults(func=lambda a: consumer_cli.run_fetch(a, _settings(a)))
+    from gateway.media import cli as media_cli
+
+    media_cli.add_deid_arguments(fetch)
+    fetch.set_defaults(func=_cmd_fetch)
     query = sub.add_parser(
         "query",
         help="run a stored query (ITI-18) and print the result as a table or JSON",
@@ -116,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     consumer_cli.add_query_arguments(query)
     query.set_defaults(func=lambda a: consumer_cli.run_query(a, _settings(a)))
+    _add_media_commands(sub)
     from gateway import demo_communities as demo_module
 
     demo = sub.add_parser(
@@ -146,15 +151,17 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser(
         "db",
-        help="registry database maintenance",
-        description="Registry database maintenance (registry.database_url).",
+        help="gateway database maintenance",
+        description="Gateway database maintenance (gateway.database_url, and "
+        "registry.database_url when set).",
     )
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = db_sub.add_parser(
         "upgrade",
-        help="create or migrate the registry schema to the newest revision (Alembic)",
-        description="Create the registry tables, or migrate them to the newest revision. "
-        "Safe to run at any time; `serve` does it at start too.",
+        help="create or migrate the database schema to the newest revision (Alembic)",
+        description="Create the tables of every actor (registry, repository index, imaging "
+        "index, process leases), or migrate them to the newest revision. Safe to run at any "
+        "time, also while gateways run; `serve` does it at start too.",
     )
     upgrade.add_argument("--config", metavar="FILE", help="TOML configuration file")
     upgrade.set_defaults(func=_cmd_db_upgrade)
@@ -197,6 +204,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_media_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``media import`` and ``media export`` (gateway.media)."""
+    from gateway.consumer import cli as consumer_cli
+    from gateway.media import cli as media_cli
+
+    media = sub.add_parser(
+        "media",
+        help="portable media: import a CD/USB (IRWF.b), export PDI media (de-identified if asked)",
+        description="Import DICOM media into the exchange, or export a patient's studies as IHE "
+        "PDI media.",
+    )
+    media_sub = media.add_subparsers(dest="media_command", required=True, metavar="ACTION")
+    imp = media_sub.add_parser(
+        "import",
+        help="import a CD, DVD, USB stick or folder: reconcile the patient, store, publish",
+        description="List what PATH holds (through its DICOMDIR, else every file), reconcile its "
+        "patient with the affinity domain (--patient, or the one ITI-8 patient with the same "
+        "name, birth date and sex, with --yes), coerce Patient ID and issuer (the medium's kept "
+        "in Other Patient IDs and Original Attributes Sequences), store each instance through "
+        "the imaging source and publish each study (RAD-68). Re-importing changes nothing.",
+    )
+    media_cli.add_import_arguments(imp)
+    imp.set_defaults(func=_cmd_media_import)
+    export = media_sub.add_parser(
+        "export",
+        help="write a patient's studies as IHE PDI media (DICOMDIR, README.TXT, INDEX.HTM, ISO)",
+        description="Fetch the patient's studies from the exchange (ITI-18, ITI-43, RAD-69) "
+        "into --out as a DICOM File-set (STD-GEN-CD/USB: Explicit VR Little Endian) with "
+        "README.TXT and INDEX.HTM, and with --iso an ISO 9660 image of it. Re-running fetches "
+        "only what is missing.",
+    )
+    media_cli.add_export_arguments(export)
+    consumer_cli.add_peer_arguments(export)
+    export.set_defaults(func=_cmd_media_export)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -223,6 +266,45 @@ def _cmd_feed(args: argparse.Namespace) -> int:
     return run_feed(
         args.files, host, port, args.timeout, sys.stdout, ssl_context=context, err=sys.stderr
     )
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from gateway.consumer import cli as consumer_cli
+    from gateway.media import cli as media_cli
+
+    settings = _settings(args)
+    return consumer_cli.run_fetch(args, settings, wrap=media_cli.deidentifying(args, settings))
+
+
+def _cmd_media_import(args: argparse.Namespace) -> int:
+    from gateway.app import Gateway
+    from gateway.logsetup import configure_logging
+    from gateway.media import cli as media_cli
+
+    settings = _settings(args)
+    if not settings.imaging_source.enabled:
+        raise ConfigError("imaging_source.enabled: media import stores through the imaging source")
+    configure_logging(settings.log.level, settings.log.format, patient_ids=settings.log.patient_ids)
+    gateway = Gateway(settings)  # the actors of this configuration, no listener started
+    try:
+        assert gateway.imaging is not None
+        patients = gateway.registry.patients if gateway.registry is not None else None
+        return media_cli.run_import(args, settings, imaging=gateway.imaging, patients=patients)
+    finally:
+        gateway.stop()
+
+
+def _cmd_media_export(args: argparse.Namespace) -> int:
+    from gateway.consumer import cli as consumer_cli
+    from gateway.media import cli as media_cli
+
+    settings = _settings(args)
+    try:
+        consumer = consumer_cli.settings_from_args(args, settings)
+    except ValueError as exc:
+        print(f"xdsi-gateway media export: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return media_cli.run_export(args, settings, consumer)
 
 
 def _cmd_provide(args: argparse.Namespace) -> int:
@@ -269,7 +351,7 @@ def _cmd_imaging_pending(args: argparse.Namespace) -> int:
     settings = _settings(args)
     require_gateway_data("imaging pending", settings, args.config)
     announce("imaging pending", args.config, data_dir=settings.data_dir)
-    engine = create_index_engine(settings.database_url)
+    engine = create_index_engine(settings.gateway_database_url)
     try:
         if not inspect(engine).has_table("imaging_study"):
             studies = []  # the imaging source never ran on this database
@@ -283,12 +365,13 @@ def _cmd_imaging_pending(args: argparse.Namespace) -> int:
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from gateway.registry.database import db_upgrade
+    from gateway.database.migrate import upgrade
 
     settings = _settings(args)
     announce("db upgrade", args.config, data_dir=settings.data_dir)  # may create: it says where
-    db_upgrade(settings.database_url)
-    print(f"registry schema is up to date at {_redact(settings.database_url)}")
+    for url in dict.fromkeys([settings.gateway_database_url, settings.database_url]):
+        upgrade(url)
+        print(f"database schema is up to date at {_redact(url)}")
     return EXIT_OK
 
 
@@ -320,33 +403,52 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # patient data or secrets: owner-only, whatever the inherited umask says.
     os.umask(0o077)
     listeners = bind_listeners(settings)  # a port in use stops here, before anything starts
-    listeners.announce(settings)
-    if workers > 1:
-        return _supervise(settings, listeners, workers)
     try:
-        gateway = Gateway(settings, listeners=listeners)
+        # Embedded SQLite: one serve per data_dir (exit 2); after the ports, so that a port in
+        # use writes nothing.
+        lock = _single_process_lock(settings)
     except BaseException:
         listeners.close()
         raise
     try:
-        gateway.start()
-    except OSError as exc:
-        log.error("cannot start: %s", exc)
-        return EXIT_FAILURE
-    return run_until_signalled(gateway)
+        listeners.announce(settings)
+        if workers > 1:
+            return _supervise(settings, listeners, workers)
+        try:
+            gateway = Gateway(settings, listeners=listeners)
+        except BaseException:
+            listeners.close()
+            raise
+        try:
+            gateway.start()
+        except OSError as exc:
+            log.error("cannot start: %s", exc)
+            return EXIT_FAILURE
+        return run_until_signalled(gateway)
+    finally:
+        lock.release()
+
+
+def _single_process_lock(settings: Settings) -> ProcessLock:
+    """The embedded database's one-process lock (nothing on PostgreSQL); the kernel releases
+    it when the process ends. Raises ConfigError naming the process that holds it."""
+    from gateway.database.engine import sqlite_path
+    from gateway.database.exclusive import hold_single_process
+
+    return hold_single_process(settings.data_dir, sqlite_path(settings.gateway_database_url))
 
 
 def _refuse_single_process_database(settings: Settings, workers: int, *, from_option: bool) -> None:
     """SQLite is the one-process default: several workers need the gateway database elsewhere."""
     from sqlalchemy.engine import make_url
 
-    url = settings.database_url
+    url = settings.gateway_database_url
     if make_url(url).get_backend_name() != "sqlite":
         return
     asked = f"--workers {workers}" if from_option else f"http.workers = {workers}"
     raise ConfigError(
         f"{asked}: the gateway database is SQLite ({_redact(url)}), which only one process may "
-        "use; set registry.database_url to a PostgreSQL database (postgresql://...) or run one "
+        "use; set gateway.database_url to a PostgreSQL database (postgresql://...) or run one "
         "worker"
     )
 

@@ -74,7 +74,7 @@ def require_gateway_data(
     Raises: ConfigError (exit 2) naming the folder, the configuration and what to do.
     """
     data_dir = settings.data_dir
-    database = _sqlite_file(settings.database_url)
+    database = _sqlite_file(settings.gateway_database_url)
     if not data_dir.is_dir():
         missing = f"no gateway data folder {data_dir}"
     elif database is not None and not database.is_file():

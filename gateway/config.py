@@ -29,6 +29,11 @@ NOT_CONFIG_PREFIXES: tuple[str, ...] = ("XDSI_TEST_",)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GatewaySettings:
     data_dir: str = "var"
+    # The database every actor keeps its state in (registry, repository index, imaging index,
+    # claims, process leases); empty = registry.database_url if set, else
+    # sqlite:///<data_dir>/registry.sqlite (the embedded default, one process).
+    database_url: str = ""
+    lease_seconds: int = 30  # a process silent this long is gone: its pending work is taken over
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,7 +66,7 @@ class LogSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegistrySettings:
     enabled: bool = True
-    database_url: str = ""  # empty = sqlite:///<data_dir>/registry.sqlite
+    database_url: str = ""  # the registry's tables elsewhere; empty = gateway.database_url
     patient_id_domain: str = "1.3.6.1.4.1.21367.13.20.1000"
     codes_file: str = ""  # affinity-domain code set; empty = no strict code validation
     max_leafclass_results: int = 1000  # ITI-18 LeafClass answers above this: XDSTooManyResults
@@ -73,6 +78,7 @@ class RepositorySettings:
     enabled: bool = True
     unique_id: str = "1.3.6.1.4.1.21367.13.40.100"
     registry_url: str = ""  # empty = the registry of this process
+    storage_dir: str = "repository"  # documents/ and staging/ (may be shared, e.g. NFS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +107,7 @@ class ImagingSourceSettings:
     content_type_code: str = "22232009^Hospital^2.16.840.1.113883.6.96"
     language_code: str = "en-US"
     accession_issuer: str = ""  # OID of accession numbers whose instances name no issuer
+    storage_dir: str = "imaging"  # received instances (may be shared, e.g. NFS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,6 +191,13 @@ class XcaSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MhdSettings:
+    enabled: bool = False  # IHE MHD (FHIR R4) at /fhir: ITI-65..68, ImagingStudy, Patient
+    max_bundle_bytes: int = 64 * 1024 * 1024  # largest request body (ITI-65 Bundle) read
+    page_size: int = 100  # search matches per page when the client gives no _count
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """All settings of one gateway process."""
 
@@ -201,6 +215,7 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     dicomweb: DicomWebSettings = field(default_factory=DicomWebSettings)
     xca: XcaSettings = field(default_factory=XcaSettings)
+    mhd: MhdSettings = field(default_factory=MhdSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -212,9 +227,30 @@ class Settings:
         return candidate if candidate.is_absolute() else self.data_dir / candidate
 
     @property
+    def gateway_database_url(self) -> str:
+        """The gateway database (every actor's state): ``gateway.database_url``, else
+        ``registry.database_url`` (configurations of earlier versions kept everything there),
+        else the embedded SQLite file ``<data_dir>/registry.sqlite``."""
+        return (
+            self.gateway.database_url
+            or self.registry.database_url
+            or f"sqlite:///{self.data_dir / 'registry.sqlite'}"
+        )
+
+    @property
     def database_url(self) -> str:
-        """The registry's SQLAlchemy URL, with the embedded SQLite default filled in."""
-        return self.registry.database_url or f"sqlite:///{self.data_dir / 'registry.sqlite'}"
+        """The registry's SQLAlchemy URL: ``registry.database_url``, else the gateway database."""
+        return self.registry.database_url or self.gateway_database_url
+
+    @property
+    def repository_storage_dir(self) -> Path:
+        """Where the repository keeps documents (``repository.storage_dir``)."""
+        return self.path(self.repository.storage_dir)
+
+    @property
+    def imaging_storage_dir(self) -> Path:
+        """Where the imaging source keeps instances (``imaging_source.storage_dir``)."""
+        return self.path(self.imaging_source.storage_dir)
 
 
 def _is_oid(value: str) -> bool:
@@ -360,6 +396,9 @@ def _check_values(settings: Settings) -> None:
         "dicomweb.max_results": settings.dicomweb.max_results,
         "dicomweb.max_upload_bytes": settings.dicomweb.max_upload_bytes,
         "xca.timeout": settings.xca.timeout,
+        "mhd.max_bundle_bytes": settings.mhd.max_bundle_bytes,
+        "mhd.page_size": settings.mhd.page_size,
+        "gateway.lease_seconds": settings.gateway.lease_seconds,
     }
     for key, value in positive.items():
         if value <= 0:

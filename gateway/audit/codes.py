@@ -46,6 +46,13 @@ ITI_18 = Code("ITI-18", _IHE, "Registry Stored Query")  # ITI TF-2 §3.18.5.1
 ITI_41 = Code("ITI-41", _IHE, "Provide and Register Document Set-b")  # §3.41.5.1
 ITI_42 = Code("ITI-42", _IHE, "Register Document Set-b")  # §3.42.5.1
 ITI_43 = Code("ITI-43", _IHE, "Retrieve Document Set")  # §3.43.5.1
+# MHD rev. 4.2.2 (AuditEvent profiles IHE.MHD.*.Audit.*: subtype urn:ihe:event-type-code) and
+# PDQm (ITI-78), written as their DICOM audit message equivalents.
+ITI_65 = Code("ITI-65", _IHE, "Provide Document Bundle")
+ITI_66 = Code("ITI-66", _IHE, "Find Document Lists")
+ITI_67 = Code("ITI-67", _IHE, "Find Document References")
+ITI_68 = Code("ITI-68", _IHE, "Retrieve Document")
+ITI_78 = Code("ITI-78", _IHE, "Mobile Patient Demographics Query")
 RAD_68 = Code("RAD-68", _IHE, "Provide and Register Imaging Document Set - MTOM/XOP")
 RAD_69 = Code("RAD-69", _IHE, "Retrieve Imaging Document Set")  # RAD TF-3 §4.69
 ITI_38 = Code("ITI-38", _IHE, "Cross Gateway Query")  # ITI TF-2 §3.38.5.1

@@ -157,6 +157,46 @@ SPECS: dict[str, Spec] = {
         data_from_initiator=False,
         objects=_combine(patients, studies),
     ),
+    # MHD (rev. 4.2.2) ITI-65 §2:3.65.5.1, AuditEvent profiles IHE.MHD.ProvideBundle.Audit.*:
+    # Document Source Export (R), Document Recipient Import (C), patient and submission set.
+    "ITI-65": Spec(
+        event_id=_EXPORT_IMPORT,
+        action=(codes.READ, codes.CREATE),
+        type_code=codes.ITI_65,
+        data_from_initiator=True,
+        objects=_SUBMIT,
+    ),
+    # MHD ITI-66 §2:3.66.5.1, ITI-67 §2:3.67.5.1 (BALP PatientQuery: Query, E; as ITI-18) and
+    # PDQm ITI-78: the consumer is the Source, the query its search parameters.
+    "ITI-66": Spec(
+        event_id=(codes.QUERY, codes.QUERY),
+        action=(codes.EXECUTE, codes.EXECUTE),
+        type_code=codes.ITI_66,
+        data_from_initiator=True,
+        objects=_combine(patients, query),
+    ),
+    "ITI-67": Spec(
+        event_id=(codes.QUERY, codes.QUERY),
+        action=(codes.EXECUTE, codes.EXECUTE),
+        type_code=codes.ITI_67,
+        data_from_initiator=True,
+        objects=_combine(patients, query),
+    ),
+    "ITI-78": Spec(
+        event_id=(codes.QUERY, codes.QUERY),
+        action=(codes.EXECUTE, codes.EXECUTE),
+        type_code=codes.ITI_78,
+        data_from_initiator=True,
+        objects=_combine(patients, query),
+    ),
+    # MHD ITI-68 §2:3.68.5.1 ("similar to ITI-43"): Consumer Import (C), Responder Export (R).
+    "ITI-68": Spec(
+        event_id=_IMPORT_EXPORT,
+        action=(codes.CREATE, codes.READ),
+        type_code=codes.ITI_68,
+        data_from_initiator=False,
+        objects=_combine(patients, document_objects),
+    ),
     # PS3.15 A.5.3.10 Query: a QIDO-RS search; the requester (initiator) is the Source.
     "QIDO-RS": Spec(
         event_id=(codes.QUERY, codes.QUERY),

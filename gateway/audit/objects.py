@@ -101,6 +101,15 @@ def documents(event: AuditEvent) -> list[etree._Element]:
     return out
 
 
+# The ParticipantObjectIDTypeCode of the query object is the transaction's own code (ITI TF-2
+# §3.18.5.1.1 for ITI-18; MHD ITI-66/ITI-67 and PDQm ITI-78 carry their search parameters).
+_QUERY_TYPES = {
+    "ITI-66": codes.ITI_66,
+    "ITI-67": codes.ITI_67,
+    "ITI-78": codes.ITI_78,
+}
+
+
 def query(event: AuditEvent) -> list[etree._Element]:
     """Query parameters (type 2, role 24, EV("ITI-18", ...)): id, request, QueryEncoding.
 
@@ -115,7 +124,7 @@ def query(event: AuditEvent) -> list[etree._Element]:
             "ParticipantObjectTypeCodeRole": codes.ROLE_QUERY,
         },
     )
-    coded(element, "ParticipantObjectIDTypeCode", codes.ITI_18)
+    coded(element, "ParticipantObjectIDTypeCode", _QUERY_TYPES.get(event.transaction, codes.ITI_18))
     etree.SubElement(element, "ParticipantObjectQuery").text = _b64(event.query_request or b"")
     etree.SubElement(
         element,

@@ -21,7 +21,7 @@ import argparse
 import dataclasses
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -122,6 +122,12 @@ def _announce(
         announce(command, args.config, url=consumer.registry_url or None, err=err)
 
 
+def add_peer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The peer options (--registry, --repository, --imaging-source, TLS, --config) of the
+    consumer's commands, for other commands that fetch through the consumer (media export)."""
+    _add_peer_arguments(parser)
+
+
 def settings_from_args(args: argparse.Namespace, settings: Settings) -> ConsumerSettings:
     """The consumer's settings: this gateway, the configuration, then the command's options."""
     verify: bool | str | None = False if args.insecure else (args.ca_file or None)
@@ -199,8 +205,13 @@ def run_fetch(
     *,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    wrap: Callable[[Destination], Destination] | None = None,
 ) -> int:
-    """Run ``xdsi-gateway fetch-study`` from parsed arguments; return the exit status."""
+    """Run ``xdsi-gateway fetch-study`` from parsed arguments; return the exit status.
+
+    ``wrap`` puts the destination behind another one (``--deidentify``: gateway.media wraps it
+    in a de-identifying destination; the assembly passes it).
+    """
     out, err = out or sys.stdout, err or sys.stderr
     try:
         check_patient(args.patient, settings)
@@ -209,6 +220,8 @@ def run_fetch(
         if args.dicomdir and not args.out:
             raise ValueError("--dicomdir needs --out")
         destination = _destination(args, consumer.timeout)
+        if wrap is not None:
+            destination = wrap(destination)
     except (ValueError, OSError) as exc:
         print(f"xdsi-gateway fetch-study: {exc}", file=err)
         return EXIT_USAGE

@@ -58,7 +58,7 @@ from gateway.consumer.report import (
     nothing_found,
 )
 from gateway.consumer.settings import ConsumerSettings
-from gateway.consumer.store import Destination
+from gateway.consumer.store import Destination, PermanentProblem
 from gateway.consumer.syntax_plan import SyntaxPlan
 from gateway.consumer.wado import WadoRsSource, service_root
 from gateway.metadata.model import DocumentEntry
@@ -440,6 +440,7 @@ class StudyFetcher:
         items, reasons = match_documents(batch, result)
         problems = self.destination.store(request.patient_id, items)
         reasons.update(problems)
+        outcome.unfixable.update(u for u, r in problems.items() if isinstance(r, PermanentProblem))
         stored = [(ref, a.size) for ref, a in items if ref.sop_instance_uid not in problems]
         size = sum(s for _, s in stored)
         outcome.fetched += len(stored)

@@ -37,6 +37,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
+class PermanentProblem(str):
+    """A reason an instance is not kept that asking again cannot change (e.g. a de-identifying
+    destination refusing burned-in annotation): the fetch reports it without retrying."""
+
+
 class Destination(Protocol):
     """Something fetched instances are handed to (a folder, a PACS)."""
 
@@ -218,8 +223,9 @@ def _close(fileset: FileSet) -> None:
 class DicomdirDestination:
     """A DICOM File-set with a DICOMDIR at ``root`` (PS3.10 §8), filled at :meth:`finish`."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, fileset_id: str | None = None) -> None:
         self.root = Path(root)
+        self.fileset_id = fileset_id  # File-set ID (0004,1130) of a new DICOMDIR (PS3.10 §8.4)
         self._staged = FolderDestination(self.root / PARTIAL / "staged")
         self.spool_dir = self._staged.spool_dir
         self._in_fileset: set[str] = set()
@@ -261,6 +267,8 @@ class DicomdirDestination:
             return []
         dicomdir = self.root / "DICOMDIR"
         fileset = FileSet(dicomdir) if dicomdir.exists() else FileSet()
+        if not fileset.path and self.fileset_id:
+            fileset.ID = self.fileset_id
         try:
             for path in staged:
                 fileset.add(path)

@@ -2,11 +2,12 @@
 
 ``dicomweb_instance`` holds, per stored instance, the attributes that PS3.18 Table 10.6.1-5
 requires for matching and Tables 10.6.3-3..5 require in answers (patient, study, series and
-instance level). It lives in the imaging source's database and follows its index: before a search
-the rows received (or moved) since the last one seen are read, their headers parsed from the
-stored files and upserted (:meth:`Catalog.sync`). Every process sharing the database does the
-same, idempotently, so an instance stored by any of them (C-STORE, STOW-RS, folder import) is
-found by all; the look-back of :data:`LOOK_BACK` seconds covers transactions committed late.
+instance level; the table is ``gateway.dicomweb.schema``). It lives in the gateway database and
+follows the imaging source's index: before a search the rows received (or moved) since the last
+one seen are read, their headers parsed from the stored files and upserted (:meth:`Catalog.sync`).
+Every process sharing the database does the same, idempotently, so an instance stored by any of
+them (C-STORE, STOW-RS, folder import) is found by all; the look-back of :data:`LOOK_BACK` seconds
+covers transactions committed late.
 """
 
 from __future__ import annotations
@@ -16,79 +17,16 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydicom import dcmread
-from sqlalchemy import (
-    Column,
-    Engine,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    func,
-    select,
-)
+from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.dicomweb.ports import Backend, StoredInstance
+from gateway.dicomweb.schema import COLUMNS, INTEGER_COLUMNS, PN_COLUMNS, dicomweb_instance
 
 log = logging.getLogger("gateway.dicomweb")
 
 LOOK_BACK = 120.0  # seconds: instances committed this late after a sync are still picked up
 PAGE = 500
-
-metadata = MetaData()
-
-# column name -> (keyword, level, kind); kind says how values match (qido.py).
-COLUMNS: dict[str, tuple[str, str, str]] = {
-    "specific_character_set": ("SpecificCharacterSet", "study", "CS"),
-    "patient_id": ("PatientID", "study", "LO"),
-    "patient_name": ("PatientName", "study", "PN"),
-    "patient_birth_date": ("PatientBirthDate", "study", "DA"),
-    "patient_sex": ("PatientSex", "study", "CS"),
-    "study_date": ("StudyDate", "study", "DA"),
-    "study_time": ("StudyTime", "study", "TM"),
-    "accession_number": ("AccessionNumber", "study", "SH"),
-    "referring_physician_name": ("ReferringPhysicianName", "study", "PN"),
-    "study_id": ("StudyID", "study", "SH"),
-    "study_description": ("StudyDescription", "study", "LO"),
-    "timezone_offset": ("TimezoneOffsetFromUTC", "study", "SH"),
-    "modality": ("Modality", "series", "CS"),
-    "series_number": ("SeriesNumber", "series", "IS"),
-    "series_description": ("SeriesDescription", "series", "LO"),
-    "pps_start_date": ("PerformedProcedureStepStartDate", "series", "DA"),
-    "pps_start_time": ("PerformedProcedureStepStartTime", "series", "TM"),
-    "instance_number": ("InstanceNumber", "instance", "IS"),
-    "rows": ("Rows", "instance", "US"),
-    "columns": ("Columns", "instance", "US"),
-    "bits_allocated": ("BitsAllocated", "instance", "US"),
-    "number_of_frames": ("NumberOfFrames", "instance", "IS"),
-}
-_INTEGERS = {"series_number", "instance_number", "rows", "columns", "bits_allocated"}
-_INTEGERS.add("number_of_frames")
-PN_COLUMNS = [name for name, (_kw, _lvl, kind) in COLUMNS.items() if kind == "PN"]
-
-dicomweb_instance = Table(
-    "dicomweb_instance",
-    metadata,
-    Column("sop_instance_uid", String(64), primary_key=True),
-    Column("study_instance_uid", String(64), nullable=False),
-    Column("series_instance_uid", String(64), nullable=False),
-    Column("sop_class_uid", String(64), nullable=False),
-    Column("received_at", Float, nullable=False),
-    # RequestAttributesSequence (0040,0275) > ScheduledProcedureStepID / RequestedProcedureID,
-    # backslash-joined with a leading and a trailing backslash (matched with LIKE).
-    Column("sps_ids", Text),
-    Column("rp_ids", Text),
-    *[Column(name, Integer if name in _INTEGERS else Text) for name in COLUMNS],
-    # PN values case-folded in Python (SQLite's lower() folds ASCII only): PS3.4 C.2.2.2.1
-    *[Column(f"{name}_folded", Text) for name in PN_COLUMNS],
-    Index("ix_dicomweb_instance_series", "study_instance_uid", "series_instance_uid"),
-    Index("ix_dicomweb_instance_received", "received_at"),
-    Index("ix_dicomweb_instance_patient", "patient_id"),
-    Index("ix_dicomweb_instance_date", "study_date"),
-)
 
 
 def _text(value: Any) -> str | None:
@@ -126,7 +64,7 @@ def row_of(instance: StoredInstance) -> dict[str, Any]:
     }
     for name, (keyword, _level, kind) in COLUMNS.items():
         value = ds.get(keyword)
-        row[name] = _integer(value) if name in _INTEGERS else _text(value)
+        row[name] = _integer(value) if name in INTEGER_COLUMNS else _text(value)
         if kind == "TM":
             row[name] = normal_time(row[name])
     for name in PN_COLUMNS:
@@ -147,7 +85,6 @@ class Catalog:
         self.engine = engine
         self.backend = backend
         self._insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
-        metadata.create_all(engine, checkfirst=True)
 
     def sync(self) -> int:
         """Catch up with the index; return how many rows were (re)written."""

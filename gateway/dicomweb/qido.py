@@ -26,8 +26,9 @@ from typing import Any
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from sqlalchemy import ColumnElement, Select, and_, distinct, func, select
 
-from gateway.dicomweb.catalog import COLUMNS, dicomweb_instance, normal_time
+from gateway.dicomweb.catalog import normal_time
 from gateway.dicomweb.http import DicomWebError
+from gateway.dicomweb.schema import COLUMNS, dicomweb_instance
 
 c = dicomweb_instance.c
 LEVELS = ("study", "series", "instance")

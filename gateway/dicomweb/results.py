@@ -16,7 +16,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from gateway.dicomweb import qido
-from gateway.dicomweb.catalog import COLUMNS
+from gateway.dicomweb.schema import COLUMNS
 
 _COLUMN = {keyword: name for name, (keyword, _level, _kind) in COLUMNS.items()}
 _STRING_NUMBERS = {"IS"}  # IS values are JSON numbers (PS3.18 F.2.3)

@@ -8,17 +8,10 @@ t" is one indexed range query, whichever process stored the instance.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, Index, select
+from sqlalchemy import Engine, select
 
 from gateway.imaging.index import InstanceRecord
 from gateway.imaging.schema import imaging_instance
-
-_RECEIVED = Index("ix_imaging_instance_received", imaging_instance.c.received_at)
-
-
-def ensure_indexes(engine: Engine) -> None:
-    """Create the ``received_at`` index if missing (tables made before it existed lack it)."""
-    _RECEIVED.create(engine, checkfirst=True)
 
 
 def changed_since(engine: Engine, after: float, *, limit: int = 1000) -> list[InstanceRecord]:

@@ -18,6 +18,15 @@ so the manifest being sent is followed by a replacement that includes it (RAD TF
 A manifest is recorded as *pending* (``imaging_pending_manifest``) before it is sent and forgotten
 when its registration is settled: published, or refused. A pending manifest whose answer was lost
 is sent again, byte for byte, by the next publication of its study.
+
+Owners (``gateway.database.leases``): a claim names the process holding it (``claimed_by``) and
+only that process ends it (``mark_*``, ``give_back``); a claim whose process is gone is given back
+by :meth:`ImagingIndex.release_orphaned_claims`, never a live one however old. A pending manifest
+names the process sending it; another process sends it again only once that one is gone
+(:meth:`ImagingIndex.take_pending`), and records a new one only while it holds the claim, no live
+process has one on its way, and the study's last manifest is still the one it replaces
+(:meth:`ImagingIndex.save_pending`): so with several processes on one database a study still has
+one manifest on its way at a time, each replacing the one registered before it.
 """
 
 from __future__ import annotations
@@ -25,13 +34,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, case, create_engine, delete, event, select, update
+from sqlalchemy import Engine, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
 
+from gateway.database.engine import create_database_engine
+from gateway.database.leases import Lease, owner_gone
+from gateway.database.migrate import upgrade_engine
 from gateway.imaging.schema import (
     HELD,
     PUBLISHED,
@@ -40,12 +50,13 @@ from gateway.imaging.schema import (
     imaging_instance,
     imaging_pending_manifest,
     imaging_study,
-    metadata,
 )
 
-SQLITE_BUSY_TIMEOUT_S = 30.0
-
 Clock = Callable[[], float]
+
+
+class ManifestInFlight(Exception):
+    """Another live process is sending the study's pending manifest: try again later."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +87,7 @@ class StudyRecord:
     last_received: float
     publish_count: int = 0
     claimed_at: float | None = None
+    claimed_by: str | None = None
     retry_after: float | None = None
     published_at: float | None = None
     manifest_sop_instance_uid: str | None = None
@@ -172,56 +184,41 @@ def _record(cls: type, row: Any) -> Any:
 
 
 def create_index_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and cross-thread connections.
-
-    Standard: SQLite "Write-Ahead Logging" §2.2 (readers do not block the writer).
-    """
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg2")  # the driver the gateway ships
-        return create_engine(parsed, pool_pre_ping=True)
-    database = parsed.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        parsed, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S}
-    )
-    event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
+    """An engine for ``url`` with the gateway database's settings (``gateway.database.engine``:
+    SQLite WAL and busy timeout, cross-thread connections; PostgreSQL pool)."""
+    return create_database_engine(url)
 
 
 class ImagingIndex:
     """Reads and writes the imaging source's tables; safe to share between threads."""
 
-    def __init__(self, engine: Engine, *, clock: Clock = time.time) -> None:
+    def __init__(self, engine: Engine, *, owner: str, clock: Clock = time.time) -> None:
         if engine.dialect.name not in {"sqlite", "postgresql"}:
             raise ValueError(f"unsupported database {engine.dialect.name}: SQLite or PostgreSQL")
         self.engine = engine
+        self.owner = owner  # the lease of this process: the claims it takes carry it
         self.clock = clock
         self._insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
         self._statements = _Statements(self._insert)
+        self._lease: Lease | None = None
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = time.time) -> ImagingIndex:
-        """An index on its own engine for ``url`` (tables created if missing)."""
-        index = cls(create_index_engine(url), clock=clock)
-        index.create_all()
+        """An index on its own engine for ``url`` (migrated to the newest schema) with a lease
+        of its own (standalone use: tools, tests); :meth:`close` gives both up."""
+        engine = create_index_engine(url)
+        upgrade_engine(engine, url)
+        lease = Lease(engine).start()
+        index = cls(engine, owner=lease.owner, clock=clock)
+        index._lease = lease
         return index
 
-    def create_all(self) -> None:
-        """Create the tables that do not exist yet (idempotent)."""
-        metadata.create_all(self.engine, checkfirst=True)
+    def close(self) -> None:
+        """Release the lease and engine :meth:`from_url` made (nothing otherwise)."""
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+            self.engine.dispose()
 
     # -- instances ------------------------------------------------------------------------------
     def record_instance(self, record: InstanceRecord) -> InstanceRecord | None:
@@ -315,7 +312,7 @@ class ImagingIndex:
             update(imaging_study)
             .where(c.study_instance_uid == study_uid)
             .where(c.state.in_(list(states)))
-            .values(state=PUBLISHING, claimed_at=now)
+            .values(state=PUBLISHING, claimed_at=now, claimed_by=self.owner)
         )
         if idle_seconds is not None:
             statement = statement.where(c.last_received <= now - idle_seconds)
@@ -326,16 +323,17 @@ class ImagingIndex:
         return _record(StudyRecord, row)
 
     def mark_published(self, study_uid: str, manifest: Manifest, *, reopen: bool = False) -> None:
-        """Record a published manifest and forget the pending one; the study stays ``receiving``
-        if instances came in, and becomes ``receiving`` when ``reopen`` (the manifest lists less
-        than the study holds now, so a replacement must follow)."""
-        now = self.clock()
+        """Record a published manifest and forget this process's pending one; the study stays
+        ``receiving`` if instances came in, and becomes ``receiving`` when ``reopen`` (the
+        manifest lists less than the study holds now, so a replacement must follow). The state
+        and claim only change while this process holds the claim; the manifest is recorded
+        regardless (it is registered: the next one must replace it)."""
         c = imaging_study.c
+        mine = c.claimed_by == self.owner
+        published = RECEIVING if reopen else case((c.state == PUBLISHING, PUBLISHED), else_=c.state)
         values = {
-            "state": RECEIVING
-            if reopen
-            else case((c.state == PUBLISHING, PUBLISHED), else_=c.state),
-            "published_at": now,
+            "state": case((mine, published), else_=c.state),
+            "published_at": self.clock(),
             "publish_count": c.publish_count + 1,
             "manifest_sop_instance_uid": manifest.sop_instance_uid,
             "manifest_series_instance_uid": manifest.series_instance_uid,
@@ -343,8 +341,9 @@ class ImagingIndex:
             "patient_id": manifest.patient_id,
             "held_reason": None,
             "last_error": None,
-            "retry_after": None,
-            "claimed_at": None,
+            "retry_after": case((mine, None), else_=c.retry_after),
+            "claimed_at": case((mine, None), else_=c.claimed_at),
+            "claimed_by": case((mine, None), else_=c.claimed_by),
         }
         self._update(study_uid, values, forget_pending=True)
 
@@ -358,9 +357,8 @@ class ImagingIndex:
             "state": case((c.state == PUBLISHING, HELD), else_=c.state),
             "held_reason": reason,
             "retry_after": self.clock() + retry_seconds,
-            "claimed_at": None,
         }
-        self._update(study_uid, values, forget_pending=forget_pending)
+        self._update(study_uid, values, claimed=True, forget_pending=forget_pending)
 
     def mark_failed(
         self, study_uid: str, error: str, *, retry_seconds: float, forget_pending: bool = True
@@ -370,54 +368,91 @@ class ImagingIndex:
         ``forget_pending=False`` keeps the pending manifest (its registration is not settled), so
         the retry sends it again instead of a new one.
         """
-        c = imaging_study.c
-        values = {
-            "state": case((c.state == PUBLISHING, RECEIVING), else_=c.state),
-            "last_error": error,
-            "retry_after": self.clock() + retry_seconds,
-            "claimed_at": None,
-        }
-        self._update(study_uid, values, forget_pending=forget_pending)
+        values = self._given_back(retry_seconds)
+        values["last_error"] = error
+        self._update(study_uid, values, claimed=True, forget_pending=forget_pending)
 
-    def release_stale_claims(self, older_than_seconds: float) -> int:
-        """Give back studies a crashed worker left in ``publishing``; return how many."""
+    def give_back(self, study_uid: str, *, retry_seconds: float) -> None:
+        """End this process's claim without publishing (``publishing`` -> ``receiving``), due
+        again after ``retry_seconds``; nothing happens when another process holds the claim."""
+        self._update(study_uid, self._given_back(retry_seconds), claimed=True)
+
+    def _given_back(self, retry_seconds: float) -> dict[str, Any]:
+        c = imaging_study.c
+        return {
+            "state": case((c.state == PUBLISHING, RECEIVING), else_=c.state),
+            "retry_after": self.clock() + retry_seconds,
+        }
+
+    def release_orphaned_claims(self) -> int:
+        """Give back the studies claimed by processes whose lease is gone (crashed, killed or
+        frozen longer than their lease); return how many. A live process's claim is never
+        touched, however old."""
         c = imaging_study.c
         statement = (
             update(imaging_study)
             .where(c.state == PUBLISHING)
-            .where(c.claimed_at < self.clock() - older_than_seconds)
-            .values(state=RECEIVING, claimed_at=None)
+            .where(owner_gone(c.claimed_by))
+            .values(state=RECEIVING, claimed_at=None, claimed_by=None)
         )
         with self.engine.begin() as conn:
             return int(conn.execute(statement).rowcount)
 
     def _update(
-        self, study_uid: str, values: dict[str, Any], *, forget_pending: bool = False
+        self,
+        study_uid: str,
+        values: dict[str, Any],
+        *,
+        forget_pending: bool = False,
+        claimed: bool = False,
     ) -> None:
+        """Update a study (``claimed``: only while this process holds its claim, which it then
+        gives up) and forget this process's pending manifest of it, in one transaction."""
+        c = imaging_study.c
+        if claimed:
+            values = {**values, "claimed_at": None, "claimed_by": None}
         with self.engine.begin() as conn:
-            conn.execute(
-                update(imaging_study)
-                .where(imaging_study.c.study_instance_uid == study_uid)
-                .values(**values)
-            )
+            if values:
+                statement = update(imaging_study).where(c.study_instance_uid == study_uid)
+                if claimed:
+                    statement = statement.where(c.claimed_by == self.owner)
+                conn.execute(statement.values(**values))
             if forget_pending:
+                table = imaging_pending_manifest
                 conn.execute(
-                    delete(imaging_pending_manifest).where(
-                        imaging_pending_manifest.c.study_instance_uid == study_uid
-                    )
+                    delete(table)
+                    .where(table.c.study_instance_uid == study_uid)
+                    .where(table.c.owner == self.owner)
                 )
 
     # -- pending manifests ------------------------------------------------------------------------
-    def save_pending(self, pending: PendingManifest) -> None:
-        """Record a manifest about to be sent (replacing an earlier pending one of the study)."""
+    def save_pending(self, pending: PendingManifest) -> bool:
+        """Record a manifest about to be sent (replacing an earlier pending one of this process
+        or of a gone one); False, and nothing recorded, when this process no longer holds the
+        study's claim, the study's last manifest is not the one ``pending`` replaces (another
+        process published meanwhile), or another live process has a manifest of it on its way.
+        """
         values = {f.name: getattr(pending, f.name) for f in fields(PendingManifest)}
-        values["created_at"] = self.clock()
-        table = imaging_pending_manifest
+        values.update(created_at=self.clock(), owner=self.owner)
+        table, c = imaging_pending_manifest, imaging_study.c
+        uid = pending.study_instance_uid
+        current = (
+            update(imaging_study)  # locks the study's row until commit (PostgreSQL)
+            .where(c.study_instance_uid == uid)
+            .where(c.claimed_by == self.owner)
+            .where(c.manifest_entry_uuid.is_not_distinct_from(pending.replaces))
+            .values(claimed_by=c.claimed_by)
+        )
         with self.engine.begin() as conn:
+            if not conn.execute(current).rowcount:
+                return False
             conn.execute(
-                delete(table).where(table.c.study_instance_uid == pending.study_instance_uid)
+                delete(table)
+                .where(table.c.study_instance_uid == uid)
+                .where(or_(table.c.owner == self.owner, owner_gone(table.c.owner)))
             )
-            conn.execute(table.insert().values(**values))
+            insert = self._insert(table).values(**values).on_conflict_do_nothing()
+            return bool(conn.execute(insert).rowcount)
 
     def pending(self, study_uid: str) -> PendingManifest | None:
         """The study's manifest whose registration is not settled, or None."""
@@ -425,6 +460,30 @@ class ImagingIndex:
         with self.engine.connect() as conn:
             row = conn.execute(select(table).where(table.c.study_instance_uid == study_uid)).first()
         return None if row is None else _record(PendingManifest, row)
+
+    def take_pending(self, study_uid: str) -> PendingManifest | None:
+        """The study's unsettled manifest, now this process's to send again (taken over when
+        its owner's lease is gone), or None when there is none.
+
+        Raises: ManifestInFlight when a live process is sending it (only the claim holder
+        calls this, but a claim may change hands while a manifest is on its way).
+        """
+        table = imaging_pending_manifest
+        take = (
+            update(table)
+            .where(table.c.study_instance_uid == study_uid)
+            .where(or_(table.c.owner == self.owner, owner_gone(table.c.owner)))
+            .values(owner=self.owner)
+        )
+        with self.engine.begin() as conn:
+            taken = conn.execute(take).rowcount
+        found = self.pending(study_uid)
+        if found is not None and not taken:
+            raise ManifestInFlight(
+                f"manifest {found.sop_instance_uid} of study {study_uid} is being sent by "
+                "another process"
+            )
+        return found
 
     def states(self, study_uids: Sequence[str]) -> dict[str, str]:
         """``{study_uid: state}`` for the studies that exist."""
@@ -447,6 +506,7 @@ __all__ = [
     "ImagingIndex",
     "InstanceRecord",
     "Manifest",
+    "ManifestInFlight",
     "PendingManifest",
     "StudyRecord",
     "create_index_engine",

@@ -15,7 +15,8 @@ and ``/health`` list held studies).
 
 Studies publish in parallel, at most ``PublisherConfig.parallel`` at once per process; a study is
 only ever published under its claim in the index (one conditional UPDATE, shared by every process
-on the database), so two manifests of one study are never on their way at the same time.
+on the database), so two manifests of one study are never on their way at the same time. A claim
+belongs to its process's lease: it is given back when that process is gone, never while it lives.
 
 Never lost, never published twice: a manifest is recorded as pending before it is sent, and
 ``gateway.imaging.delivery`` sends it and settles it; a manifest whose answer was lost is sent
@@ -44,6 +45,7 @@ from gateway.imaging.index import (
     RECEIVING,
     ImagingIndex,
     InstanceRecord,
+    ManifestInFlight,
     PendingManifest,
     StudyRecord,
 )
@@ -97,7 +99,7 @@ class PublisherConfig:
     codes: ManifestCodes
     retry_seconds: float = 60.0  # after a failed publication
     held_retry_seconds: float = 10.0  # how often a held study's patient is looked up again
-    stale_claim_seconds: float = 600.0  # a claim older than this was left by a crashed worker
+    busy_retry_seconds: float = 2.0  # when another process's manifest of the study is on its way
     parallel: int = (
         4  # manifests of different studies sent at once (imaging_source.publish_parallel)
     )
@@ -164,9 +166,9 @@ class Publisher:
         """Claim due studies and publish them in the background, at most ``config.parallel`` at
         once; return the publications started. A study is claimed only when a slot is free
         (``wait_for_slots``: wait for one; else stop claiming until the next cycle)."""
-        released = self.index.release_stale_claims(self.config.stale_claim_seconds)
+        released = self.index.release_orphaned_claims()
         if released:
-            log.warning("released %d study claim(s) left by a stopped worker", released)
+            log.warning("took back %d study claim(s) of processes that are gone", released)
         started: dict[str, Future[PublishResult]] = {}
         for state in (RECEIVING, HELD):
             for uid in self.index.due_studies(state, idle_seconds):
@@ -237,7 +239,10 @@ class Publisher:
 
     def _publish_claimed(self, claim: StudyRecord) -> PublishResult:
         uid = claim.study_instance_uid
-        pending = self.index.pending(uid)
+        try:
+            pending = self.index.take_pending(uid)
+        except ManifestInFlight as exc:
+            return self._busy(uid, str(exc))
         if pending is not None:
             return self.delivery.send_again(pending)
         instances = self.index.instances_of_study(uid)
@@ -253,8 +258,15 @@ class Publisher:
             self.index.mark_held(uid, hold.encode(), retry_seconds=self.config.held_retry_seconds)
             return PublishResult(study_instance_uid=uid, outcome=HELD_OUTCOME, detail=str(hold))
         prepared = self._prepare(claim, instances, headers, mapping)
-        self.index.save_pending(prepared.pending)  # before the manifest leaves this process
+        if not self.index.save_pending(prepared.pending):  # before the manifest leaves
+            return self._busy(uid, "another process published the study or is publishing it")
         return self.delivery.send(prepared, again=False)
+
+    def _busy(self, uid: str, detail: str) -> PublishResult:
+        """Give the claim back: another process's manifest of the study comes first."""
+        log.info("study %s: %s; published later", uid, detail)
+        self.index.give_back(uid, retry_seconds=self.config.busy_retry_seconds)
+        return PublishResult(study_instance_uid=uid, outcome=BUSY_OUTCOME, detail=detail)
 
     def _prepare(
         self,

@@ -17,6 +17,12 @@ or use another one; every name starts with ``imaging_`` so nothing collides.
   ITI-41 body and KOS bytes so the next attempt sends the same submission again (same uniqueIds:
   registered at most once) instead of a new manifest that would double the study.
 
+A claim (``imaging_study.claimed_by``) and a pending manifest (``imaging_pending_manifest.owner``)
+name the process that holds them; another process takes them over only once that process's
+lease is gone (``gateway.database.leases``). The tables are made by the gateway's migrations
+(``gateway/database/migrations``, revisions ``0002_gateway_state`` and, for the ``received_at``
+index, ``0003_dicomweb``).
+
 Times are POSIX seconds (``time.time()``) in double precision: only compared with each other.
 """
 
@@ -63,6 +69,8 @@ imaging_instance = Table(
     Column("size", BigInteger, nullable=False),
     Column("received_at", Float, nullable=False),
     Index("ix_imaging_instance_study", "study_instance_uid", "series_instance_uid"),
+    # "what changed since t" for services that follow the index (gateway.imaging.catalog)
+    Index("ix_imaging_instance_received", "received_at"),
 )
 
 imaging_study = Table(
@@ -73,6 +81,7 @@ imaging_study = Table(
     Column("first_received", Float, nullable=False),
     Column("last_received", Float, nullable=False),
     Column("claimed_at", Float),  # when a worker took it (state publishing)
+    Column("claimed_by", String(128)),  # the lease owner of that worker (gateway_process.owner)
     Column("retry_after", Float),  # after a failed publication
     Column("published_at", Float),
     Column("publish_count", Integer, nullable=False, default=0),
@@ -100,4 +109,5 @@ imaging_pending_manifest = Table(
     Column("request", LargeBinary, nullable=False),  # the ITI-41 body as sent (XML)
     Column("kos", LargeBinary, nullable=False),  # the KOS, DICOM Part 10
     Column("created_at", Float, nullable=False),
+    Column("owner", String(128)),  # the lease owner sending it (gateway_process.owner)
 )

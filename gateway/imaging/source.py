@@ -25,7 +25,7 @@ from gateway.config import ImagingSourceSettings, Settings
 from gateway.errors import ConfigError
 from gateway.imaging import pending, rad69
 from gateway.imaging.codes import ManifestCodes
-from gateway.imaging.index import ImagingIndex, InstanceRecord, create_index_engine
+from gateway.imaging.index import ImagingIndex, InstanceRecord
 from gateway.imaging.ingest import Ingest, InstanceRejected, dicom_files
 from gateway.imaging.negotiation import parse_preference
 from gateway.imaging.patient import DomainLookup
@@ -152,6 +152,7 @@ class ImagingSource:
             worker.join()
         self.publisher.close()
         self.scp.stop()
+        self.index.close()  # only an index of its own (ImagingIndex.from_url) holds anything
 
     @property
     def address(self) -> tuple[str, int]:
@@ -206,6 +207,20 @@ class ImagingSource:
             log.debug("held studies not counted: %s", exc)
             return {}
 
+    # -- media import (gateway.media.importer.ImagingIntake) ---------------------------------------
+    def stored_patient_id(self, sop_instance_uid: str) -> str | None:
+        """The Patient ID the stored copy of an instance carries; None when it is not stored."""
+        record = self.index.instance(sop_instance_uid)
+        return None if record is None else (record.patient_id or "")
+
+    def import_file(self, path: Path) -> str:
+        """Check, store and index one Part 10 file as a C-STORE would (same validation, atomic
+        write, index, study idle timer); return its Study Instance UID.
+
+        Raises: InstanceRejected (a ValueError) saying why it is refused.
+        """
+        return self.ingest.store_file(path).study_instance_uid
+
     def rad69_handler(self) -> Handler:
         """The SOAP handler for RAD-69 at ``/xdsi/source``."""
         return rad69.make_handler(self.retriever)
@@ -217,14 +232,15 @@ class ImagingSource:
         settings: Settings,
         *,
         repository: RepositoryClient,
-        domain_id_for_local: DomainLookup | None = None,
         engine: Engine | None = None,
+        owner: str = "",
+        domain_id_for_local: DomainLookup | None = None,
         **options: Any,
     ) -> ImagingSource:
-        """Build the source from ``[imaging_source]`` settings (tables created if missing).
-
-        ``engine`` defaults to one on ``registry.database_url`` (the imaging tables share the
-        registry's database); ``options`` are further constructor arguments (codes, host ...).
+        """Build the source from ``[imaging_source]`` settings on the gateway database of
+        ``engine`` (migrated by the caller), run by the lease ``owner``; without an engine, on
+        an index of its own (``ImagingIndex.from_url`` on the gateway database: migrated, with a
+        lease, given up at :meth:`stop`). ``options`` are further constructor arguments.
         Raises: ConfigError (``transfer_syntax_preference`` names a syntax the listener lacks).
         """
         section = settings.imaging_source
@@ -232,8 +248,10 @@ class ImagingSource:
             order = parse_preference(section.transfer_syntax_preference, ACCEPTED_TRANSFER_SYNTAXES)
         except ValueError as exc:
             raise ConfigError(f"imaging_source.transfer_syntax_preference: {exc}") from exc
-        index = ImagingIndex(engine or create_index_engine(settings.database_url))
-        index.create_all()
+        if engine is None:
+            index = ImagingIndex.from_url(settings.gateway_database_url)
+        else:
+            index = ImagingIndex(engine, owner=owner)
         configured: dict[str, Any] = {
             "host": section.host,
             "codes": manifest_codes(section),
@@ -249,7 +267,7 @@ class ImagingSource:
             unique_id=section.unique_id,
             ae_title=section.ae_title,
             port=section.dicom_port,
-            storage_dir=settings.data_dir / "imaging",
+            storage_dir=settings.imaging_storage_dir,
             index=index,
             repository=repository,
             domain_oid=settings.registry.patient_id_domain,

@@ -85,14 +85,18 @@ class Registry:
         self.patients = PatientRegistry(db, clock=clock)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, upgrade: bool = True) -> Registry:
+    def from_settings(
+        cls, settings: Settings, *, upgrade: bool = True, database: Database | None = None
+    ) -> Registry:
         """The registry of a gateway process: schema upgraded, code set loaded if configured.
 
-        Settings: ``registry.database_url`` (``Settings.database_url``), ``registry.codes_file``
-        (strict code validation when set). Raises: ConfigError for an unreadable code set.
+        Settings: ``registry.database_url`` (``Settings.database_url``; the gateway database
+        unless set), ``registry.codes_file`` (strict code validation when set). ``database``:
+        the gateway's (already migrated) database when the registry's tables live there.
+        Raises: ConfigError for an unreadable code set.
         """
         url = settings.database_url
-        if upgrade:
+        if upgrade and database is None:
             db_upgrade(url)
         code_set = None
         if settings.registry.codes_file:
@@ -101,7 +105,7 @@ class Registry:
                 code_set = CodeSet.load(path)
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"registry.codes_file: cannot load {path}: {exc}") from exc
-        return cls(Database(url), code_set=code_set)
+        return cls(database or Database(url), code_set=code_set)
 
     def register_document_set(self, submission: Submission) -> list[XDSError]:
         """Validate and register a submission, all of it or nothing; return warnings.

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from gateway.hl7.adt import Demographics
 
 __all__ = [
+    "PatientDetails",
+    "PatientMatch",
     "PatientRegistry",
     "PatientState",
     "PatientStatus",
@@ -64,6 +66,17 @@ class PatientState:
 
     status: PatientStatus
     merged_into: str | None = None  # the surviving id when MERGED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatientDetails:
+    """A fed patient for display: state, the demographics of its last feed (the field names of
+    ``gateway.hl7.adt.Demographics``) and the local ids fed with it."""
+
+    patient_id: str
+    state: PatientState
+    demographics: dict[str, Any]
+    local_ids: tuple[str, ...] = ()
 
 
 def _now() -> datetime:
@@ -221,6 +234,55 @@ def merge_in(conn: Connection, surviving: str, subsumed: str, *, now: datetime) 
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatientMatch:
+    """A fed patient found by its demographics (PID-5 name, PID-7 birth date, PID-8 sex)."""
+
+    patient_id: str
+    family_name: str | None = None
+    given_name: str | None = None
+    birth_date: str | None = None
+    sex: str | None = None
+
+
+def _fold(value: object) -> str:
+    return " ".join(str(value or "").split()).casefold()
+
+
+def find_by_demographics_in(
+    conn: Connection, *, family_name: str, given_name: str, birth_date: str, sex: str
+) -> list[PatientMatch]:
+    """Active patients whose fed family name, given name (case and spacing aside), birth date
+    (to the day) and sex are the given ones. A scan narrowed by the birth date in the stored JSON
+    (the demographics are kept for display, not indexed): for reconciling imported media."""
+    if len(birth_date) != 8 or not birth_date.isdigit():
+        return []
+    query = (
+        select(patient.c.patient_id, patient.c.demographics)
+        .where(patient.c.merged_into.is_(None))
+        .where(patient.c.demographics.like(f'%"birth_date": "{birth_date}%'))
+        .order_by(patient.c.patient_id)
+    )
+    found = []
+    for pid, text in conn.execute(query):
+        values = json.loads(text or "{}")
+        match = PatientMatch(
+            patient_id=pid,
+            family_name=values.get("family_name"),
+            given_name=values.get("given_name"),
+            birth_date=values.get("birth_date"),
+            sex=values.get("sex"),
+        )
+        if (
+            _fold(match.family_name) == _fold(family_name)
+            and _fold(match.given_name) == _fold(given_name)
+            and str(match.birth_date or "")[:8] == birth_date
+            and _fold(match.sex) == _fold(sex)
+        ):
+            found.append(match)
+    return found
+
+
 class PatientRegistry:
     """The registry's patient identity store; a ``gateway.hl7.feed.PatientIdentitySink``."""
 
@@ -248,6 +310,34 @@ class PatientRegistry:
         with self.db.read() as conn:
             return state_in(conn, pid)
 
+    def details(self, pid: str) -> PatientDetails | None:
+        """What ITI-8 fed for ``pid`` (None when never fed): for patient lookups (FHIR Patient).
+
+        Standard: ITI TF-2 §3.8.4.1.3 (demographics and identifiers of the feed).
+        """
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(patient.c.demographics).where(patient.c.patient_id == pid)
+            ).first()
+            if row is None:
+                return None
+            local_ids = conn.execute(
+                select(patient_local_id.c.local_id)
+                .where(patient_local_id.c.patient_id == pid)
+                .order_by(patient_local_id.c.local_id)
+            ).scalars()
+            state = state_in(conn, pid)
+            try:
+                demographics = json.loads(row.demographics) if row.demographics else {}
+            except ValueError:
+                demographics = {}
+            return PatientDetails(
+                patient_id=pid,
+                state=state,
+                demographics=demographics if isinstance(demographics, dict) else {},
+                local_ids=tuple(local_ids),
+            )
+
     def is_known(self, pid: str) -> bool:
         """True when ``pid`` was fed and not merged into another id (submissions may use it).
 
@@ -264,6 +354,20 @@ class PatientRegistry:
         """``pid`` and every id merged into it, transitively (see :func:`aliases_in`)."""
         with self.db.read() as conn:
             return aliases_in(conn, pid)
+
+    def find_by_demographics(
+        self, *, family_name: str, given_name: str, birth_date: str, sex: str
+    ) -> list[PatientMatch]:
+        """Active patients with exactly these fed demographics (see
+        :func:`find_by_demographics_in`); IHE RAD IRWF.b reconciliation of imported media."""
+        with self.db.read() as conn:
+            return find_by_demographics_in(
+                conn,
+                family_name=family_name,
+                given_name=given_name,
+                birth_date=birth_date,
+                sex=sex,
+            )
 
     def domain_id_for_local(self, local_cx: str) -> str | None:
         """The affinity-domain id fed together with a local id (followed through merges)."""

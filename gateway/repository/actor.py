@@ -22,10 +22,12 @@ unconfirmed is ever served:
    whether it listed the documents: yes -> confirmed; otherwise the rows become ``unresolved``
    and ``recovery`` settles them later; the caller gets XDSRegistryNotAvailable.
 
-A SIGKILL at any point leaves pending or unresolved rows (with or without their files) and
-perhaps files without rows; at the next start ``recovery`` deletes files no row names and asks
-the registry about every unsettled row (listed -> confirmed, not listed -> deleted, registry
-unreachable -> kept unserved and asked again every ``retry_seconds``).
+A SIGKILL at any point leaves pending or unresolved rows (with or without their files); once
+the killed process's lease is gone (at once when it restarts on the same machine, else after
+``gateway.lease_seconds``) ``recovery`` in any process on the database asks the registry about
+them (listed -> confirmed, not listed -> deleted, registry unreachable -> kept unserved and asked
+again every ``retry_seconds``), and deletes stored files no row names. A live process's rows are
+never judged by another: several processes may share the index and the storage folder.
 
 Retrieve (ITI TF-2 §3.43.4.2.3): only ``confirmed`` rows are served, with the mimeType recorded
 from the metadata; other repositories' ids give XDSUnknownRepositoryId, unknown or unsettled
@@ -37,10 +39,12 @@ from __future__ import annotations
 import errno
 import logging
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
 
 from gateway.errors import (
     XDSDocumentUniqueIdError,
@@ -77,6 +81,9 @@ from gateway.repository.registry_client import RegistryClient
 from gateway.repository.storage import DocumentStorage, LocalFolderStorage, storage_key
 from gateway.soap.message import Attachment, Element
 
+if TYPE_CHECKING:
+    from gateway.config import Settings
+
 log = logging.getLogger("gateway.repository")
 
 
@@ -93,7 +100,8 @@ class Repository:
     ``settle_seconds``: how old an unsettled document must be before a "not registered" answer
     deletes it (0 for the in-process registry; for a remote one at least its ITI-42 timeout,
     twice that to be safe, since the remote registry may commit after its client gave up).
-    ``retry_seconds``: how often unsettled documents are looked at again.
+    ``retry_seconds``: how often unsettled documents are looked at again. ``owner``: the lease
+    of this process (``gateway.database.leases``), written in the rows it reserves.
     """
 
     def __init__(
@@ -103,6 +111,7 @@ class Repository:
         registry: RegistryClient,
         storage: DocumentStorage,
         index: RepositoryIndex,
+        owner: str,
         settle_seconds: float = 0.0,
         retry_seconds: float = 30.0,
         clock: Callable[[], float] = time.time,
@@ -112,7 +121,7 @@ class Repository:
         self.storage = storage
         self.index = index
         self.clock = clock
-        self.owner = uuid.uuid4().hex  # this run of the process, in the rows it reserves
+        self.owner = owner
         self.recovery = Recovery(
             index=index,
             storage=storage,
@@ -132,20 +141,47 @@ class Repository:
         *,
         unique_id: str,
         registry: RegistryClient,
+        engine: Engine,
+        owner: str,
         settle_seconds: float = 0.0,
         retry_seconds: float = 30.0,
     ) -> Repository:
-        """A repository on the local-folder storage at ``root`` with its index beside it
-        (``<root>/index.sqlite``); ``root`` is ``<data_dir>/repository`` in the gateway."""
-        root = Path(root)
+        """A repository on the local-folder storage at ``root`` (``repository.storage_dir``)
+        whose index is in the gateway database of ``engine`` (migrated), run by ``owner``."""
         return cls(
             unique_id=unique_id,
             registry=registry,
-            storage=LocalFolderStorage(root),
-            index=RepositoryIndex(root / "index.sqlite"),
+            storage=LocalFolderStorage(root, owner=owner),
+            index=RepositoryIndex(engine),
+            owner=owner,
             settle_seconds=settle_seconds,
             retry_seconds=retry_seconds,
         )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        registry: RegistryClient,
+        engine: Engine,
+        owner: str,
+        settle_seconds: float = 0.0,
+    ) -> Repository:
+        """The repository of a gateway process (``[repository]`` settings); the index file of
+        earlier versions (``<data_dir>/repository/index.sqlite``) is imported once."""
+        from gateway.repository.legacy import LEGACY_NAME, import_legacy_index
+
+        repository = cls.open(
+            settings.repository_storage_dir,
+            unique_id=settings.repository.unique_id,
+            registry=registry,
+            engine=engine,
+            owner=owner,
+            settle_seconds=settle_seconds,
+        )
+        import_legacy_index(settings.data_dir / "repository" / LEGACY_NAME, repository.index)
+        return repository
 
     # -- life cycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -167,6 +203,9 @@ class Repository:
             self._resolver.stop()
             self._started = False
         self.index.close()
+        close = getattr(self.storage, "close", None)
+        if close is not None:
+            close()
 
     # -- ITI-41 -------------------------------------------------------------------------------
     def provide(self, submission: Submission, documents: Sequence[ProvidedDocument]) -> Element:
@@ -250,10 +289,10 @@ class Repository:
                     self.storage.delete(item.row.storage_key)
         except OSError:
             log.exception("could not delete abandoned documents; recovery retries")
-            self.index.mark_unresolved(ids)
+            self.index.mark_unresolved(ids, owner=self.owner)
             self._resolver.wake()
             return
-        self.index.remove(ids)
+        self.index.remove(ids, owner=self.owner)
 
     def _settle_unknown(self, items: Sequence[_Item]) -> None:
         """The registry gave no usable answer: confirm what it lists, leave the rest to recovery."""
@@ -274,7 +313,7 @@ class Repository:
             self.index.confirm(confirmed)
         rest = [u for u in ids if u not in confirmed]
         if rest:
-            self.index.mark_unresolved(rest)
+            self.index.mark_unresolved(rest, owner=self.owner)
             self._resolver.wake()
 
     # -- ITI-43 -------------------------------------------------------------------------------

@@ -1,16 +1,22 @@
 """Crash recovery: find out what happened to documents whose registration was never confirmed.
 
-Runs at start-up (before the HTTP server accepts requests) and then in a background thread:
+Runs at start-up (before the HTTP server accepts requests) and then in a background thread.
+Several gateway processes may share the index and the storage; each resolves only its own
+unsettled rows and those of processes that are provably gone (lease expired or absent,
+``gateway.database.leases``), never a live peer's ITI-41 in flight:
 
-- :meth:`Recovery.remove_orphans` empties the storage's staging area and deletes every stored
-  file that no index row names. A row is always written *before* its file is placed and removed
-  *after* its file is deleted, so such a file was never registered.
-- :meth:`Recovery.resolve` asks the registry about each unsettled row (``unresolved``, or
-  ``pending`` from an earlier run of the process): listed -> ``confirmed`` (served from now on),
-  not listed -> file and row deleted, no answer -> left for the next pass. A row is only judged
-  once it is ``settle_seconds`` old: a remote registry may still commit an ITI-42 whose sender
-  died or gave up, and a "not listed" answer given before that would delete bytes the registry
-  is about to list. In-process the registry dies with the repository, so 0 is right there.
+- :meth:`Recovery.remove_orphans` clears leftover temporaries and deletes every stored file that
+  no index row names. A row is always written *before* its file is placed and
+  removed *after* its file is deleted, so such a file was never registered; the sweep reserves
+  the file's name in the index before deleting it, so a peer that starts storing a document under
+  that name meanwhile is never robbed of its file.
+- :meth:`Recovery.resolve` asks the registry about each unsettled row it may resolve (its own
+  ``unresolved`` rows; ``pending`` or ``unresolved`` rows of gone owners, taken over first):
+  listed -> ``confirmed`` (served from now on), not listed -> file and row deleted, no answer ->
+  left for the next pass. A row is only judged once it is ``settle_seconds`` old: a remote
+  registry may still commit an ITI-42 whose sender died or gave up, and a "not listed" answer
+  given before that would delete bytes the registry is about to list. In-process the registry
+  commits in the same database before the repository confirms, so 0 is right there.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from gateway.repository.index import RepositoryIndex
+from gateway.repository.index import ORPHAN_PREFIX, RepositoryIndex, StoredDocument
 from gateway.repository.registry_client import RegistryClient
 from gateway.repository.storage import DocumentStorage
 
@@ -49,23 +55,31 @@ class Recovery:
         self._lock = threading.Lock()  # one pass at a time within this process
 
     def remove_orphans(self) -> int:
-        """Clear staging and delete files no index row names; return how many were deleted.
+        """Clear leftover temporaries and delete files no index row names; return how many
+        files were deleted.
 
-        Call before requests are served (start-up): the storage is listed first and the index
-        read second, so a file placed meanwhile already has its row.
+        The storage is listed first and the index read second, so a file placed meanwhile
+        already has its row; each candidate's name is then reserved before it is deleted.
         """
         self.storage.recover()
         stored = list(self.storage.keys())
         known = self.index.storage_keys()
-        orphans = [key for key in stored if key not in known]
-        for key in orphans:
+        removed = 0
+        for key in stored:
+            if key in known:
+                continue
+            if not self.index.reserve_orphan(key, owner=self.owner, now=self.clock()):
+                continue  # a document is being stored under this name right now
             self.storage.delete(key)
-        if orphans:
-            log.warning("removed %d stored file(s) that no registration ever named", len(orphans))
-        return len(orphans)
+            self.index.remove([f"{ORPHAN_PREFIX}{key}"], owner=self.owner)
+            removed += 1
+        if removed:
+            log.warning("removed %d stored file(s) that no registration ever named", removed)
+        return removed
 
     def resolve(self) -> int:
-        """One pass over the unsettled rows old enough to judge; return how many stay unsettled.
+        """One pass over the unsettled rows old enough to judge; return how many rows this
+        process may resolve stay unsettled.
 
         Stops at the first row the registry cannot be asked about (it is unreachable).
         Standard: ITI TF-2 §3.41.4.1.3 (the repository registers what it stores, ITI-42).
@@ -75,6 +89,11 @@ class Recovery:
                 owner=self.owner, created_before=self.clock() - self.settle_seconds
             )
             for row in rows:
+                if not self.index.take_over(row, owner=self.owner):
+                    continue  # settled meanwhile, or its owner is alive after all
+                if row.orphan:  # an interrupted orphan deletion: finish it
+                    self._delete(row)
+                    continue
                 answer = self.registry.is_registered(row.unique_id, self.repository_unique_id)
                 if answer is None:
                     log.warning(
@@ -86,10 +105,13 @@ class Recovery:
                     self.index.confirm([row.unique_id])
                     log.info("document %s: registered, now served", row.unique_id)
                 else:
-                    self.storage.delete(row.storage_key)
-                    self.index.remove([row.unique_id])
+                    self._delete(row)
                     log.info("document %s: never registered, removed", row.unique_id)
             return len(self.index.unsettled(owner=self.owner, created_before=float("inf")))
+
+    def _delete(self, row: StoredDocument) -> None:
+        self.storage.delete(row.storage_key)
+        self.index.remove([row.unique_id], owner=self.owner)
 
 
 class Resolver:

@@ -12,11 +12,17 @@ characters such as ``^`` out of paths and spreads files evenly; addressing by un
 by content keeps one file per registered uniqueId, so "a file the registry does not list" has a
 precise meaning and deleting one document never touches another that has the same bytes.
 
-Local folder layout (``root`` is ``<data_dir>/repository`` by default)::
+Local folder layout (``root`` is ``repository.storage_dir``, ``<data_dir>/repository`` by
+default; several gateway processes and machines may share it, e.g. on NFS)::
 
     documents/ab/abcd...      one file per stored document (key = file name), 256 fan-out
                               folders made (and fsync'd) when the storage is opened
-    staging/                  temporary files of stores in progress (emptied by ``recover``)
+    staging/<owner>/          temporary files of one process's stores in progress, locked by
+                              that process while it lives (``gateway.owners.StagingFolder``);
+                              folders of processes that are gone are removed at start
+
+Temporary files live below ``root`` so that they are on the documents' file system and a rename
+puts them in place.
 
 Durability: :meth:`LocalFolderStorage.store` is atomic and durable. Content goes to a temporary
 file that is fsync'd and then renamed onto its final name; the directory is fsync'd after the
@@ -36,6 +42,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+from gateway.owners import StagingFolder
 from gateway.soap.message import Attachment
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -79,12 +86,16 @@ class DocumentStorage(Protocol):
 class LocalFolderStorage:
     """Documents as files below a folder, uniqueId-addressed, stored atomically and durably."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, owner: str = "") -> None:
         self.root = Path(root)
         self.documents = self.root / "documents"
-        self.staging = self.root / "staging"
-        for folder in (self.root, self.documents, self.staging):
+        self.staging_root = self.root / "staging"
+        for folder in (self.root, self.documents, self.staging_root):
             _make_dir(folder)
+        # A folder of this process's own (removing those of processes that are gone), or, for
+        # a storage used without an owner, the staging folder itself.
+        self._own = StagingFolder(self.staging_root, owner) if owner else None
+        self.staging = self._own.path if self._own is not None else self.staging_root
         # Every fan-out folder exists before the first store, so a store only ever renames into
         # a folder whose own name is already durable.
         created = False
@@ -132,11 +143,20 @@ class LocalFolderStorage:
         _fsync_dir(path.parent)
 
     def recover(self) -> None:
-        """Empty the staging folder: temporaries of stores that never reached their rename."""
-        for entry in os.scandir(self.staging):
-            if entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
-        _fsync_dir(self.staging)
+        """Remove temporaries of stores that never reached their rename: loose files in the
+        staging folder (this storage's own without an owner, else left by versions before
+        per-process folders) and those of this process's folder. Folders of other processes
+        are removed by ``StagingFolder`` when their process is gone, never while it lives."""
+        for folder in {self.staging_root, self.staging}:
+            for entry in os.scandir(folder):
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+            _fsync_dir(folder)
+
+    def close(self) -> None:
+        """Remove this process's staging folder at a clean stop."""
+        if self._own is not None:
+            self._own.close()
 
     # -- reading ------------------------------------------------------------------------------
     def attachment(

@@ -27,7 +27,8 @@ spaces; SANs compare case-insensitively (``DNS:``, ``IP:``, ``URI:``, ``email:``
 Transaction names: ITI-8, ITI-18, ITI-41, ITI-42, ITI-43, RAD-69, ITI-38, ITI-39, RAD-75 (the
 cross-community transactions a Responding Gateway answers at ``/xca/rg``; a local consumer calls
 the Initiating Gateway at ``/xca/ig`` with ITI-18, ITI-43 and RAD-69), C-STORE (DICOM storage
-into the Imaging Document Source), C-ECHO; at ``/dicomweb`` QIDO-RS, WADO-RS and STOW-RS.
+into the Imaging Document Source), C-ECHO; at ``/fhir`` ITI-65, ITI-66, ITI-67 (also
+ImagingStudy), ITI-68 and ITI-78 (Patient); at ``/dicomweb`` QIDO-RS, WADO-RS and STOW-RS.
 ``RAD-68`` is accepted as a synonym of ITI-41: on the wire the repository receives a Provide and
 Register Document Set-b (RAD TF-3 §4.68.4.1).
 
@@ -58,6 +59,14 @@ KNOWN_TRANSACTIONS = (
     "RAD-75",
     "C-STORE",
     "C-ECHO",
+    # MHD at /fhir (gateway.fhir): ITI-65 Provide Document Bundle, ITI-66 Find Document Lists,
+    # ITI-67 Find Document References (also ImagingStudy searches), ITI-68 Retrieve Document,
+    # ITI-78 (PDQm) for the Patient reads.
+    "ITI-65",
+    "ITI-66",
+    "ITI-67",
+    "ITI-68",
+    "ITI-78",
     # DICOMweb at /dicomweb (gateway.dicomweb): search, retrieve (also XDS-I.b RAD-107), store.
     "QIDO-RS",
     "WADO-RS",

@@ -99,7 +99,7 @@ def test_several_workers_on_sqlite_are_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{data.resolve() / 'registry.sqlite'}"
     assert done.stderr.splitlines() == [
         f"xdsi-gateway: configuration error: --workers 2: the gateway database is SQLite ({url}), "
-        "which only one process may use; set registry.database_url to a PostgreSQL database "
+        "which only one process may use; set gateway.database_url to a PostgreSQL database "
         "(postgresql://...) or run one worker"
     ]
     done = _serve(_env(data, XDSI_HTTP_WORKERS="3"))

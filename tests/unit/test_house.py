@@ -3,10 +3,14 @@
 - No import circle between modules of ``gateway/``. Every import counts: at module level, inside
   functions, and under ``if TYPE_CHECKING:`` too (a circle of annotations is still two modules
   that each need the other; none exists, so none is excused).
-- The actors' rooms (registry, repository, imaging, consumer, xca) never import each other: they
-  meet through client interfaces wired in the assembly (``app.py``, ``cli.py``, ``demo.py``,
+- The actors' rooms (registry, repository, imaging, consumer, xca, fhir, media) never import
+  each other:
+  they meet through client interfaces wired in the assembly (``app.py``, ``cli.py``, ``demo.py``,
   and ``serving/worker.py``, which runs one gateway of ``serve --workers N``; these may import
-  everything).
+  everything). One documented exception, module by module (``ALLOWED``): ``media`` exports
+  through the consumer's fetch (ARCHITECTURE.md: media uses "consumer fetch"), so it may import
+  the fetch and the destination interface it fills. It reaches the imaging source and the
+  registry's patients only through Protocols the assembly satisfies, importing nothing of them.
 - Actors never import lxml: XML lives in ``soap/`` and the ``metadata/`` codecs.
 
 The imports are read from the syntax tree (``ast``), nothing is imported or executed.
@@ -21,7 +25,16 @@ from pathlib import Path
 import gateway
 
 PACKAGE = Path(gateway.__file__).resolve().parent
-ACTOR_ROOMS = ("registry", "repository", "imaging", "consumer", "xca", "dicomweb")
+ACTOR_ROOMS = ("registry", "repository", "imaging", "consumer", "xca", "fhir", "media", "dicomweb")
+# room -> modules of other rooms it may import (each a public interface, named one by one)
+ALLOWED = {
+    "media": {
+        "gateway.consumer.fetch",  # StudyFetcher, FetchRequest, FetchReport
+        "gateway.consumer.store",  # Destination, DicomdirDestination, PermanentProblem
+        "gateway.consumer.manifest",  # InstanceRef, what a destination is handed
+        "gateway.consumer.settings",  # ConsumerSettings, the fetch's peers
+    },
+}
 ASSEMBLY = (
     "gateway.app",
     "gateway.cli",
@@ -128,9 +141,30 @@ def test_actor_rooms_never_import_each_other() -> None:
         for name, path in MODULES.items()
         if name not in ASSEMBLY and (room := _room(name)) is not None
         for target, line in _imported(name, path)
-        if (other := _room(target)) is not None and other != room
+        if (other := _room(target)) is not None
+        and other != room
+        and target not in ALLOWED.get(room, set())
     ]
     assert crossings == []
+
+
+def test_the_allowed_crossings_are_used_and_lead_nowhere_else() -> None:
+    used = {
+        target
+        for name, path in MODULES.items()
+        if _room(name) == "media"
+        for target, _ in _imported(name, path)
+        if _room(target) not in (None, "media")
+    }
+    assert used == ALLOWED["media"]
+    # and nothing of the others imports media (consumer must not depend on de-identification)
+    assert not [
+        name
+        for name, path in MODULES.items()
+        if _room(name) not in (None, "media") and name not in ASSEMBLY
+        for target, _ in _imported(name, path)
+        if _room(target) == "media"
+    ]
 
 
 def test_only_assembly_imports_the_assembly() -> None:

@@ -25,6 +25,7 @@ from tests.unit.imaging.support import (
     AE_TITLE,
     PublishWatcher,
     RecordingRepository,
+    close_sources,
     make_source,
 )
 
@@ -47,6 +48,13 @@ def serve_rad69(source: ImagingSource, spool: Path) -> HttpServer:
     server = HttpServer(app, host="127.0.0.1", port=0, threads=4, shutdown_timeout=5)
     server.start()
     return server
+
+
+@pytest.fixture(autouse=True)
+def _close_sources() -> Iterator[None]:
+    """Every source a test made ends like a stopped process: its lease goes."""
+    yield
+    close_sources()
 
 
 @pytest.fixture

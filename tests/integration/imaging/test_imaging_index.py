@@ -3,11 +3,14 @@ PostgreSQL: upserts, the study state machine, claims, and concurrent writers."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from gateway.database.leases import Lease
 from gateway.imaging.index import (
     HELD,
     PUBLISHED,
@@ -16,6 +19,7 @@ from gateway.imaging.index import (
     ImagingIndex,
     InstanceRecord,
     Manifest,
+    ManifestInFlight,
     PendingManifest,
 )
 
@@ -39,7 +43,7 @@ def index(db_url: str, clock: Clock) -> Iterator[ImagingIndex]:
     try:
         yield index
     finally:
-        index.engine.dispose()
+        index.close()
 
 
 def record(sop: str, study: str = "1.1", series: str = "1.1.1", **extra: object) -> InstanceRecord:
@@ -187,13 +191,48 @@ def test_due_studies_are_the_quiet_ones_oldest_first(index: ImagingIndex, clock:
     assert index.due_studies(RECEIVING, 10) == ["1.1", "2.2"]
 
 
-def test_stale_claims_are_released(index: ImagingIndex, clock: Clock) -> None:
+def other_process(index: ImagingIndex, clock: Clock, *, alive: bool) -> ImagingIndex:
+    """An index of another gateway process on the same database: with a lease (alive) or
+    with none (its process is gone)."""
+    owner = Lease(index.engine).acquire().owner if alive else uuid.uuid4().hex
+    return ImagingIndex(index.engine, owner=owner, clock=clock)
+
+
+def test_a_live_process_keeps_its_claim_however_old(index: ImagingIndex, clock: Clock) -> None:
     index.record_instance(record("1.1.1.1"))
     assert index.claim("1.1", (RECEIVING,)) is not None
-    assert index.release_stale_claims(600) == 0
-    clock.now = 1601.0
-    assert index.release_stale_claims(600) == 1
-    assert index.states(["1.1"]) == {"1.1": RECEIVING}
+    clock.now += 10**6  # an hour, a week: a live owner's claim is never given away
+    other = other_process(index, clock, alive=True)
+    assert other.release_orphaned_claims() == 0
+    assert other.claim("1.1", (RECEIVING, PUBLISHED, HELD)) is None
+    study = index.study("1.1")
+    assert study is not None and (study.state, study.claimed_by) == (PUBLISHING, index.owner)
+
+
+def test_a_gone_process_claim_is_taken_back(index: ImagingIndex, clock: Clock) -> None:
+    index.record_instance(record("1.1.1.1"))
+    gone = other_process(index, clock, alive=False)
+    assert gone.claim("1.1", (RECEIVING,)) is not None
+    assert index.release_orphaned_claims() == 1
+    claimed = index.claim("1.1", (RECEIVING,))
+    assert claimed is not None and claimed.claimed_by == index.owner
+    gone.mark_failed("1.1", "late answer of the gone process", retry_seconds=0)
+    study = index.study("1.1")  # the gone process's late word does not end our claim
+    assert study is not None and (study.state, study.claimed_by) == (PUBLISHING, index.owner)
+
+
+def test_a_clean_stop_frees_the_claims_at_once(db_url: str, clock: Clock) -> None:
+    first = ImagingIndex.from_url(db_url, clock=clock)
+    second = ImagingIndex.from_url(db_url, clock=clock)
+    try:
+        first.record_instance(record("1.1.1.1"))
+        assert first.claim("1.1", (RECEIVING,)) is not None
+        assert second.release_orphaned_claims() == 0
+        first.close()  # lease row deleted
+        assert second.release_orphaned_claims() == 1
+    finally:
+        first.close()
+        second.close()
 
 
 def pending(study: str = "1.1", uid: str = "2.25.9") -> PendingManifest:
@@ -232,6 +271,57 @@ def test_pending_manifest_is_kept_until_settled(index: ImagingIndex, clock: Cloc
     study = index.study("1.1")
     assert study is not None and study.state == RECEIVING  # reopened: a replacement follows
     assert study.manifest_sop_instance_uid == "2.25.10" and index.pending("1.1") is None
+
+
+def test_pending_manifest_of_a_live_process_is_left_alone(
+    index: ImagingIndex, clock: Clock
+) -> None:
+    index.record_instance(record("1.1.1.1"))
+    assert index.claim("1.1", (RECEIVING,)) is not None
+    assert index.save_pending(pending())
+    index.record_instance(record("1.1.1.2"))  # arrives while the manifest is on its way
+    other = other_process(index, clock, alive=True)
+    assert other.claim("1.1", (RECEIVING,)) is not None
+    with pytest.raises(ManifestInFlight):
+        other.take_pending("1.1")  # never sent twice at once
+    assert not other.save_pending(pending(uid="2.25.77"))  # nor a second manifest beside it
+    other.give_back("1.1", retry_seconds=0)
+    kept = index.pending("1.1")
+    assert kept is not None and kept.sop_instance_uid == "2.25.9"
+
+
+def test_pending_manifest_of_a_gone_process_is_taken_over(
+    index: ImagingIndex, clock: Clock
+) -> None:
+    index.record_instance(record("1.1.1.1"))
+    gone = other_process(index, clock, alive=False)
+    assert gone.claim("1.1", (RECEIVING,)) is not None
+    assert gone.save_pending(pending())
+    assert index.release_orphaned_claims() == 1
+    assert index.claim("1.1", (RECEIVING,)) is not None
+    taken = index.take_pending("1.1")
+    assert taken is not None and (taken.sop_instance_uid, taken.kos) == ("2.25.9", pending().kos)
+    gone.mark_published("1.1", taken.manifest)  # the gone one's late words change no claim
+    assert index.pending("1.1") is not None  # and forget no pending manifest but its own
+    index.mark_published("1.1", taken.manifest)
+    study = index.study("1.1")
+    assert study is not None and study.state == PUBLISHED and index.pending("1.1") is None
+
+
+def test_new_manifest_only_replaces_the_last_registered_one(
+    index: ImagingIndex, clock: Clock
+) -> None:
+    index.record_instance(record("1.1.1.1"))
+    other = other_process(index, clock, alive=True)
+    assert index.claim("1.1", (RECEIVING,)) is not None
+    index.record_instance(record("1.1.1.2"))
+    assert other.claim("1.1", (RECEIVING,)) is not None  # claims change hands ...
+    assert not index.save_pending(pending())  # ... and the former holder sends nothing new
+    assert other.save_pending(pending(uid="2.25.20"))
+    other.mark_published("1.1", MANIFEST)  # registered: entry urn:uuid:e
+    assert other.claim("1.1", (RECEIVING, PUBLISHED)) is not None
+    assert not other.save_pending(pending(uid="2.25.21"))  # replaces None: stale
+    assert other.save_pending(dataclasses.replace(pending(uid="2.25.22"), replaces="urn:uuid:e"))
 
 
 def run_threads(targets: list[object]) -> list[BaseException]:

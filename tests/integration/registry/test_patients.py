@@ -121,3 +121,44 @@ def test_feed_handler_end_to_end(registry: Registry, db: Database) -> None:
     new_pid = f"NEW-1^^^&{DOMAIN}&ISO"
     assert registry.patients.is_known(new_pid)
     registry.register_document_set(builders.fresh(builders.documents(1), patient_id=new_pid))
+
+
+def test_find_by_demographics_for_media_reconciliation(db: Database) -> None:
+    """Exact family name, given name (case and spaces aside), birth date to the day and sex;
+    merged ids are not proposed (IHE RAD IRWF.b reconciliation of imported media)."""
+    patients = PatientRegistry(db)
+    jane = Demographics(family_name="Doe", given_name="Jane", birth_date="198001011230", sex="F")
+    patients.register(A, jane, other_ids=[])
+    patients.register(
+        B,
+        Demographics(family_name="DOE", given_name=" jane ", birth_date="19800101", sex="F"),
+        other_ids=[],
+    )
+    patients.register(
+        C,
+        Demographics(family_name="Doe", given_name="Jane", birth_date="19800102", sex="F"),
+        other_ids=[],
+    )
+    patients.register(
+        D,
+        Demographics(family_name="Doe", given_name="Jane", birth_date="19800101", sex="M"),
+        other_ids=[],
+    )
+
+    def find(**changes: str) -> list[str]:
+        wanted = {"family_name": "doe", "given_name": "JANE", "birth_date": "19800101", "sex": "F"}
+        wanted.update(changes)
+        return [m.patient_id for m in patients.find_by_demographics(**wanted)]
+
+    assert find() == [A, B]
+    assert (
+        patients.find_by_demographics(
+            family_name="Doe", given_name="Jane", birth_date="19800101", sex="F"
+        )[0].birth_date
+        == "198001011230"
+    )
+    assert find(sex="M") == [D]
+    assert find(given_name="John") == []
+    assert find(birth_date="1980") == []  # not a full date: no match on demographics
+    patients.merge(A, B)
+    assert find() == [A]

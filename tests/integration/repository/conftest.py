@@ -22,5 +22,4 @@ def system(tmp_path: Path, registry: FakeRegistry) -> Iterator[RepositorySystem]
     try:
         yield running
     finally:
-        running.gateway.stop()
-        running.repository.stop()
+        running.stop()

@@ -13,11 +13,13 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
 from gateway.app import Gateway
 from gateway.config import load_settings
+from gateway.database.leases import Lease
 from gateway.errors import XDSError
 from gateway.metadata.ebrim import build_registry_object_list, parse_submit_objects_request
 from gateway.metadata.model import DocumentEntry, Submission
@@ -33,6 +35,7 @@ from gateway.soap.dispatch import SoapApplication
 from gateway.soap.message import Attachment
 from gateway.soap.transactions import ENDPOINTS, ITI_18, ITI_41, ITI_43, REPOSITORY_PATH
 from tests.factories import UID_ROOT, make_document_entry, make_has_member, make_submission_set
+from tests.support.site import Site
 
 REPOSITORY_UID = "1.3.6.1.4.1.21367.13.40.100"
 
@@ -54,6 +57,14 @@ class RepositorySystem:
     repository: Repository
     registry: FakeRegistry
     root: Path
+    site: Site
+    lease: Lease
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        self.repository.stop()
+        self.lease.release()
+        self.site.close()
 
     @property
     def url(self) -> str:
@@ -67,11 +78,22 @@ class RepositorySystem:
 def start_system(data_dir: Path, registry: FakeRegistry) -> RepositorySystem:
     settings = load_settings(environ={**ISOLATED, "XDSI_GATEWAY_DATA_DIR": str(data_dir)})
     root = settings.data_dir / "repository"
-    repository = open_repository(root, registry, retry_seconds=0.2)
+    site = Site(settings.gateway_database_url)
+    lease = Lease(site.engine).start()
+    repository = open_repository(
+        root, registry, engine=site.engine, owner=lease.owner, retry_seconds=0.2
+    )
     repository.start()
     gateway = Gateway(settings, configure=lambda app: bind(app, repository))
     gateway.start()
-    return RepositorySystem(gateway=gateway, repository=repository, registry=registry, root=root)
+    return RepositorySystem(
+        gateway=gateway,
+        repository=repository,
+        registry=registry,
+        root=root,
+        site=site,
+        lease=lease,
+    )
 
 
 @dataclass
@@ -127,7 +149,7 @@ def failure(*errors: XDSError) -> Callable[[etree._Element], etree._Element]:
     return answer
 
 
-def open_repository(root: Path, registry: FakeRegistry, **kwargs: object) -> Repository:
+def open_repository(root: Path, registry: FakeRegistry, **kwargs: Any) -> Repository:
     return Repository.open(root, unique_id=REPOSITORY_UID, registry=registry.client(), **kwargs)
 
 

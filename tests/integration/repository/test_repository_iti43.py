@@ -109,7 +109,9 @@ def test_nothing_found_is_a_failure(system: RepositorySystem) -> None:
 
 def test_unsettled_documents_are_not_served(system: RepositorySystem) -> None:
     [uid] = stored(system, [b"soon gone"])
-    system.repository.index.mark_unresolved([uid])  # a confirmed row is never downgraded
+    system.repository.index.mark_unresolved(
+        [uid], owner=system.repository.owner
+    )  # never downgraded
     assert system.repository.index.get(uid).state == "confirmed"
     pending = StoredDocument(
         unique_id="1.2.3.5",

@@ -29,6 +29,7 @@ from tests.integration.repository.repo_support import (
     stored_files,
     submission_with,
 )
+from tests.support.site import Site, site_at
 
 DOC = b"remote registry test\n"
 
@@ -71,16 +72,29 @@ def remote(tmp_path: Path) -> Iterator[RemoteRegistry]:
         server.stop()
 
 
-def _repository(root: Path, client: SoapRegistryClient) -> Repository:
-    repo = Repository.open(root, unique_id=REPOSITORY_UID, registry=client, retry_seconds=3600)
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    with site_at(f"sqlite:///{tmp_path / 'gateway.sqlite'}") as opened:
+        yield opened
+
+
+def _repository(root: Path, client: SoapRegistryClient, site: Site) -> Repository:
+    repo = Repository.open(
+        root,
+        unique_id=REPOSITORY_UID,
+        registry=client,
+        engine=site.engine,
+        owner=site.process().owner,
+        retry_seconds=3600,
+    )
     repo.start()
     return repo
 
 
 def test_provide_registers_over_soap_with_ws_addressing(
-    tmp_path: Path, remote: RemoteRegistry
+    tmp_path: Path, remote: RemoteRegistry, site: Site
 ) -> None:
-    repo = _repository(tmp_path / "repo", SoapRegistryClient(remote.url, timeout=10))
+    repo = _repository(tmp_path / "repo", SoapRegistryClient(remote.url, timeout=10), site)
     try:
         response = repo.provide(submission_with([DOC]), provided_documents([DOC]))
         assert status_of(response) == "Success"
@@ -97,9 +111,11 @@ def submission_uid() -> str:
     return submission_with([DOC]).document_entries[0].unique_id or ""
 
 
-def test_registry_rejection_leaves_no_file(tmp_path: Path, remote: RemoteRegistry) -> None:
+def test_registry_rejection_leaves_no_file(
+    tmp_path: Path, remote: RemoteRegistry, site: Site
+) -> None:
     remote.fake.answer = failure(XDSPatientIdDoesNotMatch("not the same patient"))
-    repo = _repository(tmp_path / "repo", SoapRegistryClient(remote.url, timeout=10))
+    repo = _repository(tmp_path / "repo", SoapRegistryClient(remote.url, timeout=10), site)
     try:
         response = repo.provide(submission_with([DOC]), provided_documents([DOC]))
         assert status_of(response) == "Failure"
@@ -110,9 +126,9 @@ def test_registry_rejection_leaves_no_file(tmp_path: Path, remote: RemoteRegistr
         repo.stop()
 
 
-def test_unreachable_registry(tmp_path: Path) -> None:
+def test_unreachable_registry(tmp_path: Path, site: Site) -> None:
     client = SoapRegistryClient("http://127.0.0.1:9/xds/registry", timeout=5)
-    repo = _repository(tmp_path / "repo", client)
+    repo = _repository(tmp_path / "repo", client, site)
     try:
         with pytest.raises(XDSRegistryNotAvailable, match="did not answer"):
             repo.provide(submission_with([DOC]), provided_documents([DOC]))
@@ -121,7 +137,7 @@ def test_unreachable_registry(tmp_path: Path) -> None:
         repo.stop()
 
 
-def test_https_with_client_certificate(tmp_path: Path) -> None:
+def test_https_with_client_certificate(tmp_path: Path, site: Site) -> None:
     domain = init_domain(tmp_path / "certs", nodes=("server", "client"))
     ca = str(domain.ca_certificate)
     server_node, client_node = domain.nodes["server"], domain.nodes["client"]
@@ -138,7 +154,7 @@ def test_https_with_client_certificate(tmp_path: Path) -> None:
             verify=ca,
             cert=(str(client_node.certificate), str(client_node.private_key)),
         )
-        repo = _repository(tmp_path / "repo", client)
+        repo = _repository(tmp_path / "repo", client, site)
         try:
             response = repo.provide(submission_with([DOC]), provided_documents([DOC]))
             assert status_of(response) == "Success"

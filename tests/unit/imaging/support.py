@@ -131,6 +131,15 @@ class PublishWatcher:
             return found()
 
 
+OPENED: list[ImagingIndex] = []  # indexes of make_source: close_sources() ends their leases
+
+
+def close_sources() -> None:
+    """Release the leases and engines of the sources ``make_source`` made (test teardown)."""
+    while OPENED:
+        OPENED.pop().close()
+
+
 def make_source(
     tmp_path: Path,
     repository: RecordingRepository | Callable[..., Any] | Any,
@@ -143,6 +152,7 @@ def make_source(
 ) -> ImagingSource:
     """A source on ``tmp_path`` (not started) publishing to ``repository``."""
     index = ImagingIndex.from_url(db_url or f"sqlite:///{tmp_path / 'imaging.sqlite'}")
+    OPENED.append(index)
     if isinstance(repository, RecordingRepository):
         client: Any = repository.client()
     elif hasattr(repository, "provide_and_register"):

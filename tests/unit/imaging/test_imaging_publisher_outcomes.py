@@ -208,6 +208,7 @@ def test_pending_manifest_survives_a_restart(tmp_path: Path) -> None:
     _ingest(source, spec)
     source.publish_due()
     source.publisher.close()
+    source.index.close()  # the process ends: its lease goes, its pending manifest is free
     again = ScriptedRepository(["register"], registered=dict(repository.registered))
     restarted = _source(tmp_path, again)  # the same database and folder, a new process
     [published] = restarted.publish_due()

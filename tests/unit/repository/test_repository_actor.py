@@ -1,15 +1,20 @@
-"""The Repository actor without sockets: the write path, its failure paths, and recovery after a
-simulated SIGKILL at each step (a ``Crash`` that skips every clean-up, as a kill would)."""
+"""The Repository actor without sockets, on SQLite and PostgreSQL: the write path, its failure
+paths, recovery after a simulated SIGKILL at each step (a ``Crash`` that skips every clean-up, as a
+kill would, then the killed process's lease runs out), and two processes sharing one index and
+storage folder (a live process's reservation is never resolved by another)."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import etree
+from sqlalchemy import update
 
 from gateway.errors import XDSErrorList, XDSRegistryNotAvailable
 from gateway.metadata.ebrim import parse_submit_objects_request
@@ -18,9 +23,11 @@ from gateway.metadata.retrieve import DocumentRequest, Status, build_registry_re
 from gateway.repository.actor import Repository
 from gateway.repository.index import CONFIRMED, PENDING, UNRESOLVED, StoredDocument
 from gateway.repository.model import ProvidedDocument
+from gateway.repository.schema import repository_document
 from gateway.repository.storage import storage_key
 from gateway.soap.message import Attachment
 from tests.factories import UID_ROOT, make_submission
+from tests.support.site import Site, site_at
 
 REPO = "1.3.6.1.4.1.21367.13.40.100"
 DATA = b"document bytes\n"
@@ -78,15 +85,20 @@ def files(root: Path) -> list[bytes]:
 OPENED: list[Repository] = []
 
 
-@pytest.fixture(autouse=True)
-def _close_repositories() -> Iterator[None]:
-    yield
-    while OPENED:
-        OPENED.pop().stop()
+@pytest.fixture
+def site(db_url: str) -> Iterator[Site]:
+    with site_at(db_url) as opened:
+        yield opened
+        while OPENED:
+            OPENED.pop().stop()
 
 
-def open_repo(root: Path, registry: Registry, **kwargs: object) -> Repository:
-    repo = Repository.open(root, unique_id=REPO, registry=registry, **kwargs)
+def open_repo(root: Path, registry: Registry, site: Site, **kwargs: Any) -> Repository:
+    """The repository of one (new) gateway process on ``site``."""
+    owner = site.process().owner
+    repo = Repository.open(
+        root, unique_id=REPO, registry=registry, engine=site.engine, owner=owner, **kwargs
+    )
     OPENED.append(repo)
     return repo
 
@@ -101,9 +113,9 @@ def served(repo: Repository, unique_id: str) -> bytes | None:
     return result.documents[0].attachment.read_bytes() if result.documents else None
 
 
-def test_success_stores_confirms_and_serves(tmp_path: Path) -> None:
+def test_success_stores_confirms_and_serves(tmp_path: Path, site: Site) -> None:
     registry = Registry()
-    repo = open_repo(tmp_path, registry)
+    repo = open_repo(tmp_path, registry, site)
     response = repo.provide(submission(2), documents(2))
     assert response.get("status") == Status.SUCCESS
     assert files(tmp_path) == [DATA, DATA]
@@ -113,18 +125,18 @@ def test_success_stores_confirms_and_serves(tmp_path: Path) -> None:
     assert (entry.hash, entry.size) == (hashlib.sha1(DATA).hexdigest(), len(DATA))
 
 
-def test_failure_leaves_nothing(tmp_path: Path) -> None:
+def test_failure_leaves_nothing(tmp_path: Path, site: Site) -> None:
     registry = Registry()
     registry.status = Status.FAILURE
-    repo = open_repo(tmp_path, registry)
+    repo = open_repo(tmp_path, registry, site)
     repo.provide(submission(), documents())
     assert files(tmp_path) == []
     assert repo.index.counts() == {PENDING: 0, UNRESOLVED: 0, CONFIRMED: 0}
 
 
-def test_failed_resubmission_keeps_the_original(tmp_path: Path) -> None:
+def test_failed_resubmission_keeps_the_original(tmp_path: Path, site: Site) -> None:
     registry = Registry()
-    repo = open_repo(tmp_path, registry)
+    repo = open_repo(tmp_path, registry, site)
     repo.provide(submission(), documents())
     registry.status = Status.FAILURE
     repo.provide(submission(), documents())  # identical resubmission, rejected by the registry
@@ -132,9 +144,11 @@ def test_failed_resubmission_keeps_the_original(tmp_path: Path) -> None:
     assert served(repo, uid(1)) == DATA
 
 
-def test_metadata_errors_are_all_reported_before_anything_is_stored(tmp_path: Path) -> None:
+def test_metadata_errors_are_all_reported_before_anything_is_stored(
+    tmp_path: Path, site: Site
+) -> None:
     registry = Registry()
-    repo = open_repo(tmp_path, registry)
+    repo = open_repo(tmp_path, registry, site)
     sub = submission(2)
     sub.document_entries[0].size = 1
     sub.document_entries[1].class_code = None
@@ -153,9 +167,9 @@ def test_metadata_errors_are_all_reported_before_anything_is_stored(tmp_path: Pa
     assert registry.requests == [] and files(tmp_path) == []
 
 
-def test_a_unique_id_in_flight_elsewhere_is_busy(tmp_path: Path) -> None:
+def test_a_unique_id_in_flight_elsewhere_is_busy(tmp_path: Path, site: Site) -> None:
     registry = Registry()
-    repo = open_repo(tmp_path, registry)
+    repo = open_repo(tmp_path, registry, site)
     busy = StoredDocument(
         unique_id=uid(1), storage_key=storage_key(uid(1)), hash="0" * 40, size=1, mime_type="x/y"
     )
@@ -165,10 +179,10 @@ def test_a_unique_id_in_flight_elsewhere_is_busy(tmp_path: Path) -> None:
     assert [e.code for e in raised.value] == ["XDSRepositoryBusy"]
 
 
-def test_unknown_outcome_then_resolved(tmp_path: Path) -> None:
+def test_unknown_outcome_then_resolved(tmp_path: Path, site: Site) -> None:
     registry = Registry()
     registry.reachable = False
-    repo = open_repo(tmp_path, registry)
+    repo = open_repo(tmp_path, registry, site)
     with pytest.raises(XDSRegistryNotAvailable):
         repo.provide(submission(), documents())
     assert repo.index.counts()[UNRESOLVED] == 1
@@ -179,8 +193,9 @@ def test_unknown_outcome_then_resolved(tmp_path: Path) -> None:
     assert files(tmp_path) == []  # the registry never listed it
 
 
-def crash_during(repo: Repository, registry: Registry, *, after_commit: bool) -> None:
-    """Run provide() until a kill: before the registry commits, or after it."""
+def crash_during(repo: Repository, registry: Registry, site: Site, *, after_commit: bool) -> None:
+    """Run provide() until a kill: before the registry commits, or after it; the killed
+    process's lease then runs out (it renews no more)."""
     if after_commit:
         registry.crash_after_commit = True
     else:
@@ -193,13 +208,14 @@ def crash_during(repo: Repository, registry: Registry, *, after_commit: bool) ->
     with pytest.raises(Crash):
         repo.provide(submission(), documents())
     registry.crash_after_commit, registry.reachable = False, True
+    site.expire(repo.owner)
 
 
-def test_kill_before_registration_then_restart_removes_the_file(tmp_path: Path) -> None:
+def test_kill_before_registration_then_restart_removes_the_file(tmp_path: Path, site: Site) -> None:
     registry = Registry()
-    crash_during(open_repo(tmp_path, registry), registry, after_commit=False)
+    crash_during(open_repo(tmp_path, registry, site), registry, site, after_commit=False)
     assert files(tmp_path) == [DATA]  # placed, pending
-    restarted = open_repo(tmp_path, registry)
+    restarted = open_repo(tmp_path, registry, site)
     restarted.start()
     try:
         assert files(tmp_path) == []
@@ -208,10 +224,12 @@ def test_kill_before_registration_then_restart_removes_the_file(tmp_path: Path) 
         restarted.stop()
 
 
-def test_kill_after_registration_then_restart_serves_the_document(tmp_path: Path) -> None:
+def test_kill_after_registration_then_restart_serves_the_document(
+    tmp_path: Path, site: Site
+) -> None:
     registry = Registry()
-    crash_during(open_repo(tmp_path, registry), registry, after_commit=True)
-    restarted = open_repo(tmp_path, registry)
+    crash_during(open_repo(tmp_path, registry, site), registry, site, after_commit=True)
+    restarted = open_repo(tmp_path, registry, site)
     restarted.start()
     try:
         assert served(restarted, uid(1)) == DATA
@@ -219,11 +237,11 @@ def test_kill_after_registration_then_restart_serves_the_document(tmp_path: Path
         restarted.stop()
 
 
-def test_kill_with_registry_unreachable_at_restart(tmp_path: Path) -> None:
+def test_kill_with_registry_unreachable_at_restart(tmp_path: Path, site: Site) -> None:
     registry = Registry()
-    crash_during(open_repo(tmp_path, registry), registry, after_commit=True)
+    crash_during(open_repo(tmp_path, registry, site), registry, site, after_commit=True)
     registry.reachable = False
-    restarted = open_repo(tmp_path, registry, retry_seconds=0.05)
+    restarted = open_repo(tmp_path, registry, site, retry_seconds=0.05)
     restarted.start()
     try:
         assert served(restarted, uid(1)) is None  # unknown yet: not served, not deleted
@@ -237,28 +255,113 @@ def test_kill_with_registry_unreachable_at_restart(tmp_path: Path) -> None:
         restarted.stop()
 
 
-def test_orphans_and_staging_leftovers_are_removed_at_start(tmp_path: Path) -> None:
+def test_orphans_and_staging_leftovers_are_removed_at_start(tmp_path: Path, site: Site) -> None:
     registry = Registry()
-    repo = open_repo(tmp_path, registry)
+    repo = open_repo(tmp_path, registry, site)
     repo.provide(submission(), documents())
     orphan_key = storage_key("1.2.3.orphan")
     repo.storage.store(orphan_key, Attachment.from_bytes(b"orphan"))  # a file without a row
     (tmp_path / "staging" / "x.tmp").write_bytes(b"half")
-    restarted = open_repo(tmp_path, registry)
+    restarted = open_repo(tmp_path, registry, site)
     restarted.start()
     restarted.stop()
     assert files(tmp_path) == [DATA]
-    assert list((tmp_path / "staging").iterdir()) == []
+    left = [p for p in (tmp_path / "staging").rglob("*") if p.is_file()]
+    assert [p for p in left if ".owners" not in p.parts] == []  # locks of live processes stay
 
 
-def test_settle_time_protects_young_unsettled_documents(tmp_path: Path) -> None:
+def test_settle_time_protects_young_unsettled_documents(tmp_path: Path, site: Site) -> None:
     registry = Registry()
-    crash_during(open_repo(tmp_path, registry), registry, after_commit=False)
+    crash_during(open_repo(tmp_path, registry, site), registry, site, after_commit=False)
     now = [time.time()]
-    restarted = open_repo(tmp_path, registry, settle_seconds=60)
+    restarted = open_repo(tmp_path, registry, site, settle_seconds=60)
     restarted.recovery.clock = lambda: now[0]
     assert restarted.recovery.resolve() == 1  # too young to judge "not registered"
     assert files(tmp_path) == [DATA]
     now[0] += 61
     assert restarted.recovery.resolve() == 0
     assert files(tmp_path) == []
+
+
+# -- two processes on one index and storage folder (issue 15) ------------------------------------
+
+
+class SlowRegistry(Registry):
+    """A registry that takes its time: ``register`` waits until the test lets it commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received = threading.Event()
+        self.commit = threading.Event()
+
+    def register(self, request: etree._Element) -> etree._Element:
+        self.received.set()
+        assert self.commit.wait(30), "the test never let the registry commit"
+        return super().register(request)
+
+
+def test_recovery_of_another_process_spares_a_live_reservation(tmp_path: Path, site: Site) -> None:
+    """The reproduced loss: owner A reserves and writes a document; owner B starts (orphan
+    sweep, recovery) while A's registry has not committed yet. A's lease is alive: B leaves
+    A's file and row alone, and A's document is confirmed and served."""
+    registry = SlowRegistry()
+    a = open_repo(tmp_path, registry, site)
+    answers: list[etree._Element] = []
+    provide = threading.Thread(target=lambda: answers.append(a.provide(submission(), documents())))
+    provide.start()
+    try:
+        assert registry.received.wait(30)  # A's file is placed, its ITI-42 is on its way
+        b = open_repo(tmp_path, registry, site)
+        b.start()  # B's whole start-up recovery, with the registry not listing A's document
+        assert b.recovery.resolve() == 0
+        row = a.index.get(uid(1))
+        assert row is not None and (row.state, row.owner) == (PENDING, a.owner)
+        assert files(tmp_path) == [DATA]
+    finally:
+        registry.commit.set()
+        provide.join(30)
+    assert answers and answers[0].get("status") == Status.SUCCESS
+    assert a.index.get(uid(1)).state == CONFIRMED
+    assert served(b, uid(1)) == DATA
+
+
+def test_work_of_a_process_whose_lease_expired_is_resolved(tmp_path: Path, site: Site) -> None:
+    """A is gone (its lease ran out) with two documents unsettled: the registered one is
+    confirmed by B, the other one deleted, file and row."""
+    registry = Registry()
+    a = open_repo(tmp_path, registry, site)
+    crash_during(a, registry, site, after_commit=True)  # registered, A killed before confirming
+    sub = submission()
+    sub.document_entries[0].unique_id = uid(2)
+    registry.reachable = False
+    a._settle_unknown = lambda _items: None  # type: ignore[method-assign]  # killed again
+    with pytest.raises(XDSRegistryNotAvailable):
+        a.provide(sub, documents(data=b"never registered"))
+    registry.reachable = True
+    assert {r.unique_id: r.state for r in (a.index.get(uid(1)), a.index.get(uid(2))) if r} == {
+        uid(1): PENDING,
+        uid(2): PENDING,
+    }
+    b = open_repo(tmp_path, registry, site)
+    b.start()
+    assert b.recovery.resolve() == 0
+    assert served(b, uid(1)) == DATA
+    assert b.index.get(uid(2)) is None
+    assert files(tmp_path) == [DATA]
+
+
+def test_a_gone_process_is_waited_for_until_its_lease_runs_out(tmp_path: Path, site: Site) -> None:
+    registry = Registry()
+    a = open_repo(tmp_path, registry, site)
+    crash_during(a, registry, site, after_commit=False)
+    lease = site.process()  # A again, but alive: its lease holds
+    with site.engine.begin() as conn:
+        conn.execute(
+            update(repository_document).values(owner=lease.owner)
+        )  # the killed run's row now belongs to a process whose lease still holds
+    b = open_repo(tmp_path, registry, site)
+    b.start()
+    assert files(tmp_path) == [DATA] and b.index.counts()[PENDING] == 1
+    site.expire(lease)
+    assert b.recovery.resolve() == 0
+    assert files(tmp_path) == [] and b.index.counts()[PENDING] == 0

@@ -111,6 +111,26 @@ def test_delete_and_recover(tmp_path: Path) -> None:
         store.attachment(key, content_type="text/plain")
 
 
+def test_staging_is_per_process_and_only_gone_processes_are_cleared(tmp_path: Path) -> None:
+    peer = LocalFolderStorage(tmp_path / "repo", owner="peer")  # a live process's folder
+    (peer.staging / "in-progress.tmp").write_bytes(b"half")
+    gone = peer.staging_root / "gone"  # a crashed process's folder: nobody holds its lock
+    gone.mkdir()
+    (gone / "left.tmp").write_bytes(b"half")
+    (peer.staging_root / "left-by-an-earlier-version.tmp").write_bytes(b"half")
+    mine = LocalFolderStorage(tmp_path / "repo", owner="me")
+    mine.recover()
+    left = sorted(
+        str(p.relative_to(mine.staging_root))
+        for p in mine.staging_root.rglob("*")
+        if ".owners" not in p.parts
+    )
+    assert left == ["me", "peer", "peer/in-progress.tmp"]
+    peer.close()  # a clean stop removes the process's own folder
+    mine.close()
+    assert [p.name for p in mine.staging_root.iterdir()] == [".owners"]
+
+
 def test_foreign_files_are_not_keys_and_bad_keys_are_refused(tmp_path: Path) -> None:
     store = LocalFolderStorage(tmp_path / "repo")
     (store.documents / "ab" / "README").write_text("not a document")

@@ -1,7 +1,7 @@
-"""Alembic environment of the registry schema.
+"""Alembic environment of the gateway database (registry, repository, imaging, leases, DICOMweb).
 
-Run through ``gateway.registry.database.upgrade`` (which passes its own connection, so the SQLite
-settings of ``database.py`` apply and the migration runs in a write transaction), or by the
+Run through ``gateway.database.migrate.upgrade`` (which passes its own connection, so the SQLite
+settings of ``engine.py`` apply and the migration runs in a write transaction), or by the
 ``alembic`` command with ``sqlalchemy.url`` set. Several gateway processes may start at once
 against one PostgreSQL database: an advisory lock held for the migration transaction makes the
 others wait and then find the schema at head (SQLite serialises through BEGIN IMMEDIATE).
@@ -12,16 +12,17 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, text
 
-from gateway.registry.schema import metadata
+from gateway.database.migrate import target_metadata
 
-# Any constant shared by every process; "XDSIREG" in ASCII.
+# Any constant shared by every process; "XDSIREG" in ASCII (the key of the registry-only
+# environment this one continues, so old and new versions exclude each other too).
 _ADVISORY_LOCK_KEY = 0x58_44_53_49_52_45_47
 
 
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=target_metadata(),
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite ALTER needs batch mode
         compare_type=True,
     )
@@ -38,14 +39,14 @@ def _main() -> None:
     if connection is not None:
         _run(connection)
         return
-    from gateway.registry.database import Database
+    from gateway.database.engine import create_database_engine, write_transaction
 
-    database = Database(config.get_main_option("sqlalchemy.url") or "")
+    engine = create_database_engine(config.get_main_option("sqlalchemy.url") or "")
     try:
-        with database.write() as conn:
+        with write_transaction(engine) as conn:
             _run(conn)
     finally:
-        database.dispose()
+        engine.dispose()
 
 
 if context.is_offline_mode():

@@ -1,7 +1,7 @@
 """Initial registry schema: the tables and indexes of ``gateway/registry/schema.py``.
 
 A revision is frozen: it spells out its tables instead of importing ``schema.py``, so later changes
-to ``schema.py`` need a new revision (``tests/integration/registry/test_database.py`` compares the
+to ``schema.py`` need a new revision (``tests/integration/test_gateway_database.py`` compares the
 head with ``schema.metadata``).
 
 Revision ID: 0001_initial

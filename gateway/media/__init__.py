@@ -1,0 +1,1 @@
+"""Portable media: PDI import with IRWF.b reconciliation, PDI export, PS3.15 de-identification."""
