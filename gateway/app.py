@@ -29,6 +29,8 @@ from gateway.soap.dispatch import Limits, Observer, SoapApplication
 from gateway.soap.server import HttpServer
 
 if TYPE_CHECKING:
+    from gateway.dicomweb.ports import Backend as DicomWebBackend
+    from gateway.dicomweb.service import DicomWebService
     from gateway.fhir.ports import Backends as FhirBackends
     from gateway.fhir.service import FhirService
     from gateway.hl7.mllp import MLLPServer
@@ -74,6 +76,7 @@ class Gateway:
         self.mllp: MLLPServer | None = None
         self.repository: Repository | None = None
         self.imaging: ImagingSource | None = None
+        self.dicomweb: DicomWebService | None = None
         self.xca: Gateways | None = None
         self.fhir: FhirService | None = None
         # The secure node (ITI-19/ITI-20): TLS material, access rules, audit trail; all None /
@@ -249,6 +252,8 @@ class Gateway:
             self._bind_repository()
         if s.imaging_source.enabled:
             self._bind_imaging_source()
+        if s.dicomweb.enabled and self.imaging is not None:
+            self._bind_dicomweb()
         if s.xca.enabled:
             self._bind_xca()
         if s.mhd.enabled:
@@ -397,6 +402,97 @@ class Gateway:
         endpoint.bind(tx.RAD_69, self.imaging.rad69_handler())
         self._ready["imaging_source"] = False
 
+    def _bind_dicomweb(self) -> None:
+        """DICOMweb (QIDO-RS, WADO-RS, STOW-RS) at /dicomweb over the imaging source."""
+        from gateway.dicomweb.catalog import Catalog
+        from gateway.dicomweb.service import DicomWebService
+
+        assert self.imaging is not None
+        s = self.settings.dicomweb
+        backend = self._dicomweb_backend()
+        self.dicomweb = DicomWebService(
+            backend,
+            Catalog(self.imaging.index.engine, backend),
+            public_url=s.public_url,
+            max_results=s.max_results,
+            max_upload_bytes=s.max_upload_bytes,
+        )
+        self.mount("/dicomweb", self.dicomweb)
+
+    def _dicomweb_backend(self) -> DicomWebBackend:
+        """The narrow view of the imaging source DICOMweb uses (``gateway.dicomweb.ports``);
+        imaging's exceptions become the two the DICOMweb room knows."""
+        from gateway.dicomweb import ports
+        from gateway.imaging import catalog, frames, transcode
+        from gateway.imaging.index import InstanceRecord
+        from gateway.imaging.ingest import InstanceRejected
+
+        imaging = self.imaging
+        assert imaging is not None
+        index, store = imaging.index, imaging.store
+
+        def view(r: InstanceRecord) -> ports.StoredInstance:
+            return ports.StoredInstance(
+                sop_instance_uid=r.sop_instance_uid,
+                sop_class_uid=r.sop_class_uid,
+                study_instance_uid=r.study_instance_uid,
+                series_instance_uid=r.series_instance_uid,
+                transfer_syntax_uid=r.transfer_syntax_uid,
+                path=store.path(r.path),
+                size=r.size,
+                received_at=r.received_at,
+                patient_id=r.patient_id,
+            )
+
+        def converting(call: Callable[..., Any]) -> Callable[..., Any]:
+            def run(*args: Any) -> Any:
+                try:
+                    return call(*args)
+                except transcode.CannotTranscode as exc:
+                    raise ports.ConversionError(str(exc)) from exc
+
+            return run
+
+        def stored(path: Path) -> ports.StoredInstance:
+            try:
+                return view(imaging.ingest.store_received(path))
+            except InstanceRejected as exc:
+                raise ports.Rejected(exc.status, str(exc)) from exc
+
+        def one(uid: str) -> ports.StoredInstance | None:
+            found = index.instance(uid)
+            return view(found) if found is not None else None
+
+        return ports.Backend(
+            instance=one,
+            instances=lambda uids: {k: view(v) for k, v in index.instances(uids).items()},
+            study=lambda uid: [view(r) for r in index.instances_of_study(uid)],
+            changed_since=lambda t, n: [
+                view(r) for r in catalog.changed_since(index.engine, t, limit=n)
+            ],
+            store=stored,
+            spool_dir=self._incoming_folder().path,  # per process, like C-STORE's
+            plan=converting(
+                lambda stored_ts, accepted: transcode.choose(stored_ts, accepted).syntax
+            ),
+            convert=converting(lambda src, dst, ts: transcode.transcode(src, dst, ts)),
+            frames=ports.Frames(
+                info=converting(frames.pixel_info),
+                stored=converting(frames.stored_frames),
+                decoded=converting(frames.decoded_frame),
+                native_bytes=frames.native_bytes,
+            ),
+        )
+
+    def _incoming_folder(self) -> StagingFolder:
+        """This process's folder below the store's ``.tmp/incoming`` for instances being received
+        (C-STORE, STOW-RS parts) and WADO-RS conversions: removed at stop, or by the next process
+        that finds its owner gone after a crash."""
+        assert self.imaging is not None
+        if self._incoming is None:
+            self._incoming = StagingFolder(self.imaging.store.incoming_dir, self.identity.owner)
+        return self._incoming
+
     def _bind_xca(self) -> None:
         """XCA/XCA-I: Responding Gateway at /xca/rg (ITI-38, ITI-39, RAD-75), Initiating Gateway
         at /xca/ig (ITI-18, ITI-43, RAD-69), over this process's actors and [xca.communities]."""
@@ -498,13 +594,12 @@ class Gateway:
         )
 
     def dicomweb_root(self) -> str | None:
-        """The DICOMweb service root when DICOMweb is enabled, else None: the one check that
-        switches ImagingStudy endpoints from RAD-69 to WADO-RS (``[dicomweb]`` is built by
-        another issue; until then there is no such section and this is None)."""
-        dicomweb = getattr(self.settings, "dicomweb", None)
-        if dicomweb is None or not getattr(dicomweb, "enabled", False):
+        """The DICOMweb service root when this process serves ``/dicomweb``, else None: the one
+        check that switches ImagingStudy endpoints from RAD-69 to WADO-RS. ``dicomweb.public_url``
+        when set (as in the KOS's Retrieve URL), else the path, made absolute by the caller."""
+        if self.dicomweb is None:
             return None
-        return str(getattr(dicomweb, "public_url", "") or "/dicomweb")
+        return self.settings.dicomweb.public_url or "/dicomweb"
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Readiness for ``/health``: ready when every enabled actor has started, the database
@@ -556,8 +651,7 @@ class Gateway:
         if self.repository is not None:
             self.repository.start()  # the start-up sweep ends before any request is served
         if self.imaging is not None:
-            self._incoming = StagingFolder(self.imaging.store.incoming_dir, self.identity.owner)
-            self.imaging.start(listeners.dicom, incoming_dir=self._incoming.path)
+            self.imaging.start(listeners.dicom, incoming_dir=self._incoming_folder().path)
         address = self.http.start(listeners.http)
         for name in list(self._ready):
             self._mark_ready(name)

@@ -163,6 +163,14 @@ class AuditSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DicomWebSettings:
+    enabled: bool = True  # QIDO-RS, WADO-RS, STOW-RS at /dicomweb (needs the imaging source)
+    public_url: str = ""  # base URL written into RetrieveURL and the KOS; "" = request's Host
+    max_results: int = 1000  # QIDO-RS matches per response at most (limit is capped to this)
+    max_upload_bytes: int = 2 * 1024 * 1024 * 1024  # largest STOW-RS request body
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommunitySettings:
     """One remote community of ``[xca.communities."urn:oid:..."]`` (keyed by homeCommunityId)."""
 
@@ -205,6 +213,7 @@ class Settings:
     tls: TlsSettings = field(default_factory=TlsSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    dicomweb: DicomWebSettings = field(default_factory=DicomWebSettings)
     xca: XcaSettings = field(default_factory=XcaSettings)
     mhd: MhdSettings = field(default_factory=MhdSettings)
 
@@ -384,6 +393,8 @@ def _check_values(settings: Settings) -> None:
         "imaging_source.publish_parallel": settings.imaging_source.publish_parallel,
         "imaging_source.max_pdu": settings.imaging_source.max_pdu,
         "audit.retry_max_seconds": settings.audit.retry_max_seconds,
+        "dicomweb.max_results": settings.dicomweb.max_results,
+        "dicomweb.max_upload_bytes": settings.dicomweb.max_upload_bytes,
         "xca.timeout": settings.xca.timeout,
         "mhd.max_bundle_bytes": settings.mhd.max_bundle_bytes,
         "mhd.page_size": settings.mhd.page_size,

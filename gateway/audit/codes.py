@@ -58,6 +58,7 @@ RAD_69 = Code("RAD-69", _IHE, "Retrieve Imaging Document Set")  # RAD TF-3 §4.6
 ITI_38 = Code("ITI-38", _IHE, "Cross Gateway Query")  # ITI TF-2 §3.38.5.1
 ITI_39 = Code("ITI-39", _IHE, "Cross Gateway Retrieve")  # ITI TF-2 §3.39.5.1
 RAD_75 = Code("RAD-75", _IHE, "Cross Gateway Retrieve Imaging Document Set")  # RAD TF-3 §4.75
+RAD_107 = Code("RAD-107", _IHE, "WADO-RS Retrieve")  # RAD TF-2 §4.107 (XDS-I.b WADO-RS)
 
 # -- RoleIDCode (CID 402) -----------------------------------------------------------------------
 ROLE_APPLICATION = Code("110150", "DCM", "Application")
@@ -70,6 +71,7 @@ PATIENT_NUMBER = Code("2", "RFC-3881", "Patient Number")  # RFC 3881 §5.5.4
 REPORT_NUMBER = Code("9", "RFC-3881", "Report Number")
 STUDY_INSTANCE_UID = Code("110180", "DCM", "Study Instance UID")  # CID 404
 NODE_ID = Code("110182", "DCM", "Node ID")
+SOP_CLASS_UID = Code("110181", "DCM", "SOP Class UID")  # PS3.15 A.5.3.10 "SOP Queried"
 SUBMISSION_SET = Code(
     "urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd",
     "IHE XDS Metadata",

@@ -30,6 +30,7 @@ from gateway.audit.objects import (
     alert_subject,
     clean,
     coded,
+    dicom_query,
     patients,
     query,
     studies,
@@ -195,6 +196,31 @@ SPECS: dict[str, Spec] = {
         type_code=codes.ITI_68,
         data_from_initiator=False,
         objects=_combine(patients, document_objects),
+    ),
+    # PS3.15 A.5.3.10 Query: a QIDO-RS search; the requester (initiator) is the Source.
+    "QIDO-RS": Spec(
+        event_id=(codes.QUERY, codes.QUERY),
+        action=(codes.EXECUTE, codes.EXECUTE),
+        type_code=None,
+        data_from_initiator=True,
+        objects=dicom_query,
+    ),
+    # PS3.15 A.5.3.7 DICOM Instances Transferred: WADO-RS (RAD-107 in XDS-I.b), the origin
+    # server is the Source (as RAD-69).
+    "WADO-RS": Spec(
+        event_id=(codes.INSTANCES_TRANSFERRED, codes.INSTANCES_TRANSFERRED),
+        action=(codes.CREATE, codes.READ),
+        type_code=codes.RAD_107,
+        data_from_initiator=False,
+        objects=_combine(patients, studies),
+    ),
+    # PS3.15 A.5.3.7: STOW-RS, the user agent sends (R) and the origin server stores (C).
+    "STOW-RS": Spec(
+        event_id=(codes.INSTANCES_TRANSFERRED, codes.INSTANCES_TRANSFERRED),
+        action=(codes.READ, codes.CREATE),
+        type_code=None,
+        data_from_initiator=True,
+        objects=_combine(patients, studies),
     ),
     # PS3.15 A.5.3.7: C-STORE SCU (sender, R) and SCP (receiver, C).
     "C-STORE": Spec(

@@ -185,3 +185,18 @@ def alert_subject(event: AuditEvent) -> list[etree._Element]:
     if event.alert_description:
         detail(codes.DETAIL_ALERT, event.alert_description)
     return [element]
+
+
+def dicom_query(event: AuditEvent) -> list[etree._Element]:
+    """SOP Queried (type 2, role 3, EV(110181, DCM, "SOP Class UID")) with the query itself:
+    the SOP Class of the information model searched (``query_id``) and the request
+    (``query_request``, for QIDO-RS its path and query string).
+
+    Standard: DICOM PS3.15 A.5.3.10 (Query: Participating Object "SOP Queried").
+    """
+    element, detail = _object(
+        event.query_id or "unknown", codes.TYPE_SYSTEM, codes.ROLE_REPORT, codes.SOP_CLASS_UID
+    )
+    etree.SubElement(element, "ParticipantObjectQuery").text = _b64(event.query_request or b"")
+    detail("TransferSyntax", "1.2.840.10008.1.2.1")
+    return [element]

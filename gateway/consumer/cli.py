@@ -175,6 +175,13 @@ def add_fetch_arguments(parser: argparse.ArgumentParser) -> None:
         help="requested transfer syntaxes: UIDs, pydicom keywords or all/native/compressed "
         "(repeatable or comma-separated; default all)",
     )
+    parser.add_argument(
+        "--via",
+        choices=("rad-69", "wado-rs"),
+        default="rad-69",
+        help="retrieve the instances by RAD-69 (default) or by WADO-RS from the Retrieve URL "
+        "the manifest names (XDS-I.b WADO-RS option)",
+    )
     parser.add_argument("--parallel", type=_positive, help="RAD-69 requests at once (default 4)")
     parser.add_argument("--batch-size", type=_positive, help="instances per RAD-69 request (50)")
     parser.add_argument("--retries", type=int, help="attempts after the first (default 3)")
@@ -227,7 +234,12 @@ def run_fetch(
         since=args.since,
         transfer_syntaxes=syntaxes,
     )
-    fetcher = StudyFetcher(consumer, destination, progress=_Silent() if args.no_progress else err)
+    fetcher = StudyFetcher(
+        consumer,
+        destination,
+        progress=_Silent() if args.no_progress else err,
+        via=getattr(args, "via", "rad-69"),
+    )
     try:
         report = fetcher.run(request)
     except KeyboardInterrupt:

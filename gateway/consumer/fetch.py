@@ -14,6 +14,11 @@ instances they list (the Imaging Document Consumer of XDS-I.b, RAD TF-1 §18.1, 
    unreadable, is asked for again up to ``retries`` times, then reported missing; one that
    cannot be delivered in a syntax the destination takes is reported at once, saying why.
 
+With ``via="wado-rs"`` (``fetch-study --via wado-rs``, the XDS-I.b WADO-RS option, RAD TF-2
+§4.107) step 3 asks the DICOMweb service named by each series' Retrieve URL (0008,1190) in the
+manifest instead (``gateway.consumer.wado``); batches, retries, checks and destinations are the
+same.
+
 Workers only talk to the network; checking, storing and counting happen in the calling thread,
 so destinations need no locking and the progress bar is drawn from one place.
 """
@@ -36,6 +41,7 @@ from gateway.consumer.errors import ConsumerError, ManifestError, PeerError
 from gateway.consumer.manifest import (
     InstanceRef,
     Manifest,
+    by_location_uid,
     merge_instances,
     plan_batches,
     read_manifest,
@@ -54,6 +60,7 @@ from gateway.consumer.report import (
 from gateway.consumer.settings import ConsumerSettings
 from gateway.consumer.store import Destination, PermanentProblem
 from gateway.consumer.syntax_plan import SyntaxPlan
+from gateway.consumer.wado import WadoRsSource, service_root
 from gateway.metadata.model import DocumentEntry
 from gateway.metadata.retrieve import (
     DocumentRequest,
@@ -64,6 +71,7 @@ from gateway.progress import Progress, short_uid
 
 log = logging.getLogger("gateway.consumer")
 
+VIAS = ("rad-69", "wado-rs")
 _ClientT = TypeVar("_ClientT", RegistryQueryClient, RepositoryRetrieveClient, ImagingSourceClient)
 _T = TypeVar("_T")
 
@@ -89,7 +97,10 @@ class StudyFetcher:
         retry_delay: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         source_factory: Callable[[str], ImagingSource] | None = None,
+        via: str = "rad-69",
     ) -> None:
+        if via not in VIAS:
+            raise ValueError(f"via must be one of {', '.join(VIAS)}, got {via!r}")
         self.settings = settings
         self.destination = destination
         self.progress_stream = progress
@@ -97,7 +108,9 @@ class StudyFetcher:
         self.retry_delay = retry_delay
         self.sleep = sleep
         self._sources: dict[str, ImagingSource] = {}
-        self._source_factory = source_factory or self._soap_source
+        self.via = via
+        default = self._wado_source if via == "wado-rs" else self._soap_source
+        self._source_factory = source_factory or default
         # a failure that running the fetch again may overcome (FetchReport.transient_failure)
         self._transient_failure = False
 
@@ -288,13 +301,25 @@ class StudyFetcher:
             outcome.seconds = time.monotonic() - started
         return outcome
 
+    def _locate(self, ref: InstanceRef) -> str | None:
+        """Where the instance is asked for: its Retrieve Location UID (RAD-69) or the service
+        root of its Retrieve URL (WADO-RS)."""
+        if self.via == "wado-rs":
+            return service_root(ref.retrieve_url) if ref.retrieve_url else None
+        return by_location_uid(ref)
+
     def _reachable(self, refs: list[InstanceRef], unreachable: dict[str, str]) -> list[InstanceRef]:
         """Instances that can be requested; the others go to ``unreachable`` with the reason."""
         reachable = []
         for ref in refs:
-            location = ref.retrieve_location_uid
+            location = self._locate(ref)
             if not location:
-                unreachable[ref.sop_instance_uid] = "the manifest names no Retrieve Location UID"
+                unreachable[ref.sop_instance_uid] = (
+                    "the manifest names no Retrieve URL (0008,1190) for WADO-RS: the imaging "
+                    "source does not offer the WADO-RS option (fetch without --via wado-rs)"
+                    if self.via == "wado-rs"
+                    else "the manifest names no Retrieve Location UID"
+                )
                 continue
             try:
                 self._source(location, ref.home_community_id)
@@ -337,8 +362,22 @@ class StudyFetcher:
     def _soap_source(self, url: str) -> ImagingSource:
         return self._connect(ImagingSourceClient, url)
 
+    def _wado_source(self, root: str) -> ImagingSource:
+        s = self.settings
+        return WadoRsSource(
+            root,
+            spool_dir=self.destination.spool_dir,
+            timeout=s.timeout,
+            verify=s.verify,
+            cert=s.cert,
+        )
+
     def _source(self, location: str, home: str | None = None) -> ImagingSource:
-        url = self.settings.instance_url(location, home)  # another community's: the gateway
+        """The client for ``location`` (see :meth:`_locate`): by WADO-RS the Retrieve URL's
+        service root itself; by RAD-69 the imaging source of that Retrieve Location UID, or the
+        Initiating Imaging Gateway for another community's (``home``)."""
+        wado = self.via == "wado-rs"
+        url = location if wado else self.settings.instance_url(location, home)
         client = self._sources.get(url)
         if client is None:
             client = self._source_factory(url)
@@ -362,7 +401,7 @@ class StudyFetcher:
         pending: dict[Future[RetrieveDocumentSetResponse], list[InstanceRef]] = {}
         try:
             for syntaxes, refs in by_syntaxes.items():
-                for location, batch in plan_batches(refs, self.settings.batch_size):
+                for location, batch in plan_batches(refs, self.settings.batch_size, self._locate):
                     client = self._source(location, batch[0].home_community_id)
                     requested = [ref.imaging_request(ref.home_community_id) for ref in batch]
                     future = pool.submit(client.retrieve, requested, syntaxes)

@@ -40,6 +40,7 @@ class InstanceRef:
     retrieve_location_uid: str | None
     retrieve_ae_title: str | None = None
     home_community_id: str | None = None  # the community the manifest came from (XCA-I)
+    retrieve_url: str | None = None  # (0008,1190) of the WADO-RS option, RAD TF-2 §4.107
 
     def imaging_request(self, home_community_id: str | None = None) -> ImagingDocumentRequest:
         """The RAD-69 request of this instance: the Retrieve Location UID as RepositoryUniqueId,
@@ -134,6 +135,7 @@ def _evidence(ds: Dataset) -> Iterable[InstanceRef]:
                     or _text(study, "RetrieveLocationUID")
                 )
                 title = _text(sop, "RetrieveAETitle") or _text(series, "RetrieveAETitle")
+                url = _text(sop, "RetrieveURL") or _text(series, "RetrieveURL")
                 yield InstanceRef(
                     study_instance_uid=study_uid,
                     series_instance_uid=series_uid,
@@ -141,6 +143,7 @@ def _evidence(ds: Dataset) -> Iterable[InstanceRef]:
                     sop_class_uid=_text(sop, "ReferencedSOPClassUID"),
                     retrieve_location_uid=location or None,
                     retrieve_ae_title=title or None,
+                    retrieve_url=url or None,
                 )
 
 
@@ -153,16 +156,27 @@ def merge_instances(manifests: Iterable[Manifest]) -> list[InstanceRef]:
     return list(seen.values())
 
 
-def group_by_location(instances: Iterable[InstanceRef]) -> dict[str | None, list[InstanceRef]]:
-    """Instances by Retrieve Location UID (None: the manifest names none), order kept."""
+Locate = Callable[[InstanceRef], "str | None"]
+
+
+def by_location_uid(ref: InstanceRef) -> str | None:
+    """Where RAD-69 asks for an instance: its Retrieve Location UID."""
+    return ref.retrieve_location_uid
+
+
+def group_by_location(
+    instances: Iterable[InstanceRef], locate: Locate = by_location_uid
+) -> dict[str | None, list[InstanceRef]]:
+    """Instances by Retrieve Location UID (or what ``locate`` says; None: the manifest names
+    none), order kept."""
     groups: dict[str | None, list[InstanceRef]] = {}
     for ref in instances:
-        groups.setdefault(ref.retrieve_location_uid, []).append(ref)
+        groups.setdefault(locate(ref), []).append(ref)
     return groups
 
 
 def plan_batches(
-    instances: Sequence[InstanceRef], batch_size: int
+    instances: Sequence[InstanceRef], batch_size: int, locate: Locate = by_location_uid
 ) -> list[tuple[str, list[InstanceRef]]]:
     """RAD-69 requests: ``(Retrieve Location UID, instances)`` of at most ``batch_size``
     instances, one location per request, series kept together and in manifest order.
@@ -172,7 +186,7 @@ def plan_batches(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     planned: list[tuple[str, list[InstanceRef]]] = []
-    for location, members in group_by_location(instances).items():
+    for location, members in group_by_location(instances, locate).items():
         if location is None:
             continue
         ordered = sorted(members, key=_series_order(members))

@@ -168,10 +168,19 @@ def evidence_sequence(
     *,
     retrieve_location_uid: str,
     retrieve_ae_title: str,
+    wado_rs_root: str = "",
 ) -> DicomSequence:
     """Current Requested Procedure Evidence Sequence (PS3.3 §C.17.6.2.1, Hierarchical SOP
     Instance Reference Macro Table C.17-3): study -> series (with Retrieve AE Title and Retrieve
-    Location UID, RAD TF-3 §4.68.4.1.2.2) -> instances, series in first-seen order."""
+    Location UID, RAD TF-3 §4.68.4.1.2.2) -> instances, series in first-seen order.
+
+    With ``wado_rs_root`` (the XDS-I.b WADO-RS option) each series item also carries Retrieve
+    URL (0008,1190), the WADO-RS Series resource ``{root}/studies/{study}/series/{series}``
+    (PS3.18 §10.4.1; PS3.3 hierarchical series reference: "URL specifying the location of the
+    referenced instance(s)"; IHE RAD MADO Suppl. §6.X.1.2.3.5: Retrieve URL at series level,
+    beside the Retrieve Location UID; RAD TF-2 §4.107.4.0.1: the XDS-I.b Responder of WADO-RS
+    Retrieve [RAD-107] serves every message pair of it).
+    """
     series: dict[str, list[Reference]] = {}
     for reference in references:
         series.setdefault(reference.series_instance_uid, []).append(reference)
@@ -183,6 +192,8 @@ def evidence_sequence(
             [_sop_reference(ref.sop_class_uid, ref.sop_instance_uid) for ref in members]
         )
         item.SeriesInstanceUID = series_uid
+        if wado_rs_root:
+            item.RetrieveURL = f"{wado_rs_root.rstrip('/')}/studies/{study_uid}/series/{series_uid}"
         item.RetrieveLocationUID = retrieve_location_uid
         series_items.append(item)
     study = Dataset()
@@ -220,12 +231,14 @@ def build_manifest(
     retrieve_ae_title: str,
     requests: Sequence[Dataset] = (),
     now: datetime | None = None,
+    wado_rs_root: str = "",
 ) -> Dataset:
     """Build the KOS manifest of a study.
 
     ``study`` is the header of one of the study's instances (patient and study attributes are
     copied from it), ``references`` every instance to list, ``requests`` the Referenced Request
-    Sequence items (:func:`referenced_requests`). Standard: PS3.3 §A.35.4, TID 2010,
+    Sequence items (:func:`referenced_requests`), ``wado_rs_root`` the DICOMweb service root of
+    the WADO-RS option (:func:`evidence_sequence`). Standard: PS3.3 §A.35.4, TID 2010,
     RAD TF-3 §4.68.4.1.2.2.
     """
     if not references:
@@ -253,6 +266,7 @@ def build_manifest(
         references,
         retrieve_location_uid=retrieve_location_uid,
         retrieve_ae_title=retrieve_ae_title,
+        wado_rs_root=wado_rs_root,
     )
     _document_content(ds, references)
     return ds

@@ -103,6 +103,7 @@ class PublisherConfig:
     parallel: int = (
         4  # manifests of different studies sent at once (imaging_source.publish_parallel)
     )
+    wado_rs_root: str = ""  # DICOMweb service root written into the KOS (WADO-RS option)
 
 
 class Publisher:
@@ -289,6 +290,7 @@ class Publisher:
             retrieve_ae_title=self.config.retrieve_ae_title,
             requests=kos_requests(uid, headers),
             now=moment,
+            wado_rs_root=self.config.wado_rs_root,
         )
         attachment = Attachment.from_bytes(encode_part10(kos), content_type=KOS_MIME_TYPE)
         document = ManifestDocument(

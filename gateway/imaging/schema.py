@@ -20,7 +20,8 @@ or use another one; every name starts with ``imaging_`` so nothing collides.
 A claim (``imaging_study.claimed_by``) and a pending manifest (``imaging_pending_manifest.owner``)
 name the process that holds them; another process takes them over only once that process's
 lease is gone (``gateway.database.leases``). The tables are made by the gateway's migrations
-(``gateway/database/migrations``, revision ``0002_gateway_state``).
+(``gateway/database/migrations``, revisions ``0002_gateway_state`` and, for the ``received_at``
+index, ``0003_dicomweb``).
 
 Times are POSIX seconds (``time.time()``) in double precision: only compared with each other.
 """
@@ -68,6 +69,8 @@ imaging_instance = Table(
     Column("size", BigInteger, nullable=False),
     Column("received_at", Float, nullable=False),
     Index("ix_imaging_instance_study", "study_instance_uid", "series_instance_uid"),
+    # "what changed since t" for services that follow the index (gateway.imaging.catalog)
+    Index("ix_imaging_instance_received", "received_at"),
 )
 
 imaging_study = Table(

@@ -86,6 +86,7 @@ class ImagingSource:
         observers: Sequence[Callable[[PublishResult], None]] = (),
         dicom_security: Any | None = None,
         transfer_syntax_order: Sequence[str] = (),
+        wado_rs_root: str = "",
     ) -> None:
         self.unique_id = unique_id
         self.study_idle_seconds = study_idle_seconds
@@ -102,6 +103,7 @@ class ImagingSource:
             retry_seconds=retry_seconds,
             held_retry_seconds=held_retry_seconds,
             parallel=publish_parallel,
+            wado_rs_root=wado_rs_root,
         )
         self.publisher = Publisher(
             index=index,
@@ -259,6 +261,8 @@ class ImagingSource:
             "publish_parallel": section.publish_parallel,
             "transfer_syntax_order": order,
         }
+        if settings.dicomweb.enabled and settings.dicomweb.public_url:
+            configured["wado_rs_root"] = settings.dicomweb.public_url  # XDS-I.b WADO-RS option
         return cls(
             unique_id=section.unique_id,
             ae_title=section.ae_title,

@@ -28,8 +28,9 @@ Transaction names: ITI-8, ITI-18, ITI-41, ITI-42, ITI-43, RAD-69, ITI-38, ITI-39
 cross-community transactions a Responding Gateway answers at ``/xca/rg``; a local consumer calls
 the Initiating Gateway at ``/xca/ig`` with ITI-18, ITI-43 and RAD-69), C-STORE (DICOM storage
 into the Imaging Document Source), C-ECHO; at ``/fhir`` ITI-65, ITI-66, ITI-67 (also
-ImagingStudy), ITI-68 and ITI-78 (Patient). ``RAD-68`` is accepted as a synonym of ITI-41: on the
-wire the repository receives a Provide and Register Document Set-b (RAD TF-3 §4.68.4.1).
+ImagingStudy), ITI-68 and ITI-78 (Patient); at ``/dicomweb`` QIDO-RS, WADO-RS and STOW-RS.
+``RAD-68`` is accepted as a synonym of ITI-41: on the wire the repository receives a Provide and
+Register Document Set-b (RAD TF-3 §4.68.4.1).
 
 Standard: ITI TF-1 §9.4 (ATNA: "Access control ... is the responsibility of each secure node"),
 ITI TF-2 §3.19.6.1 (the certificate identifies the node).
@@ -66,6 +67,10 @@ KNOWN_TRANSACTIONS = (
     "ITI-67",
     "ITI-68",
     "ITI-78",
+    # DICOMweb at /dicomweb (gateway.dicomweb): search, retrieve (also XDS-I.b RAD-107), store.
+    "QIDO-RS",
+    "WADO-RS",
+    "STOW-RS",
 )
 _SYNONYMS = {"RAD-68": "ITI-41"}
 _SAN_TYPES = {"dns": "DNS", "ip": "IP", "uri": "URI", "email": "email"}

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -207,6 +208,7 @@ class _Parser:
         self._before_root = 0  # bytes of the parts read before the root part
         self._closed = False  # the close delimiter has been read
         self._sink: _PartSink | None = None
+        self._anonymous = False  # parts need no Content-ID (iter_parts: plain multipart/related)
         self.root: bytes | None = None
         self.root_content_type = ROOT_DEFAULT_CONTENT_TYPE
         self.root_content_id: str | None = None
@@ -326,7 +328,9 @@ class _Parser:
             raise MultipartError(f"duplicate Content-ID <{cid}>")
         is_root = self.root is None and (cid == self._start if self._start else index == 0)
         if not is_root and cid is None:
-            raise MultipartError("a MIME part other than the root has no Content-ID")
+            if not self._anonymous:
+                raise MultipartError("a MIME part other than the root has no Content-ID")
+            cid = f"part-{index + 1}"
         self._sink = sink = self._new_sink(is_root=is_root, base64=encoding == "base64")
         closed = self._body(sink)
         try:
@@ -602,3 +606,52 @@ def read_multipart(
         root_content_id=reader.root_content_id,
         attachments=attachments,
     )
+
+
+def iter_parts(
+    stream: ByteSource,
+    content_type: str,
+    *,
+    content_length: int | None,
+    spool_dir: Path,
+    max_total_bytes: int = 0,
+    max_parts: int = DEFAULT_MAX_PARTS,
+) -> Iterator[Attachment]:
+    """Every part of a plain multipart/related body, in order, each in its own 0600 file in
+    ``spool_dir`` as soon as it is complete (a part need not carry a Content-ID; one without
+    is named ``part-N``). The caller owns each yielded attachment (``discard`` it or move its
+    file); the parts not yet yielded are removed when the body turns out bad or the caller
+    stops early. An empty part is an attachment of size 0 without a file.
+
+    Standard: RFC 2387 §3 (no ``start``: no part is special here, e.g. STOW-RS, PS3.18
+    §10.5.1.2), RFC 2046 §5.1.1.
+
+    Raises:
+        MultipartError: as :func:`read_multipart`; BodyTooLarge past ``max_total_bytes``.
+    """
+    parser = _parser_for(
+        stream,
+        content_type,
+        content_length=content_length,
+        max_total_bytes=max_total_bytes,
+        limits=_Limits(
+            spool_dir=Path(spool_dir),
+            memory_threshold=0,
+            memory_budget=0,
+            max_root_bytes=0,
+            max_parts=max_parts,
+            max_before_root=0,
+        ),
+    )
+    parser.root, parser._anonymous = b"", True
+    try:
+        parser._skip_preamble()
+        closed, index = False, 0
+        while not closed:
+            closed = parser._part(index=index)
+            index += 1
+            yield parser.attachments.pop(next(reversed(parser.attachments)))
+        while parser._src.read():  # the epilogue is ignored, but consumed
+            pass
+    finally:
+        parser.abort()

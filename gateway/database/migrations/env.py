@@ -1,4 +1,4 @@
-"""Alembic environment of the gateway database (registry, repository, imaging, leases).
+"""Alembic environment of the gateway database (registry, repository, imaging, leases, DICOMweb).
 
 Run through ``gateway.database.migrate.upgrade`` (which passes its own connection, so the SQLite
 settings of ``engine.py`` apply and the migration runs in a write transaction), or by the
