@@ -40,6 +40,8 @@ from gateway.imaging.net.negotiation import AcceptedContext, Policy, Rejection, 
 log = logging.getLogger("gateway.imaging")
 
 READ_BUFFER = 64 * 1024  # socket read-ahead: a command PDU and the data PDU behind it in one recv
+# Linux only: acknowledge every segment at once instead of delaying the ACK (about 40 ms).
+QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +145,7 @@ class Association:
         self._send_lock = threading.Lock()
         self._stream = cast(BufferedReader, sock.makefile("rb", buffering=READ_BUFFER))
         self._reader = pdu.PduReader(self._stream, max_pdata=policy.max_pdu)
+        self._quickack: int | None = QUICKACK
         self._command = bytearray()
         self._pending: _Pending | None = None
 
@@ -343,6 +346,14 @@ class Association:
 
     # -- transport ------------------------------------------------------------------------------
     def _read(self) -> tuple[int, memoryview]:
+        # A requestor that leaves Nagle's algorithm on (pynetdicom does) sends the data PDU of a
+        # C-STORE only once its command PDU is acknowledged; Linux delays that ACK by up to 40 ms
+        # unless asked not to, and forgets the request after a while, so it is renewed per PDU.
+        if self._quickack is not None:
+            try:
+                self.sock.setsockopt(socket.IPPROTO_TCP, self._quickack, 1)
+            except OSError:
+                self._quickack = None  # not a TCP socket (a test's socketpair) or already closed
         return self._reader.read()
 
     def _send(self, data: bytes) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import socket
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,7 @@ from pynetdicom.presentation import PresentationContext
 from gateway.imaging.cstore import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from gateway.imaging.negotiation import SyntaxChooser
 from gateway.imaging.net import dimse, negotiation, pdu
+from gateway.imaging.net.association import Association, Timeouts
 from gateway.imaging.storescp import SUPPORTED, VERIFICATION
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -378,3 +380,50 @@ def test_command_without_field_or_with_a_bad_us_raises() -> None:
     broken = dimse.Command({0x0100: b"\x01"})
     with pytest.raises(dimse.DimseError, match="not US"):
         _ = broken.command_field
+
+
+class RecordingSocket(socket.socket):
+    """A real TCP socket that remembers the options set on it."""
+
+    options: list[tuple[int, int, int]]
+
+    def setsockopt(self, level: int, option: int, value: Any, *args: Any) -> None:
+        self.options.append((level, option, value))
+        super().setsockopt(level, option, value, *args)
+
+
+class Silent:
+    """A service that admits everyone and is never asked to store."""
+
+    def admit(self, association: Any) -> None:
+        return None
+
+    def receiver(self, association: Any, context: Any, command: Any) -> Any:
+        raise AssertionError("no C-STORE was sent")
+
+    def ended(self, association: Any) -> None:
+        return None
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux-only")
+def test_every_pdu_read_asks_for_an_immediate_ack() -> None:
+    """A requestor with Nagle's algorithm on waits for the ACK of its command PDU before sending
+    the data PDU; each read therefore renews TCP_QUICKACK (Linux resets it on its own)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname()[:2])
+    accepted, remote = listener.accept()
+    sock = RecordingSocket(fileno=accepted.detach())
+    sock.options = []
+    association = Association(
+        sock, remote, policy=POLICY, service=Silent(), timeouts=Timeouts(artim=2.0, idle=2.0)
+    )
+    try:
+        client.sendall(request_bytes([(1, VERIFICATION, ["1.2.840.10008.1.2"])]))
+        client.sendall(bytes.fromhex("05000000000400000000"))  # A-RELEASE-RQ
+        association.run()
+        quick = [o for o in sock.options if o[:2] == (socket.IPPROTO_TCP, socket.TCP_QUICKACK)]
+        assert len(quick) >= 2  # the A-ASSOCIATE-RQ and the A-RELEASE-RQ
+        assert association.outcome == "released"
+    finally:
+        client.close()
+        listener.close()
