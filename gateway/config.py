@@ -94,6 +94,7 @@ class ImagingSourceSettings:
     retrieve_ae_title: str = ""  # Retrieve AE Title written in manifests; empty = ae_title
     source_id: str = ""  # SubmissionSet.sourceId (OID); empty = unique_id
     max_pdu: int = 1024 * 1024  # maximum PDU size received on DICOM associations
+    max_associations: int = 64  # DICOM associations served at once by each process
     # per presentation context: "sender" = the sender's first supported syntax, or UIDs in order
     transfer_syntax_preference: str = "sender"
     # Codes of the manifest's DocumentEntry/SubmissionSet, as code^display name^coding scheme
@@ -392,6 +393,7 @@ def _check_values(settings: Settings) -> None:
         "imaging_source.study_idle_seconds": settings.imaging_source.study_idle_seconds,
         "imaging_source.publish_parallel": settings.imaging_source.publish_parallel,
         "imaging_source.max_pdu": settings.imaging_source.max_pdu,
+        "imaging_source.max_associations": settings.imaging_source.max_associations,
         "audit.retry_max_seconds": settings.audit.retry_max_seconds,
         "dicomweb.max_results": settings.dicomweb.max_results,
         "dicomweb.max_upload_bytes": settings.dicomweb.max_upload_bytes,

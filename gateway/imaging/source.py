@@ -37,7 +37,12 @@ from gateway.imaging.rad68 import (
 )
 from gateway.imaging.retrieve import ImagingRetriever
 from gateway.imaging.storage import InstanceStore
-from gateway.imaging.storescp import ACCEPTED_TRANSFER_SYNTAXES, DEFAULT_MAX_PDU, StoreSCP
+from gateway.imaging.storescp import (
+    ACCEPTED_TRANSFER_SYNTAXES,
+    DEFAULT_MAX_ASSOCIATIONS,
+    DEFAULT_MAX_PDU,
+    StoreSCP,
+)
 from gateway.metadata.datatypes import Code
 from gateway.soap.dispatch import Handler
 
@@ -81,6 +86,7 @@ class ImagingSource:
         held_retry_seconds: float = 10.0,
         publish_parallel: int = 4,
         maximum_pdu_size: int = DEFAULT_MAX_PDU,
+        max_associations: int = DEFAULT_MAX_ASSOCIATIONS,
         require_called_aet: bool = True,
         fsync: bool = True,
         observers: Sequence[Callable[[PublishResult], None]] = (),
@@ -120,6 +126,7 @@ class ImagingSource:
             host=host,
             port=port,
             maximum_pdu_size=maximum_pdu_size,
+            max_associations=max_associations,
             require_called_aet=require_called_aet,
             security=dicom_security,
             transfer_syntax_order=transfer_syntax_order,
@@ -258,6 +265,7 @@ class ImagingSource:
             "source_id": section.source_id or None,
             "retrieve_ae_title": section.retrieve_ae_title or None,
             "maximum_pdu_size": section.max_pdu,
+            "max_associations": section.max_associations,
             "publish_parallel": section.publish_parallel,
             "transfer_syntax_order": order,
         }

@@ -74,7 +74,7 @@ SUPPORTED: dict[str, frozenset[str]] = {
 }
 
 DEFAULT_MAX_PDU = 1024 * 1024  # what peers may send us in one P-DATA PDU (PS3.8 §D.1)
-DEFAULT_MAX_ASSOCIATIONS = 10
+DEFAULT_MAX_ASSOCIATIONS = 64  # imaging_source.max_associations
 
 
 def set_nodelay(event: evt.Event) -> None:

@@ -82,3 +82,12 @@ def test_bad_preferences_stop_start_up(tmp_path: Path) -> None:
     )
     source = ImagingSource.from_settings(settings, repository=RecordingRepository().client())
     assert source.scp.chooser.order == (EXPLICIT,)
+
+
+def test_association_limit_comes_from_the_settings(tmp_path: Path) -> None:
+    env = {"XDSI_GATEWAY_DATA_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError, match="max_associations"):
+        load_settings(None, environ={**env, "XDSI_IMAGING_SOURCE_MAX_ASSOCIATIONS": "0"})
+    settings = load_settings(None, environ={**env, "XDSI_IMAGING_SOURCE_MAX_ASSOCIATIONS": "3"})
+    source = ImagingSource.from_settings(settings, repository=RecordingRepository().client())
+    assert source.scp.max_associations == 3
