@@ -140,6 +140,8 @@ def pynetdicom_scu(host: str, port: int, files: list[Path]) -> float:
     try:
         for path in files:
             status = assoc.send_c_store(path)
+            if "Status" not in status:  # no response within the DIMSE timeout, or aborted
+                raise RuntimeError(f"no C-STORE response for {path.name} (pynetdicom SCU)")
             if status.Status != 0:
                 raise RuntimeError(f"C-STORE status 0x{status.Status:04X}")
     finally:
@@ -392,10 +394,17 @@ def report_store(args: argparse.Namespace, work: Path) -> None:
     print("  (instances/s; storescp writes files without fsync and keeps no index; the gateway")
     print("   answers each C-STORE once the instance, file and index row, survives a power loss)")
     print(f"  machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end")
-    pyn, _rows = ours_rate(
-        one, work / "gw", fsync=True, timeout=args.timeout, sender=pynetdicom_scu
-    )
-    print(f"  {'pynetdicom SCU -> gateway, 1 association, durable':<52} {pyn:9.1f} instances/s")
+    label = "pynetdicom SCU -> gateway, 1 association, durable"
+    try:
+        pyn, _rows = ours_rate(
+            one, work / "gw", fsync=True, timeout=args.timeout, sender=pynetdicom_scu
+        )
+    except RuntimeError as exc:
+        # pynetdicom's requestor occasionally misses a response from a fast acceptor (its
+        # reactor's pause flag races the DIMSE thread); reported, not retried, so it stays visible
+        print(f"  {label:<52} failed: {exc}")
+        return
+    print(f"  {label:<52} {pyn:9.1f} instances/s")
 
 
 def report_retrieve(args: argparse.Namespace, work: Path) -> None:
