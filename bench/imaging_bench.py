@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from pynetdicom import AE, evt  # noqa: E402
 
+from gateway import dicomscu  # noqa: E402
 from gateway.imaging import synthetic  # noqa: E402
 from gateway.imaging.index import ImagingIndex  # noqa: E402
 from gateway.imaging.rad68 import InProcessRepositoryClient  # noqa: E402
@@ -139,7 +140,7 @@ def pynetdicom_scu(host: str, port: int, files: list[Path]) -> float:
     started = time.perf_counter()
     try:
         for path in files:
-            status = assoc.send_c_store(path)
+            status = dicomscu.send_c_store(assoc, str(path))
             if "Status" not in status:  # no response within the DIMSE timeout, or aborted
                 raise RuntimeError(f"no C-STORE response for {path.name} (pynetdicom SCU)")
             if status.Status != 0:

@@ -32,6 +32,7 @@ from typing import TextIO
 from pydicom import dcmread
 from pynetdicom import AE, evt
 
+from gateway import dicomscu
 from gateway.app import Gateway
 from gateway.config import Settings, load_settings
 from gateway.consumer.clients import RegistryQueryClient
@@ -297,7 +298,7 @@ def send_files(
     stored = 0
     try:
         for path in paths:
-            status = assoc.send_c_store(path)
+            status = dicomscu.send_c_store(assoc, str(path))
             if status is None or status.get("Status") != 0x0000:
                 raise DemoError(f"C-STORE of {path.name} failed: {status}")
             stored += 1

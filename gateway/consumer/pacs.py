@@ -35,6 +35,7 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_file_meta_info
 from pynetdicom import AE
 
+from gateway import dicomscu
 from gateway.consumer.errors import PeerError
 from gateway.consumer.manifest import InstanceRef
 from gateway.consumer.store import check_instance
@@ -230,7 +231,7 @@ class PacsDestination:
         try:
             for ref, path, _, _ in files:
                 try:
-                    status = assoc.send_c_store(path)
+                    status = dicomscu.send_c_store(assoc, str(path))
                 except (ValueError, RuntimeError) as exc:  # no accepted context for the file
                     problems[ref.sop_instance_uid] = f"C-STORE not sent: {exc}"
                     continue
