@@ -24,8 +24,11 @@ with the worker that accepted it (README, ``serve --workers N``); ``--keep-alive
 case. Every request is checked (a Success answer, 20 entries); a failed one stops the run.
 
 Client processes, workers and PostgreSQL share the machine: with C cores, the curve flattens
-once the workers plus the clients and the database want more than C. The core count and the load
-average at the start are printed with the table; no figure is asserted.
+once the workers plus the clients and the database want more than C. Beside each figure the table
+gives the CPU cores busy meanwhile (``/proc``): the gateway's processes, the client processes, and
+the machine's idle cores (0 = saturated, whoever used them), which show where the flattening
+comes from. The core count and the load average at the start are printed with the table; no
+figure is asserted.
 """
 
 from __future__ import annotations
@@ -155,26 +158,55 @@ def client_main(args: argparse.Namespace) -> int:
         with lock:
             counts.append(done)
 
-    started = time.monotonic()
+    started, cpu = time.monotonic(), sum(os.times()[:2])
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(args.threads)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, sum(os.times()[:2]) - cpu
     exhausted = sum(counts) >= len(cycle) - args.threads
-    print(
-        json.dumps(
-            {"done": sum(counts), "seconds": elapsed, "errors": errors[:3], "exhausted": exhausted}
-        )
-    )
+    report = {"done": sum(counts), "seconds": elapsed, "cpu": cpu}
+    print(json.dumps({**report, "errors": errors[:3], "exhausted": exhausted}))
     return 0
 
 
+@dataclass
+class Figure:
+    """One measurement: requests per second, and the CPU cores busy meanwhile."""
+
+    per_second: float
+    gateway_cores: float  # CPU time of the gateway's processes (supervisor, workers) / wall time
+    client_cores: float  # CPU time of the client processes / wall time
+    idle_cores: float  # the whole machine's idle time / wall time (0: every core was busy)
+
+
+def process_tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and every process below it (Linux ``/proc``)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue  # gone meanwhile
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pending.extend(int(child) for child in children)
+    return total
+
+
+def machine_idle() -> float:
+    """Idle (and I/O wait) CPU seconds of the whole machine since boot (``/proc/stat``)."""
+    values = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    return (int(values[3]) + int(values[4])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_clients(
-    kind: str, base: str, patients: list[str], args: argparse.Namespace, expect: int = 0
-) -> float:
-    """Start the client processes, let them build their requests, run them at once; per second."""
+    kind: str, base: str, patients: list[str], args: argparse.Namespace, pid: int, expect: int = 0
+) -> Figure:
+    """Start the client processes, let them build their requests, run them at once; per second,
+    with the cores the gateway (``pid`` and its workers) used and those left idle meanwhile."""
     per_process = args.clients // args.client_processes
     budget = max(400, int(per_process * args.seconds * 60)) if kind == "iti18" else 0
     if kind == "iti41":
@@ -206,11 +238,14 @@ def run_clients(
             assert proc.stdout is not None
             if proc.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"a {kind} client did not start")
+        cpu, idle, began = process_tree_cpu(pid), machine_idle(), time.monotonic()
         for proc in procs:
             assert proc.stdin is not None
             proc.stdin.write("go\n")
             proc.stdin.flush()
         results = [json.loads(proc.communicate(timeout=args.seconds + 300)[0]) for proc in procs]
+        wall = time.monotonic() - began
+        cpu, idle = process_tree_cpu(pid) - cpu, machine_idle() - idle
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -221,7 +256,9 @@ def run_clients(
             raise RuntimeError(f"{kind}: {result['errors']}")
         if result["exhausted"]:
             print(f"  note: a {kind} client used all its {budget} prepared requests", flush=True)
-    return sum(r["done"] for r in results) / max(r["seconds"] for r in results)
+    per_second = sum(r["done"] for r in results) / max(r["seconds"] for r in results)
+    clients = sum(r["cpu"] for r in results)
+    return Figure(per_second, cpu / wall, clients / wall, idle / wall)
 
 
 # -- the gateway and its database -----------------------------------------------------------------
@@ -347,7 +384,7 @@ def measure(args: argparse.Namespace) -> int:
     queried = [patient(n, run) for n in range(1, QUERY_PATIENTS + 1)]
     provider = patient(0, run)
     load = os.getloadavg()[0]
-    rows: list[tuple[int, float, float]] = []
+    rows: list[tuple[int, Figure, Figure]] = []
     work = Path(tempfile.mkdtemp(prefix="xdsi-workers-bench-"))
     try:
         with fresh_database(args.postgres) as database_url:
@@ -357,17 +394,16 @@ def measure(args: argparse.Namespace) -> int:
                         feed(served, [*queried, provider])
                         seed(served, queried)
                     small = argparse.Namespace(**{**vars(args), "seconds": 1.0})
-                    run_clients(
-                        "iti18", served.base, queried, small, DOCUMENTS_PER_PATIENT
-                    )  # warm-up
+                    pid = served.process.pid
+                    run_clients("iti18", served.base, queried, small, pid, DOCUMENTS_PER_PATIENT)
                     queries = run_clients(
-                        "iti18", served.base, queried, args, DOCUMENTS_PER_PATIENT
+                        "iti18", served.base, queried, args, pid, DOCUMENTS_PER_PATIENT
                     )
-                    documents = run_clients("iti41", served.base, [provider], args)
+                    documents = run_clients("iti41", served.base, [provider], args, pid)
                 rows.append((workers, queries, documents))
                 print(
-                    f"  {workers} worker(s): {queries:.0f} FindDocuments/s, "
-                    f"{documents:.0f} documents/s",
+                    f"  {workers} worker(s): {queries.per_second:.0f} FindDocuments/s, "
+                    f"{documents.per_second:.0f} documents/s",
                     flush=True,
                 )
     finally:
@@ -377,28 +413,33 @@ def measure(args: argparse.Namespace) -> int:
 
 
 def print_table(
-    rows: list[tuple[int, float, float]], args: argparse.Namespace, load: float
+    rows: list[tuple[int, Figure, Figure]], args: argparse.Namespace, load: float
 ) -> None:
-    base_q, base_d = rows[0][1] / rows[0][0], rows[0][2] / rows[0][0]
+    first_q, first_d = rows[0][1].per_second / rows[0][0], rows[0][2].per_second / rows[0][0]
     connections = "keep-alive connections" if args.keep_alive else "a new connection per request"
     print(
         f"\nserve --workers N on one PostgreSQL database; {os.cpu_count()} CPUs, load average "
         f"{load:.1f} at start; {args.clients} clients in {args.client_processes} processes, "
         f"{connections}; {args.seconds:g} s per measurement"
     )
+    columns = f"{'per s':>6} {'effic.':>6} {'gw':>5} {'cli':>5} {'idle':>5}"
     print(
-        f"{'workers':>7} | {'ITI-18 FindDocuments/s':>22} {'efficiency':>10} | "
-        f"{'ITI-41 documents/s':>18} {'efficiency':>10}"
+        f"{'':>7} | {'ITI-18 FindDocuments':^31} | {'ITI-41 documents':^31}\n"
+        f"{'workers':>7} | {columns} | {columns}"
     )
-    print("-" * 78)
-    for workers, queries, documents in rows:
-        print(
-            f"{workers:>7} | {queries:>22.0f} {queries / (workers * base_q):>10.2f} | "
-            f"{documents:>18.0f} {documents / (workers * base_d):>10.2f}"
-        )
+    print("-" * 77)
+    for workers, *figures in rows:
+        cells = [
+            f"{f.per_second:>6.0f} {f.per_second / (workers * first):>6.2f} "
+            f"{f.gateway_cores:>5.2f} {f.client_cores:>5.2f} {f.idle_cores:>5.2f}"
+            for f, first in zip(figures, (first_q, first_d), strict=True)
+        ]
+        print(f"{workers:>7} | {cells[0]} | {cells[1]}")
     print(
-        f"efficiency: throughput / (N x the {rows[0][0]}-worker throughput per worker); "
-        f"FindDocuments lists {DOCUMENTS_PER_PATIENT} entries, ITI-41 carries "
+        f"effic.: throughput / (N x the {rows[0][0]}-worker throughput per worker); CPU cores "
+        "busy meanwhile: gw the gateway's processes,\ncli the client processes, idle those the "
+        "machine left idle (0 = saturated by the gateway, the clients, PostgreSQL or anything\n"
+        f"else); FindDocuments lists {DOCUMENTS_PER_PATIENT} entries, ITI-41 carries "
         f"{DOCUMENT_BYTES // 1000} kB"
     )
 
