@@ -402,7 +402,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # Everything the gateway writes (documents, images, databases, audit queue, spool) holds
     # patient data or secrets: owner-only, whatever the inherited umask says.
     os.umask(0o077)
-    listeners = bind_listeners(settings)  # a port in use stops here, before anything starts
+    # a port in use stops here, before anything starts; several workers listen each on its own
+    listeners = bind_listeners(settings, per_worker=workers > 1)
     try:
         # Embedded SQLite: one serve per data_dir (exit 2); after the ports, so that a port in
         # use writes nothing.

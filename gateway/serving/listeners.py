@@ -3,8 +3,18 @@
 Every listener (HTTP for the SOAP endpoints, MLLP for ITI-8, DICOM for C-STORE) gets its socket
 from :func:`make_listener`; the servers only accept on a socket they are given. ``serve`` binds
 them all before anything else starts, so a port in use stops start-up with one line and nothing
-half-started; ``serve --workers N`` binds them in the supervisor and hands the same sockets to
-every worker, which all accept on them.
+half-started.
+
+``serve --workers N`` binds them in the supervisor too, with ``SO_REUSEPORT`` (Linux), but does not
+listen on them: they only hold the ports (and resolve port 0). Each worker binds a socket of its
+own to the same address, also with ``SO_REUSEPORT``, and listens on it; the kernel spreads new
+connections over the workers' sockets by a hash of the connection's addresses, so connections
+opened at the same instant (keep-alive HTTP clients, MLLP feeds, DICOM associations) are spread
+over the workers instead of all going to whichever worker was waiting in ``accept`` first. A
+worker that dies takes its socket with it: new connections go to the others at once, and those
+still queued on its socket, not yet accepted, are reset (Linux 5.14 and later can hand them on
+instead: ``sysctl net.ipv4.tcp_migrate_req=1``). Where ``SO_REUSEPORT`` does not exist, the
+supervisor listens and hands the same sockets to every worker, which all accept on them.
 
 Where each listener ended up (port 0 = an ephemeral port) is logged in these forms, which
 scripts and tests may parse::
@@ -65,12 +75,19 @@ def _reason(exc: OSError, kind: _Kind) -> str:
     return f"{(exc.strerror or str(exc)).lower()} (check {kind.host_key} and {kind.port_key})"
 
 
-def make_listener(host: str, port: int, name: str) -> socket.socket:
+REUSE_PORT = hasattr(socket, "SO_REUSEPORT")  # Linux 3.9+, the BSDs (not Windows)
+
+
+def make_listener(
+    host: str, port: int, name: str, *, reuse_port: bool = False, listen: bool = True
+) -> socket.socket:
     """A TCP socket bound to (host, port) and listening, for the listener ``name``.
 
     ``name`` is one of :data:`KINDS` (HTTP, MLLP, DICOM). Port 0 binds an ephemeral port (read it
     back with ``getsockname()``). The socket is not inheritable; ``serve --workers`` passes it
-    on explicitly.
+    on explicitly. ``reuse_port``: with ``SO_REUSEPORT``, so that other sockets of this user may
+    bind the same address (each worker's own); ``listen=False`` only binds (the supervisor's
+    socket that holds the port).
     Raises:
         ListenError: ``cannot listen on 127.0.0.1:8080 for HTTP (SOAP endpoints): address
             already in use (another gateway or program is using it; set http.port)``.
@@ -93,8 +110,11 @@ def make_listener(host: str, port: int, name: str) -> socket.socket:
         # Accepted connections inherit it: small answers are not held back by Nagle's
         # algorithm waiting for the peer's delayed ACK (about 40 ms per keep-alive request).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
-        sock.listen(BACKLOG)
+        if listen:
+            sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         raise ListenError(_message(host, port, name, _reason(exc, kind))) from exc
@@ -112,6 +132,7 @@ class Listeners:
     http: socket.socket
     mllp: socket.socket | None = None
     dicom: socket.socket | None = None
+    per_worker: bool = False  # bound with SO_REUSEPORT, not listening: each worker binds its own
 
     def named(self) -> dict[str, socket.socket]:
         """The enabled listeners by name (HTTP, MLLP, DICOM)."""
@@ -128,7 +149,32 @@ class Listeners:
         sockets = {name.lower(): socket.socket(fileno=fd) for name, fd in fds.items()}
         for sock in sockets.values():
             sock.set_inheritable(False)  # not handed on to anything this worker starts
-        return cls(**sockets)
+        return cls._of(sockets)
+
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """(host, port) each listener is bound to, by name (port 0 resolved)."""
+        return {name: sock.getsockname()[:2] for name, sock in self.named().items()}
+
+    @classmethod
+    def of_this_worker(cls, addresses: dict[str, tuple[str, int]]) -> Listeners:
+        """A worker's own listening sockets on the supervisor's addresses (``SO_REUSEPORT``).
+
+        Raises:
+            ListenError: an address cannot be bound (see :func:`make_listener`).
+        """
+        bound: dict[str, socket.socket] = {}
+        try:
+            for name, (host, port) in addresses.items():
+                bound[name.lower()] = make_listener(host, port, name, reuse_port=True)
+        except BaseException:
+            for sock in bound.values():
+                sock.close()
+            raise
+        return cls._of(bound)
+
+    @classmethod
+    def _of(cls, bound: dict[str, socket.socket], per_worker: bool = False) -> Listeners:
+        return cls(bound["http"], bound.get("mllp"), bound.get("dicom"), per_worker)
 
     def close(self) -> None:
         for sock in self.named().values():
@@ -160,18 +206,29 @@ def enabled_listeners(settings: Settings) -> dict[str, tuple[str, int]]:
     return wanted
 
 
-def bind_listeners(settings: Settings) -> Listeners:
+def bind_listeners(settings: Settings, *, per_worker: bool = False) -> Listeners:
     """Bind every enabled listener, or none: on failure those already bound are closed.
 
+    ``per_worker`` (``serve --workers N``, where ``SO_REUSEPORT`` exists): the sockets only hold
+    the ports, each worker listens on its own (:meth:`Listeners.of_this_worker`).
     Raises:
         ListenError: the first listener that cannot be bound (see :func:`make_listener`).
     """
+    per_worker = per_worker and REUSE_PORT
     bound: dict[str, socket.socket] = {}
     try:
         for name, (host, port) in enabled_listeners(settings).items():
-            bound[name.lower()] = make_listener(host, port, name)
+            if not per_worker:
+                bound[name.lower()] = make_listener(host, port, name)
+                continue
+            # SO_REUSEPORT would let this bind join the sockets of another gateway of this user
+            # on the same port: an exclusive bind first proves the port free (and resolves port
+            # 0); the port is held again, shared, a moment later.
+            with make_listener(host, port, name, listen=False) as probe:
+                port = probe.getsockname()[1]
+            bound[name.lower()] = make_listener(host, port, name, reuse_port=True, listen=False)
     except BaseException:
         for sock in bound.values():
             sock.close()
         raise
-    return Listeners(**bound)
+    return Listeners._of(bound, per_worker)

@@ -2,16 +2,19 @@
 
 The supervisor binds every listening socket once (:mod:`gateway.serving.listeners`), then starts
 N workers as new processes (spawned: a fresh interpreter, never a fork of a process that has
-threads), each inheriting the listening sockets and accepting on them, as gunicorn's workers do;
-the kernel gives each new connection to one of them. Each worker is a whole gateway
+threads). Each worker listens on a socket of its own bound to the same address (``SO_REUSEPORT``,
+as nginx's ``reuseport``), and the kernel spreads new connections over them; without
+``SO_REUSEPORT`` each worker inherits the supervisor's listening sockets and accepts on them, as
+gunicorn's workers do. Each worker is a whole gateway
 (:mod:`gateway.serving.worker`): its own database pool, audit sender, owner id and temporary
 folders. The supervisor itself serves nothing and holds no database connection.
 
 - Start: worker 1 first, the others once it is ready, so that one process creates or migrates
   the database schema before the others open it.
 - A worker that dies is started again in its slot after a back-off (:class:`RestartBackoff`),
-  logged with how it died. Connections waiting in the listen queue meanwhile go to the other
-  workers; only requests the dead worker had in hand are lost.
+  logged with how it died. New connections meanwhile go to the other workers; only the requests
+  the dead worker had in hand are lost, and, with per-worker sockets, the connections still
+  queued on its socket (see :mod:`gateway.serving.listeners`).
 - SIGTERM/SIGINT: forwarded as SIGTERM to every worker, which finishes the requests in flight
   and stops as a lone ``serve`` does; the supervisor waits for all of them and exits 0. A worker
   still running ``drain_seconds`` later is killed (logged).
@@ -308,11 +311,14 @@ def spawner(settings: Settings, listeners: Listeners) -> Spawn:
     """Start workers as ``python -m gateway.serving.worker`` with the listeners' descriptors.
 
     Each worker gets the supervisor's effective settings (so a restarted worker runs exactly the
-    configuration the others run, whatever happened to the file since) and the descriptor
-    numbers of the listening sockets, over its control connection, as one JSON line.
+    configuration the others run, whatever happened to the file since) and either the addresses
+    to bind its own sockets to (``listeners.per_worker``) or the descriptor numbers of the shared
+    listening sockets, over its control connection, as one JSON line.
     """
     document = settings_as_dict(settings)
-    fds = listeners.fds()
+    # per-worker sockets: the addresses to bind (SO_REUSEPORT); else the shared sockets' fds
+    fds = {} if listeners.per_worker else listeners.fds()
+    addresses = listeners.addresses() if listeners.per_worker else {}
 
     def spawn(index: int) -> tuple[WorkerProcess, socket.socket | None]:
         ours, theirs = socket.socketpair()
@@ -324,7 +330,7 @@ def spawner(settings: Settings, listeners: Listeners) -> Spawn:
             )
         finally:
             theirs.close()
-        spec = {"index": index, "settings": document, "listeners": fds}
+        spec = {"index": index, "settings": document, "listeners": fds, "addresses": addresses}
         with contextlib.suppress(OSError):  # a worker dead already is reaped like any other
             ours.sendall(json.dumps(spec).encode() + b"\n")
         return process, ours

@@ -2,10 +2,10 @@
 
 Started by :mod:`gateway.serving.supervisor`, never by hand. It reads its orders from the control
 connection (descriptor ``FD``, one JSON line: slot ``index``, the supervisor's effective
-``settings``, the descriptor numbers of the inherited listening sockets), runs a whole gateway on
-those sockets, writes ``ready`` once it serves, and then serves until SIGTERM/SIGINT, or until
-the control connection ends (the supervisor is gone), finishing requests in flight as a lone
-``serve`` does.
+``settings``, and the ``addresses`` to bind listening sockets of its own to, or the descriptor
+numbers of the inherited shared ones), runs a whole gateway on those sockets, writes ``ready``
+once it serves, and then serves until SIGTERM/SIGINT, or until the control connection ends (the
+supervisor is gone), finishing requests in flight as a lone ``serve`` does.
 
 ``/health`` in a worker answers for that worker (its ``process`` member names the worker and
 pid); each worker has its own database pool, owner id and temporary folders.
@@ -81,7 +81,13 @@ def serve(spec: dict[str, Any], control: socket.socket) -> int:
         process=identity.label,
     )
     os.umask(0o077)  # as serve: everything written holds patient data or secrets
-    listeners = Listeners.from_fds({name: int(fd) for name, fd in spec["listeners"].items()})
+    addresses = spec.get("addresses") or {}
+    if addresses:  # sockets of its own on the supervisor's addresses (SO_REUSEPORT)
+        listeners = Listeners.of_this_worker(
+            {name: (str(host), int(port)) for name, (host, port) in addresses.items()}
+        )
+    else:
+        listeners = Listeners.from_fds({name: int(fd) for name, fd in spec["listeners"].items()})
     gateway = Gateway(settings, listeners=listeners, identity=identity)
     gateway.start()
     control.sendall(b"ready\n")

@@ -38,6 +38,12 @@ from cheroot.server import ChunkedRFile
 
 log = logging.getLogger("gateway.http")
 
+# Idle keep-alive connections a server keeps open (each one a descriptor; silent ones are closed
+# after http.request_timeout). Beyond it cheroot closes a connection after its answer. cheroot's
+# default, 10, made 16 keep-alive clients, or a load balancer's pool of server connections,
+# reconnect (and with TLS, handshake again) for nearly every request.
+KEEP_ALIVE_CONNECTIONS = 256
+
 DRAIN_LIMIT = 4 * 1024 * 1024  # unread request bytes still read (and discarded) after an answer
 CHUNK_PIECE = 64 * 1024  # largest single read from the socket for a chunked request body
 MAX_CHUNK_LINE = 4 * 1024  # chunk-size line with extensions (RFC 9112 §7.1)
@@ -200,6 +206,7 @@ class HttpServer:
             server_name="xdsi-gateway",
         )
         self._server.gateway = _WsgiGateway
+        self._server.keep_alive_conn_limit = KEEP_ALIVE_CONNECTIONS
         if ssl_adapter is None and tls is not None:
             ssl_adapter = _ssl_adapter(tls)
         if ssl_adapter is not None:

@@ -5,10 +5,14 @@ the supervisor ends every worker and exits 0."""
 
 from __future__ import annotations
 
+import http.client
 import io
+import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -175,3 +179,70 @@ def test_workers_stop_when_their_supervisor_is_killed(workers: ServeProcess) -> 
         time.sleep(0.1)  # polling the workers' end with a deadline
     assert not any(alive(pid) for pid in started.values()), workers.log()
     assert workers.log().count("the supervisor is gone: stopping") == 2
+
+
+def test_keep_alive_connections_opened_at_once_are_spread_over_the_workers(
+    workers: ServeProcess,
+) -> None:
+    """Each worker listens on a socket of its own (SO_REUSEPORT): the kernel lists two listening
+    sockets on the HTTP port, not one shared by both. 16 connections opened at once and kept
+    alive land on both workers (the kernel hashes each connection's addresses; all 16 on one of
+    two is a 1 in 32768 chance), and each stays with its worker."""
+    host, port = workers.base.split("://", 1)[1].rsplit(":", 1)
+    assert listening_sockets(int(port)) == 2
+    connections = [http.client.HTTPConnection(host, int(port), timeout=30) for _ in range(16)]
+    for conn in connections:
+        conn.connect()
+    try:
+        first = [health_worker(conn) for conn in connections]
+        again = [health_worker(conn) for conn in connections]
+    finally:
+        for conn in connections:
+            conn.close()
+    assert set(first) == {1, 2}, Counter(first)
+    assert again == first  # keep-alive: a connection stays with the worker that accepted it
+
+
+def listening_sockets(port: int) -> int:
+    """How many TCP sockets listen on ``port`` (IPv4, this network namespace)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
+            count += 1
+    return count
+
+
+def health_worker(conn: http.client.HTTPConnection) -> int:
+    """GET /health on ``conn`` (kept open): the worker that answered."""
+    conn.request("GET", "/health")
+    answer = conn.getresponse()
+    body = json.loads(answer.read())
+    assert answer.status == 200, body
+    return int(body["process"]["worker"])
+
+
+def test_a_second_gateway_cannot_join_the_workers_port(
+    workers: ServeProcess, tmp_path: Path
+) -> None:
+    """SO_REUSEPORT lets sockets of one user share a port: serve proves its ports free first, so
+    a second ``serve --workers 2`` on the same port stops (exit 2) instead of taking a share of
+    the first one's connections."""
+    port = workers.base.rsplit(":", 1)[1]
+    env = {
+        **workers.env,
+        "XDSI_GATEWAY_DATA_DIR": str(tmp_path / "second"),
+        "XDSI_HTTP_PORT": port,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--workers", "2"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port} for HTTP" in done.stderr
+    assert "address already in use" in done.stderr

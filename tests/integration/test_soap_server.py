@@ -300,3 +300,27 @@ def test_missing_content_type_is_415_with_fault(addr: tuple[str, int]) -> None:
     conn.close()
     assert response.status == 415
     assert b"env:Sender" in body
+
+
+def test_many_keep_alive_connections_stay_open(addr: tuple[str, int]) -> None:
+    """40 clients each keep one connection (a load balancer's pool, 16 busy consumers): every
+    one is kept open between requests, none answered ``Connection: close`` (cheroot's own limit
+    of 10 idle connections would close most of them after each answer)."""
+    import http.client
+
+    connections = [http.client.HTTPConnection(*addr, timeout=30) for _ in range(40)]
+    try:
+        for conn in connections:
+            conn.connect()
+        sockets = [conn.sock for conn in connections]
+        for _round in range(2):
+            for conn in connections:
+                conn.request("GET", "/health")
+                answer = conn.getresponse()
+                answer.read()
+                assert answer.status == 200
+                assert (answer.getheader("Connection") or "").lower() != "close"
+        assert [conn.sock for conn in connections] == sockets  # never reconnected
+    finally:
+        for conn in connections:
+            conn.close()
