@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from gateway.registry.iti18 import StoredQueries
     from gateway.registry.iti42 import Registry
     from gateway.repository.actor import Repository
+    from gateway.ui.journal import Journal
+    from gateway.ui.metrics import Metrics
+    from gateway.ui.web import UiApplication
     from gateway.xca.assembly import Gateways
 
 log = logging.getLogger("gateway")
@@ -79,6 +83,9 @@ class Gateway:
         self.dicomweb: DicomWebService | None = None
         self.xca: Gateways | None = None
         self.fhir: FhirService | None = None
+        self.ui: UiApplication | None = None
+        self.metrics: Metrics | None = None
+        self.journal: Journal | None = None
         # The secure node (ITI-19/ITI-20): TLS material, access rules, audit trail; all None /
         # a do-nothing trail unless [tls], [access] or [audit] switch them on.
         self.tls = secure_node.tls_files(settings)
@@ -123,6 +130,8 @@ class Gateway:
             observers.append(
                 self.audit.soap_observer(lambda: settings.http.public_url or self.base_url)
             )
+        if settings.ui.enabled:
+            observers.extend(self._ui_observers())
         self.soap = SoapApplication(
             limits,
             public_url=settings.http.public_url,
@@ -258,6 +267,8 @@ class Gateway:
             self._bind_xca()
         if s.mhd.enabled:
             self._bind_mhd()
+        if s.ui.enabled:
+            self._bind_ui()
 
     def _bind_registry(self) -> None:
         """Document Registry: ITI-42 and ITI-18 at /xds/registry, ITI-8 over MLLP."""
@@ -282,8 +293,9 @@ class Gateway:
         self._ready["registry"] = False
         if s.hl7.enabled:
             handler = PatientFeedHandler(self.registry.patients, s.registry.patient_id_domain)
+            feed = self._audited_feed(handler) if s.audit.enabled else handler
             self.mllp = MLLPServer(
-                self._audited_feed(handler) if s.audit.enabled else handler,
+                self._counted_feed(feed) if self.metrics is not None else feed,
                 host=s.hl7.host,
                 port=s.hl7.mllp_port,
                 max_message_bytes=s.hl7.max_message_bytes,
@@ -591,6 +603,275 @@ class Gateway:
             rad69_urls={**s.consumer.imaging_sources, **own},
             wado_rs=self.dicomweb_root(),
             wado_rs_locations=frozenset(own),
+        )
+
+    # -- the exchange browser and /metrics (gateway.ui) ------------------------------------------
+    def _ui_observers(self) -> list[Observer]:
+        """The metrics counter and the recent-transactions journal, as boundary observers."""
+        from gateway.ui.journal import Entry, Journal
+        from gateway.ui.metrics import Metrics
+
+        self.metrics = Metrics(gauges=self._ui_counts_for_metrics)
+        journal = self.journal = Journal(self.database.engine)
+
+        def record(done: Any) -> None:
+            if done.path.startswith(("/ui", "/metrics", "/health")) and not done.transaction:
+                return
+            try:
+                journal.record(
+                    Entry(
+                        at=time.time(),
+                        direction="served",
+                        transaction=done.transaction,
+                        path=done.path,
+                        peer=done.peer_subject or done.remote_addr,
+                        outcome=done.outcome,
+                        http_status=done.http_status,
+                        duration_ms=done.duration_ms,
+                        error_codes=",".join(done.error_codes) or None,
+                    )
+                )
+            except Exception:  # observers never break a response
+                log.exception("ui: cannot record a transaction in the journal")
+
+        return [self.metrics.observer(), record]
+
+    def _counted_feed(self, handler: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
+        """Count every ITI-8 message answered over MLLP by its ACK code (MSA-1)."""
+        from gateway.hl7.ack import parse_ack
+
+        metrics = self.metrics
+        assert metrics is not None
+
+        def counted(raw: bytes) -> bytes:
+            ack = handler(raw)
+            try:
+                metrics.mllp.labels("accepted" if parse_ack(ack).accepted else "rejected").inc()
+            except Exception:
+                metrics.mllp.labels("unreadable").inc()
+            return ack
+
+        return counted
+
+    def _ui_counts(self) -> dict[str, int]:
+        """Patients, documents, studies and instances (the dashboard's counts)."""
+        from sqlalchemy import text
+
+        counts: dict[str, int] = {}
+        if self.registry is not None:
+            with self.registry.db.read() as conn:
+                counts["patients"] = int(
+                    conn.execute(
+                        text("SELECT count(*) FROM patient WHERE merged_into IS NULL")
+                    ).scalar()
+                    or 0
+                )
+                counts["documents"] = int(
+                    conn.execute(text("SELECT count(*) FROM document_entry")).scalar() or 0
+                )
+        if self.imaging is not None:
+            with self.database.engine.connect() as conn:
+                counts["studies"] = int(
+                    conn.execute(text("SELECT count(*) FROM imaging_study")).scalar() or 0
+                )
+                counts["instances"] = int(
+                    conn.execute(text("SELECT count(*) FROM imaging_instance")).scalar() or 0
+                )
+                counts["manifests published"] = int(
+                    conn.execute(
+                        text("SELECT count(*) FROM imaging_study WHERE published_at IS NOT NULL")
+                    ).scalar()
+                    or 0
+                )
+        return counts
+
+    def _ui_counts_for_metrics(self) -> dict[str, float]:
+        names = {
+            "patients": "xdsi_patients",
+            "documents": "xdsi_documents",
+            "studies": "xdsi_studies",
+            "instances": "xdsi_instances_stored",
+            "manifests published": "xdsi_manifests_published",
+        }
+        try:
+            values: dict[str, float] = {names[k]: v for k, v in self._ui_counts().items()}
+        except Exception:
+            log.exception("metrics: cannot count in the database")
+            values = {}
+        values["xdsi_audit_queue_depth"] = (
+            self.audit.pending() if self.settings.audit.enabled else 0
+        )
+        return values
+
+    def _bind_ui(self) -> None:
+        """The exchange browser at /ui and the Prometheus metrics at /metrics (``gateway.ui``)."""
+        import ipaddress
+
+        from gateway.ui.sessions import load_key
+        from gateway.ui.web import UiApplication
+
+        s = self.settings
+        accounts = s.path(s.ui.accounts_file) if s.ui.accounts_file else None
+        host = s.http.host.strip("[]")
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        self.ui = UiApplication(
+            self._ui_backends(),
+            journal=self.journal,
+            accounts_file=accounts,
+            open_access=loopback,
+            key=load_key(s.data_dir / "ui"),
+            secure_cookies=self.tls is not None,
+            mask_patient_ids=not s.log.patient_ids,
+        )
+        self.mount("/ui", self.ui)
+        assert self.metrics is not None
+        self.mount("/metrics", self.metrics)
+
+    def _ui_download(self, entry: Any) -> Any:
+        """A document of this gateway's repository (ITI-43 in process), for /ui downloads."""
+        from gateway.errors import XDSRepositoryError
+        from gateway.metadata.retrieve import DocumentRequest
+        from gateway.ui.ports import Downloaded
+
+        repository = self.repository
+        if repository is None or entry.repository_unique_id != repository.unique_id:
+            raise XDSRepositoryError("the document's repository is not this gateway's")
+        answer = repository.retrieve(
+            [
+                DocumentRequest(
+                    repository_unique_id=entry.repository_unique_id or "",
+                    document_unique_id=entry.unique_id or "",
+                )
+            ]
+        )
+        try:
+            if not answer.documents:
+                raise XDSRepositoryError("; ".join(str(e) for e in answer.errors))
+            found = answer.documents[0]
+            return Downloaded(content=found.attachment.read_bytes(), mime_type=found.mime_type)
+        finally:
+            answer.discard()
+
+    def _ui_series(self, study_uid: str) -> list[Any]:
+        """The series of a study in the imaging source's index, instances in number order."""
+        from gateway.ui.ports import SeriesView
+
+        imaging = self.imaging
+        assert imaging is not None
+        grouped: dict[str, list[Any]] = {}
+        for record in imaging.index.instances_of_study(study_uid):
+            grouped.setdefault(record.series_instance_uid, []).append(record)
+        out = []
+        for uid, records in grouped.items():
+            records.sort(key=lambda r: (r.instance_number is None, r.instance_number or 0))
+            out.append(
+                SeriesView(
+                    series_instance_uid=uid,
+                    modality=records[0].modality,
+                    series_number=records[0].series_number,
+                    instances=tuple(r.sop_instance_uid for r in records),
+                )
+            )
+        out.sort(key=lambda x: (x.series_number is None, x.series_number or 0))
+        return out
+
+    def _ui_backends(self) -> Any:
+        """The actors as the UI sees them (``gateway.ui.ports``), from their public interfaces."""
+        from gateway.audit import events
+        from gateway.audit.model import StudyRef
+        from gateway.metadata import vocabulary as v
+        from gateway.metadata.model import DocumentEntry
+        from gateway.metadata.query import AdhocQuery
+        from gateway.metadata.query_values import quote, quote_list
+        from gateway.ui.ports import Backends, PatientRow
+
+        registry, queries, imaging = self.registry, self.stored_queries, self.imaging
+        audit_on = self.settings.audit.enabled
+        statuses = [v.STATUS_APPROVED, v.STATUS_DEPRECATED]
+
+        def search(text: str, limit: int) -> list[PatientRow]:
+            assert registry is not None
+            return [
+                PatientRow(
+                    patient_id=m.patient_id,
+                    name=" ".join(x for x in (m.family_name, m.given_name) if x),
+                    birth_date=m.birth_date or "",
+                    sex=m.sex or "",
+                )
+                for m in registry.patients.search(text, limit=limit)
+            ]
+
+        def entries(query: AdhocQuery) -> list[DocumentEntry]:
+            assert queries is not None
+            return [o for o in queries.query(query) if isinstance(o, DocumentEntry)]
+
+        def documents_of(pid: str) -> list[DocumentEntry]:
+            query = AdhocQuery(query_id=v.FIND_DOCUMENTS)
+            query.add("$XDSDocumentEntryPatientId", quote(pid))
+            query.add("$XDSDocumentEntryStatus", quote_list(statuses))
+            return entries(query)
+
+        def document(uuid: str) -> DocumentEntry | None:
+            query = AdhocQuery(query_id=v.GET_DOCUMENTS)
+            query.add("$XDSDocumentEntryEntryUUID", quote_list([uuid]))
+            found = entries(query)
+            return found[0] if found else None
+
+        def patient_of_study(study_uid: str) -> str | None:
+            assert imaging is not None
+            found = imaging.index.study(study_uid)
+            return found.patient_id if found is not None else None
+
+        def local() -> Any:
+            return self.audit.local_participant(f"{self.base_url}/ui")
+
+        def audit_query(
+            operator: str, host: str | None, query_id: str, text: str, pids: Any
+        ) -> None:
+            if audit_on:
+                self.audit.record(
+                    events.ui_query(
+                        operator=operator,
+                        operator_host=host,
+                        local=local(),
+                        query_id=query_id,
+                        query_text=text,
+                        patient_ids=list(pids),
+                    )
+                )
+
+        def audit_patient(operator: str, host: str | None, pids: Any, studies: Any) -> None:
+            if audit_on:
+                self.audit.record(
+                    events.ui_patient_record(
+                        operator=operator,
+                        operator_host=host,
+                        local=local(),
+                        patient_ids=list(pids),
+                        studies=[StudyRef(study_uid=u) for u in studies],
+                    )
+                )
+
+        def actors() -> dict[str, str]:
+            with self._lock:
+                return {n: ("ready" if ok else "starting") for n, ok in self._ready.items()}
+
+        return Backends(
+            actors=actors,
+            counts=self._ui_counts,
+            audit_depth=(lambda: self.audit.pending()) if audit_on else (lambda: 0),
+            search_patients=search if registry is not None else None,
+            documents_of=documents_of if queries is not None else None,
+            document=document if queries is not None else None,
+            download=self._ui_download if self.repository is not None else None,
+            series_of=self._ui_series if imaging is not None else None,
+            patient_of_study=patient_of_study if imaging is not None else (lambda _u: None),
+            rendered=self.dicomweb,
+            audit_query=audit_query,
+            audit_patient=audit_patient,
         )
 
     def dicomweb_root(self) -> str | None:

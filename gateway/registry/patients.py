@@ -369,6 +369,43 @@ class PatientRegistry:
                 sex=sex,
             )
 
+    def search(self, text: str, *, limit: int = 200) -> list[PatientMatch]:
+        """Active patients whose id starts with ``text`` (a CX or a bare id; local ids fed with them
+        count) or whose fed name contains it (case aside), at most ``limit``, ids in order.
+        For the exchange browser's patient search (``/ui/patients?q=``)."""
+        text = text.strip()
+        if not text:
+            return []
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.db.read() as conn:
+            by_local = select(patient_local_id.c.patient_id).where(
+                patient_local_id.c.local_id.like(f"{escaped}%", escape="\\")
+            )
+            query = (
+                select(patient.c.patient_id, patient.c.demographics)
+                .where(
+                    patient.c.patient_id.like(f"{escaped}%", escape="\\")
+                    | patient.c.patient_id.in_(by_local)
+                    | patient.c.demographics.ilike(f"%{escaped}%", escape="\\")
+                )
+                .where(patient.c.merged_into.is_(None))
+                .order_by(patient.c.patient_id)
+                .limit(limit)
+            )
+            found = []
+            for pid, raw in conn.execute(query):
+                values = json.loads(raw or "{}")
+                found.append(
+                    PatientMatch(
+                        patient_id=pid,
+                        family_name=values.get("family_name"),
+                        given_name=values.get("given_name"),
+                        birth_date=values.get("birth_date"),
+                        sex=values.get("sex"),
+                    )
+                )
+            return found
+
     def domain_id_for_local(self, local_cx: str) -> str | None:
         """The affinity-domain id fed together with a local id (followed through merges)."""
         with self.db.read() as conn:
