@@ -778,10 +778,61 @@ class Gateway:
         out.sort(key=lambda x: (x.series_number is None, x.series_number or 0))
         return out
 
-    def _ui_backends(self) -> Any:
-        """The actors as the UI sees them (``gateway.ui.ports``), from their public interfaces."""
+    def _ui_initiating_gateway(self) -> Callable[[], Any] | None:
+        """A client of the Initiating Gateway the UI's registry queries go through, when there is
+        one: ``consumer.initiating_gateway_url``, else this process's ``/xca/ig``."""
+        from gateway.consumer.clients import RegistryQueryClient
+
+        url = self.settings.consumer.initiating_gateway_url
+        if not url and self.xca is not None:
+            own = tx.INITIATING_GATEWAY_PATH
+            return lambda: RegistryQueryClient(
+                self.base_url + own,
+                timeout=float(self.settings.xca.timeout) + 30,
+                session_factory=self._session_factory,
+            )
+        if not url:
+            return None
+        return lambda: RegistryQueryClient(
+            url, timeout=self.settings.consumer.timeout, session_factory=self._session_factory
+        )
+
+    def _ui_audit_query(
+        self, operator: str, host: str | None, query_id: str, text: str, pids: Any
+    ) -> None:
+        """Audit an operator's search (DICOM PS3.15 A.5.3.10), when [audit] is on."""
+        from gateway.audit import events
+
+        if self.settings.audit.enabled:
+            self.audit.record(
+                events.ui_query(
+                    operator=operator,
+                    operator_host=host,
+                    local=self.audit.local_participant(f"{self.base_url}/ui"),
+                    query_id=query_id,
+                    query_text=text,
+                    patient_ids=list(pids),
+                )
+            )
+
+    def _ui_audit_patient(self, operator: str, host: str | None, pids: Any, studies: Any) -> None:
+        """Audit a page showing a patient's data (DICOM PS3.15 A.5.3.14), when [audit] is on."""
         from gateway.audit import events
         from gateway.audit.model import StudyRef
+
+        if self.settings.audit.enabled:
+            self.audit.record(
+                events.ui_patient_record(
+                    operator=operator,
+                    operator_host=host,
+                    local=self.audit.local_participant(f"{self.base_url}/ui"),
+                    patient_ids=list(pids),
+                    studies=[StudyRef(study_uid=u) for u in studies],
+                )
+            )
+
+    def _ui_backends(self) -> Any:
+        """The actors as the UI sees them (``gateway.ui.ports``), from their public interfaces."""
         from gateway.metadata import vocabulary as v
         from gateway.metadata.model import DocumentEntry
         from gateway.metadata.query import AdhocQuery
@@ -804,9 +855,15 @@ class Gateway:
                 for m in registry.patients.search(text, limit=limit)
             ]
 
+        initiating = self._ui_initiating_gateway()
+
         def entries(query: AdhocQuery) -> list[DocumentEntry]:
-            assert queries is not None
-            return [o for o in queries.query(query) if isinstance(o, DocumentEntry)]
+            if initiating is not None:  # every community's (XCA, ITI TF-1 §18.2.1)
+                found = initiating().query(query.query_id, query.slots).objects
+            else:
+                assert queries is not None
+                found = queries.query(query)
+            return [o for o in found if isinstance(o, DocumentEntry)]
 
         def documents_of(pid: str) -> list[DocumentEntry]:
             query = AdhocQuery(query_id=v.FIND_DOCUMENTS)
@@ -825,36 +882,6 @@ class Gateway:
             found = imaging.index.study(study_uid)
             return found.patient_id if found is not None else None
 
-        def local() -> Any:
-            return self.audit.local_participant(f"{self.base_url}/ui")
-
-        def audit_query(
-            operator: str, host: str | None, query_id: str, text: str, pids: Any
-        ) -> None:
-            if audit_on:
-                self.audit.record(
-                    events.ui_query(
-                        operator=operator,
-                        operator_host=host,
-                        local=local(),
-                        query_id=query_id,
-                        query_text=text,
-                        patient_ids=list(pids),
-                    )
-                )
-
-        def audit_patient(operator: str, host: str | None, pids: Any, studies: Any) -> None:
-            if audit_on:
-                self.audit.record(
-                    events.ui_patient_record(
-                        operator=operator,
-                        operator_host=host,
-                        local=local(),
-                        patient_ids=list(pids),
-                        studies=[StudyRef(study_uid=u) for u in studies],
-                    )
-                )
-
         def actors() -> dict[str, str]:
             with self._lock:
                 return {n: ("ready" if ok else "starting") for n, ok in self._ready.items()}
@@ -864,14 +891,14 @@ class Gateway:
             counts=self._ui_counts,
             audit_depth=(lambda: self.audit.pending()) if audit_on else (lambda: 0),
             search_patients=search if registry is not None else None,
-            documents_of=documents_of if queries is not None else None,
-            document=document if queries is not None else None,
+            documents_of=documents_of if queries or initiating else None,
+            document=document if queries or initiating else None,
             download=self._ui_download if self.repository is not None else None,
             series_of=self._ui_series if imaging is not None else None,
             patient_of_study=patient_of_study if imaging is not None else (lambda _u: None),
             rendered=self.dicomweb,
-            audit_query=audit_query,
-            audit_patient=audit_patient,
+            audit_query=self._ui_audit_query,
+            audit_patient=self._ui_audit_patient,
         )
 
     def dicomweb_root(self) -> str | None:

@@ -15,7 +15,10 @@ else refused. Access rules (``[access]``) can restrict ``/ui`` by TLS identity (
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
+import hmac
 import logging
 import mimetypes
 import re
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
+from cryptography.fernet import Fernet, InvalidToken
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from gateway.metadata.model import DocumentEntry
@@ -129,6 +133,12 @@ class UiApplication:
             lstrip_blocks=True,
         )
         self.templates.filters["pid"] = self.show_id
+        self.templates.filters["pidref"] = self.patient_ref
+        # Masked mode: patient pages are addressed by an encrypted reference, so that the id
+        # appears neither on the page nor in URLs, browser history or access logs.
+        self._refs = Fernet(
+            base64.urlsafe_b64encode(hmac.new(key, b"ui patient ref", hashlib.sha256).digest())
+        )
         self.templates.filters["urlpart"] = lambda s: quote(str(s), safe="")
         self.templates.filters["when"] = _when
         self.templates.filters["dtm"] = _dtm
@@ -138,6 +148,21 @@ class UiApplication:
         if not patient_id:
             return ""
         return mask(patient_id) if self.mask_ids else patient_id
+
+    def patient_ref(self, patient_id: str) -> str:
+        """The path segment of a patient's page: the id (URL-quoted), or when ids are masked an
+        encrypted reference (``~`` + Fernet token) that only this gateway can read."""
+        if not self.mask_ids:
+            return quote(patient_id, safe="")
+        return "~" + self._refs.encrypt(patient_id.encode("utf-8")).decode("ascii")
+
+    def _patient_id(self, segment: str) -> str:
+        if not segment.startswith("~"):
+            return segment
+        try:
+            return self._refs.decrypt(segment[1:].encode("ascii"), ttl=86400).decode("utf-8")
+        except (InvalidToken, UnicodeError):
+            raise Reply("404 Not Found", "this patient link has expired; search again") from None
 
     # -- WSGI ------------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -160,7 +185,18 @@ class UiApplication:
                     target = self._url(environ, "/login") + "?" + urlencode({"next": path})
                     raise Reply("303 See Other", headers=[("Location", target)])
                 raise Reply("401 Unauthorized", "sign in first (/ui/login)")
-            return self._route(environ, start_response, method, path, operator)
+            try:
+                return self._route(environ, start_response, method, path, operator)
+            except Reply:
+                raise
+            except Exception:  # an actor or peer failed: a page that says so, details in the log
+                log.exception("UI %s failed (request %s)", path, exchange.request_id)
+                exchange.outcome = "Failure"
+                raise Reply(
+                    "502 Bad Gateway",
+                    "the exchange could not answer this page; the gateway's log has the "
+                    f"details (request {exchange.request_id})",
+                ) from None
         except Reply as reply:
             return self._reply(start_response, reply)
 
@@ -190,7 +226,7 @@ class UiApplication:
         if parts[0] == "patients" and len(parts) == 1:
             return self._search(environ, start, page, (params.get("q") or [""])[-1])
         if parts[0] == "patients" and len(parts) == 2:
-            return self._patient(environ, start, page, parts[1])
+            return self._patient(environ, start, page, self._patient_id(parts[1]))
         if parts[0] == "studies" and len(parts) == 2:
             return self._study(environ, start, page, _uid(parts[1]))
         if (
@@ -436,16 +472,27 @@ class UiApplication:
             )
             return [got.content]
         rows = [
-            (f.name.replace("_", " "), _text(getattr(entry, f.name)))
+            (f.name.replace("_", " "), _text(self._masked_field(f.name, getattr(entry, f.name))))
             for f in fields(entry)
             if getattr(entry, f.name) not in (None, "", [], {})
         ]
-        if self.mask_ids:
-            rows = [
-                (k, self.show_id(v) if k in ("patient id", "source patient id") else v)
-                for k, v in rows
-            ]
         return self._page(start, "document.html", **page, entry=entry, rows=rows)
+
+    def _masked_field(self, name: str, value: Any) -> Any:
+        """A DocumentEntry attribute for display: patient ids (patientId, sourcePatientId and
+        the PID-3 of sourcePatientInfo) masked when ``log.patient_ids = false``."""
+        if not self.mask_ids:
+            return value
+        if name in ("patient_id", "source_patient_id"):
+            return self.show_id(value)
+        if name == "source_patient_info":
+            return [
+                "PID-3|" + "~".join(self.show_id(i) for i in v[6:].split("~"))
+                if v.startswith("PID-3|")
+                else v
+                for v in value
+            ]
+        return value
 
     def _image(
         self, environ: dict[str, Any], start: StartResponse, uids: list[str], kind: str
