@@ -409,6 +409,7 @@ class Gateway:
             engine=self.database.engine,
             owner=self.lease.owner,
             dicom_security=self._dicom_security(),
+            observers=[self._journal_publication] if self.journal is not None else [],
         )
         endpoint = self.soap.endpoint(tx.IMAGING_SOURCE_PATH, tx.ENDPOINTS[tx.IMAGING_SOURCE_PATH])
         endpoint.bind(tx.RAD_69, self.imaging.rad69_handler())
@@ -635,6 +636,28 @@ class Gateway:
                 log.exception("ui: cannot record a transaction in the journal")
 
         return [self.metrics.observer(), record]
+
+    def _journal_publication(self, result: Any) -> None:
+        """A RAD-68 publication (sent to the repository) in the dashboard's transactions."""
+        from gateway.imaging.outcomes import FAILED_OUTCOME, PUBLISHED_OUTCOME
+        from gateway.ui.journal import Entry
+
+        if result.outcome not in (PUBLISHED_OUTCOME, FAILED_OUTCOME) or self.journal is None:
+            return  # held, unchanged, busy: nothing was sent
+        target = self.settings.imaging_source.repository_url or "this gateway (in process)"
+        self.journal.record(
+            Entry(
+                at=time.time(),
+                direction="sent",
+                transaction="RAD-68",
+                path=f"study {result.study_instance_uid}",
+                peer=target,
+                outcome="Success" if result.outcome == PUBLISHED_OUTCOME else "Failure",
+                http_status=0,
+                duration_ms=0.0,
+                error_codes=(result.detail or None) if result.outcome == FAILED_OUTCOME else None,
+            )
+        )
 
     def _counted_feed(self, handler: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
         """Count every ITI-8 message answered over MLLP by its ACK code (MSA-1)."""

@@ -32,6 +32,11 @@ def test_patient_documents_come_through_the_initiating_gateway(tmp_path: Path) -
         assert ("ITI-18", "/xca/ig") in served  # the UI asked the Initiating Gateway
         dashboard = requests.get(gw.base_url + "/ui/", timeout=30).text
         assert "/xca/ig" in dashboard and "ITI-18" in dashboard
+        sent = [e for e in gw.journal.recent(20) if e.direction == "sent"]
+        assert [(e.transaction, e.outcome, e.path) for e in sent] == [
+            ("RAD-68", "Success", f"study {study}")
+        ]
+        assert f"<td>sent</td><td>RAD-68</td><td>study {study}</td>" in dashboard
     finally:
         gw.stop()
 
