@@ -4,6 +4,7 @@ headless Chromium (Debian ``chromium`` + ``chromium-driver``) driven by selenium
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import uuid
@@ -159,6 +160,10 @@ def artefacts() -> Path:
 
 
 def copy_to_docs(shot: Path, name: str) -> None:
+    """Refresh the README's screenshot ``docs/NAME`` when ``UI_DOCS_SCREENSHOTS=1`` (not on
+    every run: a test run should leave the working tree as it was)."""
+    if os.environ.get("UI_DOCS_SCREENSHOTS") != "1":
+        return
     docs = Path(__file__).resolve().parents[3] / "docs"
     docs.mkdir(exist_ok=True)
     shutil.copyfile(shot, docs / name)

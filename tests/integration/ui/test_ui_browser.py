@@ -94,6 +94,12 @@ def test_search_patient_thumbnails_viewer_in_chromium(
     shot = artefacts / "patient.png"
     browser.save_screenshot(str(shot))
     copy_to_docs(shot, "ui-patient.png")
+    browser.set_window_size(768, 1024)  # a tablet: nothing wider than the window
+    assert browser.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth;"
+    )
+    browser.save_screenshot(str(artefacts / "patient-tablet.png"))
+    browser.set_window_size(1280, 900)
 
     # the viewer: the CT series (series number 2), scrolled by wheel and keys
     browser.get(f"{base}/ui/studies/{study}")
