@@ -172,11 +172,11 @@ class UiApplication:
         try:
             if path == "":
                 raise Reply("301 Moved Permanently", headers=[("Location", self._url(environ))])
-            if path.startswith("/static/"):
-                return self._static(path[len("/static/") :], start_response)
-            if not exchange.authorize("UI"):
+            if not exchange.authorize("UI"):  # the access rules first, for every route
                 exchange.outcome = "Failure"
                 raise Reply("403 Forbidden", "this client may not use the UI (access rules)")
+            if path.startswith("/static/"):  # public within the UI: no data in them
+                return self._static(path[len("/static/") :], start_response)
             if path == "/login":
                 return self._login(environ, start_response, method, exchange)
             operator = self._operator(environ)
