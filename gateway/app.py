@@ -976,6 +976,8 @@ class Gateway:
             listeners = self._listeners = bind_listeners(self.settings)
             listeners.announce(self.settings)
         self.audit.start()
+        if self.journal is not None:
+            self.journal.start()
         if self.mllp is not None:
             self.mllp.start(listeners.mllp)
             self._mark_ready("hl7")
@@ -1011,6 +1013,8 @@ class Gateway:
         if self._started:
             self._record_activity(start=False)
         self.audit.stop()
+        if self.journal is not None:
+            self.journal.close()  # what is queued is written while the database is there
         if self._listeners is not None:
             self._listeners.close()  # any the servers did not take (and close) themselves
         if self._incoming is not None:

@@ -2,14 +2,18 @@
 
 Every worker process writes the transactions it answered; the dashboard of any of them reads
 the newest. Rows older than the newest :data:`KEEP` are pruned now and then by the writers, so
-the table stays small without a separate job.
+the table stays small without a separate job. Writes leave the request path: :meth:`Journal.record`
+only queues the entry, a background thread inserts what has queued (one transaction per batch,
+at most :data:`FLUSH_SECONDS` later); a full queue drops entries rather than slow requests down.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -17,7 +21,9 @@ from sqlalchemy.engine import Engine
 log = logging.getLogger("gateway.ui")
 
 KEEP = 1000  # rows of ui_transaction kept
-PRUNE_EVERY = 100  # writes of one process between prunings
+PRUNE_EVERY = 500  # rows written by one process between prunings
+FLUSH_SECONDS = 0.5  # longest wait of a queued entry
+QUEUE_SIZE = 10_000  # entries waiting at most (more are dropped, and counted in the log)
 
 metadata = sa.MetaData()
 ui_transaction = sa.Table(
@@ -64,26 +70,60 @@ class Journal:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._writes = 0
+        self._queue: queue.Queue[Entry] = queue.Queue(maxsize=QUEUE_SIZE)
+        self._lock = threading.Lock()  # one flush at a time
+        self._stop = threading.Event()
+        self._written = 0
+        self._dropped = 0
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the background writer (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ui-journal", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the writer after writing what is queued."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.flush()
 
     def record(self, entry: Entry) -> None:
-        """Append one transaction (one atomic insert); prune old rows now and then."""
-        row = {
-            "at": entry.at,
-            "direction": entry.direction,
-            "transaction": (entry.transaction or "")[:64] or None,
-            "path": entry.path[:256],
-            "peer": (entry.peer or "")[:256] or None,
-            "outcome": entry.outcome[:32],
-            "http_status": entry.http_status,
-            "duration_ms": entry.duration_ms,
-            "error_codes": (entry.error_codes or "")[:512] or None,
-        }
-        with self.engine.begin() as conn:
-            conn.execute(ui_transaction.insert().values(**row))
-        self._writes += 1
-        if self._writes % PRUNE_EVERY == 0:
-            self.prune()
+        """Queue one transaction for the writer (never blocks)."""
+        try:
+            self._queue.put_nowait(entry)
+        except queue.Full:
+            self._dropped += 1
+            if self._dropped % 1000 == 1:
+                log.warning("ui journal: queue full, %d entries dropped", self._dropped)
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_SECONDS):
+            try:
+                self.flush()
+            except Exception:  # the database away: that batch is lost (a display log only)
+                log.exception("ui journal: cannot write recent transactions")
+
+    def flush(self) -> None:
+        """Insert every queued entry (one database transaction); prune now and then."""
+        with self._lock:
+            batch: list[Entry] = []
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if not batch:
+                return
+            rows = [_row(e) for e in batch]
+            with self.engine.begin() as conn:
+                conn.execute(ui_transaction.insert(), rows)
+            before, self._written = self._written, self._written + len(rows)
+            if before // PRUNE_EVERY != self._written // PRUNE_EVERY:
+                self.prune()
 
     def prune(self) -> None:
         """Delete all but the newest :data:`KEEP` transactions and logins older than a day."""
@@ -96,7 +136,9 @@ class Journal:
             )
 
     def recent(self, limit: int = 50, *, failures_only: bool = False) -> list[Entry]:
-        """The newest ``limit`` transactions, newest first (failures only: outcome not Success)."""
+        """The newest ``limit`` transactions, newest first (failures only: outcome not Success);
+        this process's queued entries are written first."""
+        self.flush()
         query = sa.select(ui_transaction).order_by(ui_transaction.c.id.desc()).limit(limit)
         if failures_only:
             query = query.where(ui_transaction.c.outcome.not_in(["Success"]))
@@ -140,3 +182,13 @@ class Journal:
         )
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
+
+
+def _row(entry: Entry) -> dict[str, object]:
+    row = asdict(entry)
+    row["transaction"] = (entry.transaction or "")[:64] or None
+    row["path"] = entry.path[:256]
+    row["peer"] = (entry.peer or "")[:256] or None
+    row["outcome"] = entry.outcome[:32]
+    row["error_codes"] = (entry.error_codes or "")[:512] or None
+    return row
