@@ -36,7 +36,7 @@ def test_counts_and_gauges(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_multiprocess_folder_is_fresh_per_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setenv(ENV, "")  # restored (removed) after the test, whatever the code sets
     first = prepare_multiprocess_dir(tmp_path, run_id=1)
     (first / "counter_123.db").write_bytes(b"old")
     second = prepare_multiprocess_dir(tmp_path, run_id=2)
