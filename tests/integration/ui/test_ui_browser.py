@@ -17,12 +17,20 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+
+pytest.importorskip("selenium", reason="selenium (dev extra) drives Chromium here")
+
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from gateway.app import Gateway
-from tests.integration.ui.conftest import copy_to_docs, feed, publish_study, start_gateway
+from tests.integration.ui.conftest import (
+    copy_to_docs,
+    feed,
+    publish_study,
+    start_gateway,
+)
 
 
 def _errors(browser: Any) -> list[dict[str, Any]]:
@@ -136,6 +144,7 @@ def test_search_patient_thumbnails_viewer_in_chromium(
     assert _errors(browser) == []  # no console error on any page
 
 
+@pytest.mark.slow
 def test_first_paint_of_a_patient_page_with_50_studies(
     gateway: Gateway, tmp_path: Path, browser: Any, artefacts: Path
 ) -> None:
