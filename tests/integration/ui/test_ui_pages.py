@@ -70,3 +70,14 @@ def test_masked_ids_document_page_and_kos_download(tmp_path: Path) -> None:
         assert 'id="count-instances">4<' in counts and 'id="count-patients">1<' in counts
     finally:
         gw.stop()
+
+
+def test_ui_disabled(tmp_path: Path) -> None:
+    gw = start_gateway(tmp_path, XDSI_UI_ENABLED="false")
+    try:
+        assert gw.ui is None and gw.metrics is None and gw.journal is None
+        for path in ("/ui/", "/ui/static/ui.css", "/metrics"):
+            assert requests.get(gw.base_url + path, timeout=30).status_code == 404, path
+        assert requests.get(gw.base_url + "/health", timeout=30).status_code == 200
+    finally:
+        gw.stop()
