@@ -182,7 +182,9 @@ class UiApplication:
             operator = self._operator(environ)
             if operator is None:
                 if method == "GET" and not _is_image(path):
-                    target = self._url(environ, "/login") + "?" + urlencode({"next": path})
+                    query = environ.get("QUERY_STRING", "")
+                    wanted = path + ("?" + query if query else "")
+                    target = self._url(environ, "/login") + "?" + urlencode({"next": wanted})
                     raise Reply("303 See Other", headers=[("Location", target)])
                 raise Reply("401 Unauthorized", "sign in first (/ui/login)")
             try:

@@ -65,7 +65,7 @@ def test_login_redirect_keeps_the_target_inside_ui(tmp_path: Path) -> None:
     accounts.write_text("")
     ui = app(tmp_path, accounts_file=accounts, open_access=True)
     status, headers, _ = call(ui, "/patients", QUERY_STRING="q=x")
-    assert status.startswith("303") and headers["Location"] == "/ui/login?next=%2Fpatients"
+    assert status.startswith("303") and headers["Location"] == "/ui/login?next=%2Fpatients%3Fq%3Dx"
     status, _, body = call(ui, "/login", QUERY_STRING="next=//evil.example/")
     assert status.startswith("200") and "//evil" not in body
 
