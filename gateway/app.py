@@ -907,7 +907,10 @@ class Gateway:
 
         def actors() -> dict[str, str]:
             with self._lock:
-                return {n: ("ready" if ok else "starting") for n, ok in self._ready.items()}
+                states = {n: ("ready" if ok else "starting") for n, ok in self._ready.items()}
+            if self.dicomweb is not None:  # served as soon as the HTTP server is
+                states["dicomweb"] = states.get("imaging_source", "ready")
+            return states
 
         return Backends(
             actors=actors,
