@@ -92,6 +92,10 @@ def test_search_patient_thumbnails_viewer_in_chromium(
     wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#patients a"))
     links = browser.find_elements(By.CSS_SELECTOR, "#patients a")
     assert [a.text for a in links] == [cx]
+    for by_id in ("UI-0001", cx):  # the bare id and the CX find it too
+        browser.get(f"{base}/ui/patients?q={quote(by_id, safe='')}")
+        assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#patients a")] == [cx]
+    links = browser.find_elements(By.CSS_SELECTOR, "#patients a")
     links[0].click()
 
     wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, f"section[data-study='{study}']"))
