@@ -236,8 +236,14 @@ class Gateway:
             self._handshake_failed("mllp")(remote, reason)
 
     def _dicom_security(self) -> Any:
-        """TLS, access check and transfer audit of the DICOM listener, or None when all off."""
-        if self.tls is None and self.access is None and not self.settings.audit.enabled:
+        """TLS, access check and transfer audit of the DICOM listener, or None when all off;
+        with /metrics, its association hooks also count associations (``_counting_security``)."""
+        if (
+            self.tls is None
+            and self.access is None
+            and not self.settings.audit.enabled
+            and self.metrics is None
+        ):
             return None
         from gateway.imaging.dicom_security import DicomSecurity
 
@@ -245,7 +251,8 @@ class Gateway:
         context = None
         if self.tls is not None:
             context = self.tls.dicom_server(on_handshake_failure=self._handshake_failed("dicom"))
-        return DicomSecurity(
+        kind = DicomSecurity if self.metrics is None else _counting_security(self.metrics)
+        return kind(
             ssl_context=context,
             rules=self.access,
             trail=self.audit if self.settings.audit.enabled else None,
@@ -1053,6 +1060,25 @@ class Gateway:
     def base_url(self) -> str:
         host, port = self.http.address
         return f"{self.http.scheme}://{host}:{port}"
+
+
+def _counting_security(metrics: Metrics) -> Any:
+    """The DICOM listener's security hooks, counting associations for /metrics: accepted ones
+    as they end (``released`` or ``aborted``), and those the access rules refuse (``refused``)."""
+    from gateway.imaging.dicom_security import DicomSecurity
+
+    class CountingDicomSecurity(DicomSecurity):
+        def admit(self, sock: Any, remote: str, *, calling_ae: str = "") -> str | None:
+            reason = super().admit(sock, remote, calling_ae=calling_ae)
+            if reason is not None:
+                metrics.associations.labels("refused").inc()
+            return reason
+
+        def ended(self, assoc: Any, **facts: Any) -> None:
+            metrics.associations.labels("aborted" if facts.get("aborted") else "released").inc()
+            super().ended(assoc, **facts)
+
+    return CountingDicomSecurity
 
 
 def _clear_spool(spool: os.PathLike[str]) -> None:

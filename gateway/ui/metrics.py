@@ -3,9 +3,11 @@
 Counted as requests are answered (an observer of the HTTP boundary, SOAP and mounted services
 alike): ``xdsi_requests_total{transaction,outcome}`` and the latency histogram
 ``xdsi_request_duration_seconds{transaction}``; ``xdsi_mllp_messages_total{outcome}`` (ITI-8
-messages answered). Read from the gateway database and the audit queue at each scrape (so every
-worker reports the same totals): ``xdsi_patients``, ``xdsi_documents``, ``xdsi_studies``,
-``xdsi_instances_stored``, ``xdsi_manifests_published``, ``xdsi_audit_queue_depth``.
+messages answered); ``xdsi_dicom_associations_total{outcome}`` (``released``, ``aborted``,
+``refused`` by the access rules). Read from the gateway database and the audit queue at each
+scrape (so every worker reports the same totals): ``xdsi_patients``, ``xdsi_documents``,
+``xdsi_studies``, ``xdsi_instances_stored``, ``xdsi_manifests_published``,
+``xdsi_audit_queue_depth``.
 
 Under ``serve --workers N`` the library's multiprocess mode is used: the supervisor makes a
 fresh folder per run (:func:`prepare_multiprocess_dir`, cleaned at start) and names it in
@@ -82,6 +84,12 @@ class Metrics:
         self.mllp = Counter(
             "xdsi_mllp_messages",
             "HL7 v2 messages answered over MLLP (ITI-8), by outcome",
+            ["outcome"],
+            registry=self._own,
+        )
+        self.associations = Counter(
+            "xdsi_dicom_associations",
+            "DICOM associations of the imaging source's listener: released, aborted, refused",
             ["outcome"],
             registry=self._own,
         )

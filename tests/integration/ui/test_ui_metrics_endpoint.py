@@ -15,8 +15,10 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import Gateway
+from gateway.demo import send_files
+from gateway.imaging import synthetic
 from tests.integration.repository.serve_process import ServeProcess
-from tests.integration.ui.conftest import feed, publish_study, start_gateway
+from tests.integration.ui.conftest import DOMAIN, feed, publish_study, start_gateway, wait_for
 
 
 def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -68,6 +70,18 @@ def test_metrics_parse_and_move_with_traffic(gateway: Gateway, tmp_path: Path) -
     assert value(after, "xdsi_instances_stored") == value(before, "xdsi_instances_stored") + 6
     assert value(after, "xdsi_manifests_published") == value(before, "xdsi_manifests_published") + 1
     assert value(after, "xdsi_documents") == value(before, "xdsi_documents") + 1
+
+    # a DICOM association (C-STORE of 3 instances) moves the association counter
+    spec = synthetic.StudySpec(patient_id="UI-0300", issuer_oid=DOMAIN)
+    paths = synthetic.write_study(synthetic.make_study(spec), tmp_path / "sent")
+    assert gateway.imaging is not None
+    host, port = gateway.imaging.address
+    ae = gateway.settings.imaging_source.ae_title
+    assert send_files((ae, host, port), paths) == len(paths)
+    wait_for(lambda: value(scrape(base), "xdsi_dicom_associations_total", outcome="released"))
+    final = scrape(base)
+    assert value(final, "xdsi_dicom_associations_total", outcome="released") == 1
+    assert value(final, "xdsi_instances_stored") == value(after, "xdsi_instances_stored") + 3
 
 
 @pytest.mark.postgres
