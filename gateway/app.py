@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from gateway.registry.iti18 import StoredQueries
     from gateway.registry.iti42 import Registry
     from gateway.repository.actor import Repository
+    from gateway.ui.journal import Journal
+    from gateway.ui.metrics import Metrics
+    from gateway.ui.web import UiApplication
     from gateway.xca.assembly import Gateways
 
 log = logging.getLogger("gateway")
@@ -79,6 +83,9 @@ class Gateway:
         self.dicomweb: DicomWebService | None = None
         self.xca: Gateways | None = None
         self.fhir: FhirService | None = None
+        self.ui: UiApplication | None = None
+        self.metrics: Metrics | None = None
+        self.journal: Journal | None = None
         # The secure node (ITI-19/ITI-20): TLS material, access rules, audit trail; all None /
         # a do-nothing trail unless [tls], [access] or [audit] switch them on.
         self.tls = secure_node.tls_files(settings)
@@ -123,6 +130,8 @@ class Gateway:
             observers.append(
                 self.audit.soap_observer(lambda: settings.http.public_url or self.base_url)
             )
+        if settings.ui.enabled:
+            observers.extend(self._ui_observers())
         self.soap = SoapApplication(
             limits,
             public_url=settings.http.public_url,
@@ -227,8 +236,14 @@ class Gateway:
             self._handshake_failed("mllp")(remote, reason)
 
     def _dicom_security(self) -> Any:
-        """TLS, access check and transfer audit of the DICOM listener, or None when all off."""
-        if self.tls is None and self.access is None and not self.settings.audit.enabled:
+        """TLS, access check and transfer audit of the DICOM listener, or None when all off;
+        with /metrics, its association hooks also count associations (``_counting_security``)."""
+        if (
+            self.tls is None
+            and self.access is None
+            and not self.settings.audit.enabled
+            and self.metrics is None
+        ):
             return None
         from gateway.imaging.dicom_security import DicomSecurity
 
@@ -236,7 +251,8 @@ class Gateway:
         context = None
         if self.tls is not None:
             context = self.tls.dicom_server(on_handshake_failure=self._handshake_failed("dicom"))
-        return DicomSecurity(
+        kind = DicomSecurity if self.metrics is None else _counting_security(self.metrics)
+        return kind(
             ssl_context=context,
             rules=self.access,
             trail=self.audit if self.settings.audit.enabled else None,
@@ -258,6 +274,8 @@ class Gateway:
             self._bind_xca()
         if s.mhd.enabled:
             self._bind_mhd()
+        if s.ui.enabled:
+            self._bind_ui()
 
     def _bind_registry(self) -> None:
         """Document Registry: ITI-42 and ITI-18 at /xds/registry, ITI-8 over MLLP."""
@@ -282,8 +300,9 @@ class Gateway:
         self._ready["registry"] = False
         if s.hl7.enabled:
             handler = PatientFeedHandler(self.registry.patients, s.registry.patient_id_domain)
+            feed = self._audited_feed(handler) if s.audit.enabled else handler
             self.mllp = MLLPServer(
-                self._audited_feed(handler) if s.audit.enabled else handler,
+                self._counted_feed(feed) if self.metrics is not None else feed,
                 host=s.hl7.host,
                 port=s.hl7.mllp_port,
                 max_message_bytes=s.hl7.max_message_bytes,
@@ -397,6 +416,7 @@ class Gateway:
             engine=self.database.engine,
             owner=self.lease.owner,
             dicom_security=self._dicom_security(),
+            observers=[self._journal_publication] if self.journal is not None else [],
         )
         endpoint = self.soap.endpoint(tx.IMAGING_SOURCE_PATH, tx.ENDPOINTS[tx.IMAGING_SOURCE_PATH])
         endpoint.bind(tx.RAD_69, self.imaging.rad69_handler())
@@ -593,6 +613,327 @@ class Gateway:
             wado_rs_locations=frozenset(own),
         )
 
+    # -- the exchange browser and /metrics (gateway.ui) ------------------------------------------
+    def _ui_observers(self) -> list[Observer]:
+        """The metrics counter and the recent-transactions journal, as boundary observers."""
+        from gateway.ui.journal import Entry, Journal
+        from gateway.ui.metrics import Metrics
+
+        self.metrics = Metrics(gauges=self._ui_counts_for_metrics)
+        journal = self.journal = Journal(self.database.engine)
+
+        def record(done: Any) -> None:
+            if done.path.startswith(("/ui", "/metrics", "/health")) and not done.transaction:
+                return
+            try:
+                journal.record(
+                    Entry(
+                        at=time.time(),
+                        direction="served",
+                        transaction=done.transaction,
+                        path=done.path,
+                        peer=done.peer_subject or done.remote_addr,
+                        outcome=done.outcome,
+                        http_status=done.http_status,
+                        duration_ms=done.duration_ms,
+                        error_codes=",".join(done.error_codes) or None,
+                    )
+                )
+            except Exception:  # observers never break a response
+                log.exception("ui: cannot record a transaction in the journal")
+
+        return [self.metrics.observer(), record]
+
+    def _journal_publication(self, result: Any) -> None:
+        """A RAD-68 publication (sent to the repository) in the dashboard's transactions."""
+        from gateway.imaging.outcomes import FAILED_OUTCOME, PUBLISHED_OUTCOME
+        from gateway.ui.journal import Entry
+
+        if result.outcome not in (PUBLISHED_OUTCOME, FAILED_OUTCOME) or self.journal is None:
+            return  # held, unchanged, busy: nothing was sent
+        target = self.settings.imaging_source.repository_url or "this gateway (in process)"
+        self.journal.record(
+            Entry(
+                at=time.time(),
+                direction="sent",
+                transaction="RAD-68",
+                path=f"study {result.study_instance_uid}",
+                peer=target,
+                outcome="Success" if result.outcome == PUBLISHED_OUTCOME else "Failure",
+                http_status=0,
+                duration_ms=0.0,
+                error_codes=(result.detail or None) if result.outcome == FAILED_OUTCOME else None,
+            )
+        )
+
+    def _counted_feed(self, handler: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
+        """Count every ITI-8 message answered over MLLP by its ACK code (MSA-1)."""
+        from gateway.hl7.ack import parse_ack
+
+        metrics = self.metrics
+        assert metrics is not None
+
+        def counted(raw: bytes) -> bytes:
+            ack = handler(raw)
+            try:
+                metrics.mllp.labels("accepted" if parse_ack(ack).accepted else "rejected").inc()
+            except Exception:
+                metrics.mllp.labels("unreadable").inc()
+            return ack
+
+        return counted
+
+    def _ui_counts(self) -> dict[str, int]:
+        """Patients, documents, studies and instances (the dashboard's counts)."""
+        from sqlalchemy import text
+
+        counts: dict[str, int] = {}
+        if self.registry is not None:
+            with self.registry.db.read() as conn:
+                counts["patients"] = int(
+                    conn.execute(
+                        text("SELECT count(*) FROM patient WHERE merged_into IS NULL")
+                    ).scalar()
+                    or 0
+                )
+                counts["documents"] = int(
+                    conn.execute(text("SELECT count(*) FROM document_entry")).scalar() or 0
+                )
+        if self.imaging is not None:
+            with self.database.engine.connect() as conn:
+                counts["studies"] = int(
+                    conn.execute(text("SELECT count(*) FROM imaging_study")).scalar() or 0
+                )
+                counts["instances"] = int(
+                    conn.execute(text("SELECT count(*) FROM imaging_instance")).scalar() or 0
+                )
+                counts["manifests published"] = int(
+                    conn.execute(
+                        text("SELECT count(*) FROM imaging_study WHERE published_at IS NOT NULL")
+                    ).scalar()
+                    or 0
+                )
+        return counts
+
+    def _ui_counts_for_metrics(self) -> dict[str, float]:
+        names = {
+            "patients": "xdsi_patients",
+            "documents": "xdsi_documents",
+            "studies": "xdsi_studies",
+            "instances": "xdsi_instances_stored",
+            "manifests published": "xdsi_manifests_published",
+        }
+        try:
+            values: dict[str, float] = {names[k]: v for k, v in self._ui_counts().items()}
+        except Exception:
+            log.exception("metrics: cannot count in the database")
+            values = {}
+        values["xdsi_audit_queue_depth"] = (
+            self.audit.pending() if self.settings.audit.enabled else 0
+        )
+        return values
+
+    def _bind_ui(self) -> None:
+        """The exchange browser at /ui and the Prometheus metrics at /metrics (``gateway.ui``)."""
+        import ipaddress
+
+        from gateway.ui.sessions import load_key
+        from gateway.ui.web import UiApplication
+
+        s = self.settings
+        accounts = s.path(s.ui.accounts_file) if s.ui.accounts_file else None
+        host = s.http.host.strip("[]")
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        self.ui = UiApplication(
+            self._ui_backends(),
+            journal=self.journal,
+            accounts_file=accounts,
+            open_access=loopback,
+            key=load_key(s.data_dir / "ui"),
+            secure_cookies=self.tls is not None,
+            mask_patient_ids=not s.log.patient_ids,
+        )
+        self.mount("/ui", self.ui)
+        assert self.metrics is not None
+        self.mount("/metrics", self.metrics)
+
+    def _ui_download(self, entry: Any) -> Any:
+        """A document of this gateway's repository (ITI-43 in process), for /ui downloads."""
+        from gateway.errors import XDSRepositoryError
+        from gateway.metadata.retrieve import DocumentRequest
+        from gateway.ui.ports import Downloaded
+
+        repository = self.repository
+        if repository is None or entry.repository_unique_id != repository.unique_id:
+            raise XDSRepositoryError("the document's repository is not this gateway's")
+        answer = repository.retrieve(
+            [
+                DocumentRequest(
+                    repository_unique_id=entry.repository_unique_id or "",
+                    document_unique_id=entry.unique_id or "",
+                )
+            ]
+        )
+        try:
+            if not answer.documents:
+                raise XDSRepositoryError("; ".join(str(e) for e in answer.errors))
+            found = answer.documents[0]
+            return Downloaded(content=found.attachment.read_bytes(), mime_type=found.mime_type)
+        finally:
+            answer.discard()
+
+    def _ui_series(self, study_uid: str) -> list[Any]:
+        """The series of a study in the imaging source's index, instances in number order."""
+        from gateway.ui.ports import SeriesView
+
+        imaging = self.imaging
+        assert imaging is not None
+        grouped: dict[str, list[Any]] = {}
+        for record in imaging.index.instances_of_study(study_uid):
+            grouped.setdefault(record.series_instance_uid, []).append(record)
+        out = []
+        for uid, records in grouped.items():
+            records.sort(key=lambda r: (r.instance_number is None, r.instance_number or 0))
+            out.append(
+                SeriesView(
+                    series_instance_uid=uid,
+                    modality=records[0].modality,
+                    series_number=records[0].series_number,
+                    instances=tuple(r.sop_instance_uid for r in records),
+                )
+            )
+        out.sort(key=lambda x: (x.series_number is None, x.series_number or 0))
+        return out
+
+    def _ui_initiating_gateway(self) -> Callable[[], Any] | None:
+        """A client of the Initiating Gateway the UI's registry queries go through, when there is
+        one: ``consumer.initiating_gateway_url``, else this process's ``/xca/ig``."""
+        from gateway.consumer.clients import RegistryQueryClient
+
+        url = self.settings.consumer.initiating_gateway_url
+        if not url and self.xca is not None:
+            own = tx.INITIATING_GATEWAY_PATH
+            return lambda: RegistryQueryClient(
+                self.base_url + own,
+                timeout=float(self.settings.xca.timeout) + 30,
+                session_factory=self._session_factory,
+            )
+        if not url:
+            return None
+        return lambda: RegistryQueryClient(
+            url, timeout=self.settings.consumer.timeout, session_factory=self._session_factory
+        )
+
+    def _ui_audit_query(
+        self, operator: str, host: str | None, query_id: str, text: str, pids: Any
+    ) -> None:
+        """Audit an operator's search (DICOM PS3.15 A.5.3.10), when [audit] is on."""
+        from gateway.audit import events
+
+        if self.settings.audit.enabled:
+            self.audit.record(
+                events.ui_query(
+                    operator=operator,
+                    operator_host=host,
+                    local=self.audit.local_participant(f"{self.base_url}/ui"),
+                    query_id=query_id,
+                    query_text=text,
+                    patient_ids=list(pids),
+                )
+            )
+
+    def _ui_audit_patient(self, operator: str, host: str | None, pids: Any, studies: Any) -> None:
+        """Audit a page showing a patient's data (DICOM PS3.15 A.5.3.14), when [audit] is on."""
+        from gateway.audit import events
+        from gateway.audit.model import StudyRef
+
+        if self.settings.audit.enabled:
+            self.audit.record(
+                events.ui_patient_record(
+                    operator=operator,
+                    operator_host=host,
+                    local=self.audit.local_participant(f"{self.base_url}/ui"),
+                    patient_ids=list(pids),
+                    studies=[StudyRef(study_uid=u) for u in studies],
+                )
+            )
+
+    def _ui_backends(self) -> Any:
+        """The actors as the UI sees them (``gateway.ui.ports``), from their public interfaces."""
+        from gateway.metadata import vocabulary as v
+        from gateway.metadata.model import DocumentEntry
+        from gateway.metadata.query import AdhocQuery
+        from gateway.metadata.query_values import quote, quote_list
+        from gateway.ui.ports import Backends, PatientRow
+
+        registry, queries, imaging = self.registry, self.stored_queries, self.imaging
+        audit_on = self.settings.audit.enabled
+        statuses = [v.STATUS_APPROVED, v.STATUS_DEPRECATED]
+
+        def search(text: str, limit: int) -> list[PatientRow]:
+            assert registry is not None
+            return [
+                PatientRow(
+                    patient_id=m.patient_id,
+                    name=" ".join(x for x in (m.family_name, m.given_name) if x),
+                    birth_date=m.birth_date or "",
+                    sex=m.sex or "",
+                )
+                for m in registry.patients.search(text, limit=limit)
+            ]
+
+        initiating = self._ui_initiating_gateway()
+
+        def entries(query: AdhocQuery) -> list[DocumentEntry]:
+            if initiating is not None:  # every community's (XCA, ITI TF-1 §18.2.1)
+                found = initiating().query(query.query_id, query.slots).objects
+            else:
+                assert queries is not None
+                found = queries.query(query)
+            return [o for o in found if isinstance(o, DocumentEntry)]
+
+        def documents_of(pid: str) -> list[DocumentEntry]:
+            query = AdhocQuery(query_id=v.FIND_DOCUMENTS)
+            query.add("$XDSDocumentEntryPatientId", quote(pid))
+            query.add("$XDSDocumentEntryStatus", quote_list(statuses))
+            return entries(query)
+
+        def document(uuid: str) -> DocumentEntry | None:
+            query = AdhocQuery(query_id=v.GET_DOCUMENTS)
+            query.add("$XDSDocumentEntryEntryUUID", quote_list([uuid]))
+            found = entries(query)
+            return found[0] if found else None
+
+        def patient_of_study(study_uid: str) -> str | None:
+            assert imaging is not None
+            found = imaging.index.study(study_uid)
+            return found.patient_id if found is not None else None
+
+        def actors() -> dict[str, str]:
+            with self._lock:
+                states = {n: ("ready" if ok else "starting") for n, ok in self._ready.items()}
+            if self.dicomweb is not None:  # served as soon as the HTTP server is
+                states["dicomweb"] = states.get("imaging_source", "ready")
+            return states
+
+        return Backends(
+            actors=actors,
+            counts=self._ui_counts,
+            audit_depth=(lambda: self.audit.pending()) if audit_on else (lambda: 0),
+            search_patients=search if registry is not None else None,
+            documents_of=documents_of if queries or initiating else None,
+            document=document if queries or initiating else None,
+            download=self._ui_download if self.repository is not None else None,
+            series_of=self._ui_series if imaging is not None else None,
+            patient_of_study=patient_of_study if imaging is not None else (lambda _u: None),
+            rendered=self.dicomweb,
+            audit_query=self._ui_audit_query,
+            audit_patient=self._ui_audit_patient,
+        )
+
     def dicomweb_root(self) -> str | None:
         """The DICOMweb service root when this process serves ``/dicomweb``, else None: the one
         check that switches ImagingStudy endpoints from RAD-69 to WADO-RS. ``dicomweb.public_url``
@@ -645,6 +986,8 @@ class Gateway:
             listeners = self._listeners = bind_listeners(self.settings)
             listeners.announce(self.settings)
         self.audit.start()
+        if self.journal is not None:
+            self.journal.start()
         if self.mllp is not None:
             self.mllp.start(listeners.mllp)
             self._mark_ready("hl7")
@@ -680,6 +1023,8 @@ class Gateway:
         if self._started:
             self._record_activity(start=False)
         self.audit.stop()
+        if self.journal is not None:
+            self.journal.close()  # what is queued is written while the database is there
         if self._listeners is not None:
             self._listeners.close()  # any the servers did not take (and close) themselves
         if self._incoming is not None:
@@ -715,6 +1060,25 @@ class Gateway:
     def base_url(self) -> str:
         host, port = self.http.address
         return f"{self.http.scheme}://{host}:{port}"
+
+
+def _counting_security(metrics: Metrics) -> Any:
+    """The DICOM listener's security hooks, counting associations for /metrics: accepted ones
+    as they end (``released`` or ``aborted``), and those the access rules refuse (``refused``)."""
+    from gateway.imaging.dicom_security import DicomSecurity
+
+    class CountingDicomSecurity(DicomSecurity):
+        def admit(self, sock: Any, remote: str, *, calling_ae: str = "") -> str | None:
+            reason = super().admit(sock, remote, calling_ae=calling_ae)
+            if reason is not None:
+                metrics.associations.labels("refused").inc()
+            return reason
+
+        def ended(self, assoc: Any, **facts: Any) -> None:
+            metrics.associations.labels("aborted" if facts.get("aborted") else "released").inc()
+            super().ended(assoc, **facts)
+
+    return CountingDicomSecurity
 
 
 def _clear_spool(spool: os.PathLike[str]) -> None:

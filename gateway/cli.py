@@ -239,6 +239,26 @@ def _add_media_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     consumer_cli.add_peer_arguments(export)
     export.set_defaults(func=_cmd_media_export)
 
+    ui = sub.add_parser(
+        "ui",
+        help="the exchange browser (/ui): operator accounts",
+        description="Operator accounts of the exchange browser at /ui (ui.accounts_file).",
+    )
+    ui_sub = ui.add_subparsers(dest="ui_command", required=True, metavar="ACTION")
+    add_user = ui_sub.add_parser(
+        "add-user",
+        help="add an operator account or set its password",
+        description="Add NAME to ui.accounts_file (scrypt password hash), or replace its "
+        "password. The password is asked twice on the terminal, or read from standard input "
+        "with --password-stdin (one line).",
+    )
+    add_user.add_argument("name", metavar="NAME")
+    add_user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add_user.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    add_user.set_defaults(func=_cmd_ui_add_user)
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -252,6 +272,33 @@ def _positive_int(text: str) -> int:
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None))
+
+
+def _cmd_ui_add_user(args: argparse.Namespace) -> int:
+    """``ui add-user NAME``: write an operator account (``gateway.ui.accounts``)."""
+    import getpass
+
+    from gateway.ui.accounts import AccountError, add_user
+
+    settings = _settings(args)
+    if not settings.ui.accounts_file:
+        print("ui.accounts_file is not set: name the accounts file first", file=sys.stderr)
+        return 2
+    path = settings.path(settings.ui.accounts_file)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("the two passwords differ", file=sys.stderr)
+            return 1
+    try:
+        new = add_user(path, args.name, password)
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{'added' if new else 'changed the password of'} {args.name} in {path}")
+    return 0
 
 
 def _cmd_feed(args: argparse.Namespace) -> int:
@@ -458,6 +505,10 @@ def _supervise(settings: Settings, listeners: Listeners, workers: int) -> int:
     """``serve --workers N``: N gateway processes on the listeners bound here (exit 0 on signal)."""
     from gateway.serving.supervisor import Supervisor, spawner
 
+    if settings.ui.enabled:  # /metrics of N workers: prometheus-client's multiprocess mode
+        from gateway.ui.metrics import prepare_multiprocess_dir
+
+        prepare_multiprocess_dir(settings.data_dir)  # the workers inherit the environment
     supervisor = Supervisor(
         workers,
         spawner(settings, listeners),

@@ -199,6 +199,12 @@ class MhdSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UiSettings:
+    enabled: bool = True  # the exchange browser at /ui and the metrics at /metrics
+    accounts_file: str = ""  # operator accounts (ui add-user); "" = open on loopback only
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """All settings of one gateway process."""
 
@@ -217,6 +223,7 @@ class Settings:
     dicomweb: DicomWebSettings = field(default_factory=DicomWebSettings)
     xca: XcaSettings = field(default_factory=XcaSettings)
     mhd: MhdSettings = field(default_factory=MhdSettings)
+    ui: UiSettings = field(default_factory=UiSettings)
 
     @property
     def data_dir(self) -> Path:

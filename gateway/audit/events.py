@@ -165,3 +165,52 @@ def patient_feed(
         message_control_id=message_control_id,
         hl7_event=trigger,
     )
+
+
+def ui_query(
+    *,
+    operator: str,
+    operator_host: str | None,
+    local: Participant,
+    query_id: str,
+    query_text: str,
+    patient_ids: Sequence[str] = (),
+) -> AuditEvent:
+    """An operator's search in the exchange browser (``/ui/patients?q=``, a patient's documents).
+
+    Query (110112), action E; the operator (account name as UserID and UserName) is the
+    initiator, the gateway the responder; the query object carries ``query_text``.
+    Standard: DICOM PS3.15 A.5.3.10.
+    """
+    return AuditEvent(
+        transaction="UI-QUERY",
+        side="responder",
+        initiator=Participant(user_id=operator, user_name=operator, host=operator_host),
+        responder=local,
+        patient_ids=tuple(patient_ids),
+        query_id=query_id,
+        query_request=query_text.encode("utf-8"),
+    )
+
+
+def ui_patient_record(
+    *,
+    operator: str,
+    operator_host: str | None,
+    local: Participant,
+    patient_ids: Sequence[str],
+    studies: Sequence[StudyRef] = (),
+) -> AuditEvent:
+    """A page of the exchange browser showed a patient's data (documents, images, metadata).
+
+    Patient Record (110110), action R (read); the operator (account name) is the initiator.
+    Standard: DICOM PS3.15 A.5.3.14.
+    """
+    return AuditEvent(
+        transaction="UI-PATIENT-RECORD",
+        side="responder",
+        initiator=Participant(user_id=operator, user_name=operator, host=operator_host),
+        responder=local,
+        patient_ids=tuple(patient_ids),
+        studies=tuple(studies),
+    )

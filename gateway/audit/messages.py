@@ -238,6 +238,23 @@ SPECS: dict[str, Spec] = {
         data_from_initiator=True,
         objects=patients,
     ),
+    # The exchange browser (gateway.ui): an operator's search, and a page showing a patient's
+    # data. DICOM PS3.15 A.5.3.10 Query (E) and A.5.3.14 Patient Record (R, read); the operator
+    # is the initiator (UserID/UserName = account name), the gateway the responder.
+    "UI-QUERY": Spec(
+        event_id=(codes.QUERY, codes.QUERY),
+        action=(codes.EXECUTE, codes.EXECUTE),
+        type_code=None,
+        data_from_initiator=True,
+        objects=_combine(patients, query),
+    ),
+    "UI-PATIENT-RECORD": Spec(
+        event_id=(codes.PATIENT_RECORD, codes.PATIENT_RECORD),
+        action=(codes.READ, codes.READ),
+        type_code=None,
+        data_from_initiator=False,
+        objects=_combine(patients, studies),
+    ),
 }
 
 # Events that are not a transaction between two actors: (EventID, EventTypeCode, objects).

@@ -10,7 +10,7 @@ initiator; the others from initiator to responder).
 Transaction names: ITI-8, ITI-18, ITI-41, ITI-42, ITI-43, RAD-68, RAD-69, ITI-38, ITI-39, RAD-75,
 the MHD ITI-65, ITI-66, ITI-67, ITI-68 and PDQm ITI-78, C-STORE (DICOM instances transferred),
 and the events APPLICATION-START, APPLICATION-STOP, NODE-AUTHENTICATION-FAILURE, ACCESS-REFUSED,
-USER-LOGIN, USER-LOGOUT.
+USER-LOGIN, USER-LOGOUT, and the exchange browser's UI-QUERY and UI-PATIENT-RECORD.
 """
 
 from __future__ import annotations

@@ -369,6 +369,48 @@ class PatientRegistry:
                 sex=sex,
             )
 
+    def search(self, text: str, *, limit: int = 200) -> list[PatientMatch]:
+        """Active patients whose id starts with ``text`` (a CX or a bare id; local ids fed with
+        them count) or whose fed family or given name contains it (case aside), at most
+        ``limit``, ids in order. For the exchange browser's patient search (``/ui/patients?q=``);
+        names are narrowed in SQL on the stored JSON, then checked field by field."""
+        text = text.strip()
+        if not text:
+            return []
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        folded = _fold(text)
+        with self.db.read() as conn:
+            by_local = select(patient_local_id.c.patient_id).where(
+                patient_local_id.c.local_id.like(f"{escaped}%", escape="\\")
+            )
+            by_id = patient.c.patient_id.like(
+                f"{escaped}%", escape="\\"
+            ) | patient.c.patient_id.in_(by_local)
+            query = (
+                select(patient.c.patient_id, patient.c.demographics, by_id.label("by_id"))
+                .where(by_id | patient.c.demographics.ilike(f"%{escaped}%", escape="\\"))
+                .where(patient.c.merged_into.is_(None))
+                .order_by(patient.c.patient_id)
+            )
+            found: list[PatientMatch] = []
+            for pid, raw, id_matched in conn.execute(query):
+                values = json.loads(raw or "{}")
+                names = (values.get("family_name"), values.get("given_name"))
+                if not id_matched and not any(folded in _fold(n) for n in names if n):
+                    continue  # the text was elsewhere in the JSON (a key, the birth date ...)
+                found.append(
+                    PatientMatch(
+                        patient_id=pid,
+                        family_name=values.get("family_name"),
+                        given_name=values.get("given_name"),
+                        birth_date=values.get("birth_date"),
+                        sex=values.get("sex"),
+                    )
+                )
+                if len(found) >= limit:
+                    break
+            return found
+
     def domain_id_for_local(self, local_cx: str) -> str | None:
         """The affinity-domain id fed together with a local id (followed through merges)."""
         with self.db.read() as conn:

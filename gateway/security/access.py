@@ -28,7 +28,8 @@ Transaction names: ITI-8, ITI-18, ITI-41, ITI-42, ITI-43, RAD-69, ITI-38, ITI-39
 cross-community transactions a Responding Gateway answers at ``/xca/rg``; a local consumer calls
 the Initiating Gateway at ``/xca/ig`` with ITI-18, ITI-43 and RAD-69), C-STORE (DICOM storage
 into the Imaging Document Source), C-ECHO; at ``/fhir`` ITI-65, ITI-66, ITI-67 (also
-ImagingStudy), ITI-68 and ITI-78 (Patient); at ``/dicomweb`` QIDO-RS, WADO-RS and STOW-RS.
+ImagingStudy), ITI-68 and ITI-78 (Patient); at ``/dicomweb`` QIDO-RS, WADO-RS and STOW-RS; ``UI``
+(every route of ``/ui``) and ``METRICS`` (``/metrics``).
 ``RAD-68`` is accepted as a synonym of ITI-41: on the wire the repository receives a Provide and
 Register Document Set-b (RAD TF-3 §4.68.4.1).
 
@@ -71,6 +72,9 @@ KNOWN_TRANSACTIONS = (
     "QIDO-RS",
     "WADO-RS",
     "STOW-RS",
+    # The exchange browser at /ui and the Prometheus metrics at /metrics (gateway.ui).
+    "UI",
+    "METRICS",
 )
 _SYNONYMS = {"RAD-68": "ITI-41"}
 _SAN_TYPES = {"dns": "DNS", "ip": "IP", "uri": "URI", "email": "email"}

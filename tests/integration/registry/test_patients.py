@@ -162,3 +162,31 @@ def test_find_by_demographics_for_media_reconciliation(db: Database) -> None:
     assert find(birth_date="1980") == []  # not a full date: no match on demographics
     patients.merge(A, B)
     assert find() == [A]
+
+
+def test_search_by_id_local_id_or_name(db: Database) -> None:
+    """The exchange browser's patient search (``/ui/patients?q=``)."""
+    ada, grace = f"PAT-1001^^^&{DOMAIN}&ISO", f"PAT-2002^^^&{DOMAIN}&ISO"
+    odd = f"P_%1^^^&{DOMAIN}&ISO"
+    patients = PatientRegistry(db)
+    lovelace = Demographics(family_name="Lovelace", given_name="Ada", birth_date="18151210")
+    patients.register(ada, lovelace, other_ids=[LOCAL])
+    patients.register(grace, Demographics(family_name="Hopper", given_name="Grace"), other_ids=[])
+    patients.register(odd, Demographics(family_name="Xu"), other_ids=[])
+
+    def found(text: str) -> list[str]:
+        return [m.patient_id for m in patients.search(text)]
+
+    assert found(ada) == [ada]  # the CX
+    assert found("PAT-1001") == [ada]  # the bare id (a prefix of the CX)
+    assert found("PAT-") == [ada, grace]
+    assert found("MRN-1") == [ada]  # a local id fed with it
+    assert found("lovelace") == [ada] and found("GRACE") == [grace]  # names, case aside
+    assert found("name") == [] and found("1815") == []  # not the JSON keys, not other fields
+    match = patients.search("hopper")[0]
+    assert (match.family_name, match.given_name) == ("Hopper", "Grace")
+    assert found("P_%") == [odd] and found("P__") == []  # no wildcards
+    assert found("") == [] and found("nobody") == []
+    assert len(patients.search("PAT-", limit=1)) == 1
+    patients.merge(ada, grace)  # grace merged into ada: no longer found
+    assert found("grace") == []
