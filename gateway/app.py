@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from gateway.fhir.service import FhirService
     from gateway.hl7.mllp import MLLPServer
     from gateway.imaging.source import ImagingSource
+    from gateway.notify.notifier import Notifier
     from gateway.registry.iti18 import StoredQueries
     from gateway.registry.iti42 import Registry
     from gateway.repository.actor import Repository
@@ -79,6 +80,7 @@ class Gateway:
         self.dicomweb: DicomWebService | None = None
         self.xca: Gateways | None = None
         self.fhir: FhirService | None = None
+        self.notifier: Notifier | None = None
         # The secure node (ITI-19/ITI-20): TLS material, access rules, audit trail; all None /
         # a do-nothing trail unless [tls], [access] or [audit] switch them on.
         self.tls = secure_node.tls_files(settings)
@@ -258,6 +260,79 @@ class Gateway:
             self._bind_xca()
         if s.mhd.enabled:
             self._bind_mhd()
+        if self.registry is not None or self.imaging is not None:
+            self._bind_notify()
+
+    # -- push and notification (gateway.notify) ---------------------------------------------------
+    def _bind_notify(self) -> None:
+        """The durable outbox and its hooks: webhooks and DSUB on every ITI-42 registration,
+        forwarding on every instance stored (C-STORE and STOW-RS)."""
+        from gateway.notify import forward
+        from gateway.notify.notifier import Notifier, forward_rules, webhooks
+
+        s = self.settings
+        try:
+            hooks = webhooks(s.notify.webhook)
+        except ValueError as exc:
+            raise ConfigError(f"notify.webhook: {exc}") from exc
+        notifier = self.notifier = Notifier(
+            self.database.engine,
+            self.lease.owner,
+            webhooks=hooks,
+            forward_rules=forward_rules(s.imaging_source.forward) if self.imaging else (),
+            source=f"urn:oid:{s.imaging_source.unique_id}",
+            links=self._study_links,
+            poll_seconds=float(s.notify.poll_seconds),
+            parallel=s.notify.parallel,
+            retry_initial_seconds=float(s.notify.retry_initial_seconds),
+            retry_max_seconds=float(s.notify.retry_max_seconds),
+        )
+        if self.registry is not None:
+            if s.database_url == s.gateway_database_url:  # one transaction: commit together
+                self.registry.within_registration.append(notifier.registered)
+            else:
+                self.registry.after_registration.append(partial(notifier.registered, None))
+        imaging = self.imaging
+        if imaging is not None:
+
+            def stored(record: Any, calling_ae: str | None, via: str) -> None:
+                notifier.instance_stored(
+                    forward.StoredInstance(
+                        sop_instance_uid=record.sop_instance_uid,
+                        study_instance_uid=record.study_instance_uid,
+                        path=imaging.store.path(record.path),
+                        modality=record.modality,
+                        calling_ae_title=calling_ae,
+                        via=via,
+                    )
+                )
+
+            def locate(uid: str) -> Path | None:
+                found = imaging.index.instance(uid)
+                return imaging.store.path(found.path) if found is not None else None
+
+            imaging.stored_hooks.append(stored)
+            tls = self.tls
+            notifier.senders["forward"] = forward.make_sender(
+                locate,
+                ae_title=s.imaging_source.ae_title,
+                ssl_context=lambda: (
+                    tls.client(check_hostname=s.tls.verify_hostname) if tls is not None else None
+                ),
+            )
+
+    def _study_links(self, study_uid: str) -> dict[str, str]:
+        """Where a study is fetched from this gateway (webhook payloads): RAD-69, WADO-RS."""
+        base = (self.settings.http.public_url or self.base_url).rstrip("/")
+        links = {}
+        if self.imaging is not None:
+            links["rad69"] = base + tx.IMAGING_SOURCE_PATH
+            links["retrieveLocationUid"] = self.imaging.unique_id
+        root = self.dicomweb_root()
+        if root is not None:
+            root = root if root.startswith("http") else base + root
+            links["wadoRs"] = f"{root.rstrip('/')}/studies/{study_uid}"
+        return links
 
     def _bind_registry(self) -> None:
         """Document Registry: ITI-42 and ITI-18 at /xds/registry, ITI-8 over MLLP."""
@@ -455,9 +530,11 @@ class Gateway:
 
         def stored(path: Path) -> ports.StoredInstance:
             try:
-                return view(imaging.ingest.store_received(path))
+                record = imaging.ingest.store_received(path)
             except InstanceRejected as exc:
                 raise ports.Rejected(exc.status, str(exc)) from exc
+            imaging.instance_stored(record, calling_ae=None, via="STOW-RS")  # forwarding
+            return view(record)
 
         def one(uid: str) -> ports.StoredInstance | None:
             found = index.instance(uid)
@@ -620,6 +697,8 @@ class Gateway:
         }
         if self.imaging is not None:  # held studies are reported, never a reason to fail
             report.update(self.imaging.health())
+        if self.notifier is not None:  # outbox rows per kind and state (no /metrics here yet)
+            report["notify"] = self.notifier.health()
         return started and database_ok and storage_ok, report
 
     def _storage_folders(self) -> dict[str, Path]:
@@ -653,6 +732,8 @@ class Gateway:
         if self.imaging is not None:
             self.imaging.start(listeners.dicom, incoming_dir=self._incoming_folder().path)
         address = self.http.start(listeners.http)
+        if self.notifier is not None:
+            self.notifier.start()
         for name in list(self._ready):
             self._mark_ready(name)
         self._record_activity(start=True)
@@ -669,6 +750,8 @@ class Gateway:
         self.http.stop()
         if self.imaging is not None:
             self.imaging.stop()
+        if self.notifier is not None:
+            self.notifier.stop()
         if self.mllp is not None:
             self.mllp.stop()
         if self.repository is not None:
