@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,6 +94,13 @@ def parse_destination(text: str) -> tuple[str, str, int]:
     return found.group(1), found.group(2), int(found.group(3))
 
 
+def _reachable(host: str, port: int) -> None:
+    """Fail early, and cleanly, when nothing listens (pynetdicom leaves the refused socket to
+    the garbage collector). Raises OSError (retried)."""
+    with socket.create_connection((host, port), timeout=TIMEOUT):
+        pass
+
+
 def make_sender(
     locate: Callable[[str], Path | None],
     *,
@@ -123,6 +131,7 @@ def make_sender(
             if context is None:
                 raise PermanentFailure("tls = true but the node has no [tls] configuration")
             tls = (context, host)
+        _reachable(host, port)
         assoc = ae.associate(host, port, ae_title=called, tls_args=tls)
         if not assoc.is_established:
             raise RuntimeError(f"no association with {item.target}")
