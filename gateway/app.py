@@ -286,8 +286,10 @@ class Gateway:
             parallel=s.notify.parallel,
             retry_initial_seconds=float(s.notify.retry_initial_seconds),
             retry_max_seconds=float(s.notify.retry_max_seconds),
+            session_factory=self._session_factory,  # the node's TLS client, when configured
         )
         if self.registry is not None:
+            self._bind_dsub(notifier)
             if s.database_url == s.gateway_database_url:  # one transaction: commit together
                 self.registry.within_registration.append(notifier.registered)
             else:
@@ -320,6 +322,23 @@ class Gateway:
                     tls.client(check_hostname=s.tls.verify_hostname) if tls is not None else None
                 ),
             )
+
+    def _bind_dsub(self, notifier: Notifier) -> None:
+        """DSUB broker grouped with the registry: ITI-52 at /dsub/broker, ITI-53 from the
+        outbox on every registration a subscription matches."""
+        from gateway.notify import dsub
+
+        broker = dsub.Broker(
+            self.database.engine,
+            lambda: (
+                (self.settings.http.public_url or self.base_url).rstrip("/") + tx.DSUB_BROKER_PATH
+            ),
+        )
+        endpoint = self.soap.endpoint(tx.DSUB_BROKER_PATH)
+        endpoint.bind(tx.ITI_52_SUBSCRIBE, broker.subscribe)
+        endpoint.bind(tx.ITI_52_UNSUBSCRIBE, broker.unsubscribe)
+        notifier.sources.append(broker.notifications)
+        notifier.senders["dsub"] = dsub.make_sender(self._session_factory)
 
     def _study_links(self, study_uid: str) -> dict[str, str]:
         """Where a study is fetched from this gateway (webhook payloads): RAD-69, WADO-RS."""

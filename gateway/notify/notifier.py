@@ -69,6 +69,7 @@ class Notifier:
         parallel: int = 4,
         retry_initial_seconds: float = 2.0,
         retry_max_seconds: float = 300.0,
+        session_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.engine = engine
         self.outbox = Outbox(
@@ -87,7 +88,9 @@ class Notifier:
             self.outbox, self.senders, poll_seconds=poll_seconds, parallel=parallel
         )
         secrets = {hook.url: hook.secret for hook in self.webhooks}
-        self.senders["webhook"] = webhook.make_sender(lambda url: secrets.get(url, ""))
+        self.senders["webhook"] = webhook.make_sender(
+            lambda url: secrets.get(url, ""), session_factory
+        )
 
     # -- life cycle -----------------------------------------------------------------------------
     def start(self) -> None:
