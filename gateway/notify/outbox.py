@@ -67,8 +67,8 @@ class Claimed:
 Sender = Callable[[Claimed], None]  # raises on failure (PermanentFailure: do not retry)
 
 
-def enqueue(conn: Connection, messages: Iterable[Message]) -> int:
-    """Insert ``messages`` as pending rows in the caller's transaction; return how many."""
+def enqueue(conn: Connection, messages: Iterable[Message]) -> list[int]:
+    """Insert ``messages`` as pending rows in the caller's transaction; return their ids."""
     rows = [
         {
             "kind": m.kind,
@@ -82,9 +82,12 @@ def enqueue(conn: Connection, messages: Iterable[Message]) -> int:
         }
         for m in messages
     ]
+    ids = []
     for row in rows:  # one statement per row: db_now() is a SQL expression, not a value
-        conn.execute(insert(notify_outbox).values(**row))
-    return len(rows)
+        key = conn.execute(insert(notify_outbox).values(**row)).inserted_primary_key
+        assert key is not None
+        ids.append(int(key[0]))
+    return ids
 
 
 class Outbox:
@@ -103,8 +106,8 @@ class Outbox:
         self.retry_initial_seconds = retry_initial_seconds
         self.retry_max_seconds = retry_max_seconds
 
-    def add(self, messages: Iterable[Message]) -> int:
-        """Enqueue ``messages`` in a transaction of their own; return how many."""
+    def add(self, messages: Iterable[Message]) -> list[int]:
+        """Enqueue ``messages`` in a transaction of their own; return their ids."""
         with write_transaction(self.engine) as conn:
             return enqueue(conn, messages)
 
@@ -186,6 +189,15 @@ class Outbox:
                 )
             )
         return delay
+
+    def state(self, row_id: int) -> tuple[str, int, str | None] | None:
+        """(state, attempts, last error) of one row, or None when there is no such row."""
+        t = notify_outbox
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.c.state, t.c.attempts, t.c.last_error).where(t.c.id == row_id)
+            ).first()
+        return None if row is None else (row.state, row.attempts, row.last_error)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Rows per kind and state (``/health``): ``{"webhook": {"pending": 2, "sent": 7}}``."""
