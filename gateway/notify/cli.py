@@ -67,11 +67,14 @@ def run_push(
     database = _database(settings)
     try:
         outbox = Outbox(database.engine, "cli")
-        [row] = outbox.add([Message("xdr", args.to, {"study": args.study})])
+        rows = outbox.add(forward)  # the instances first: the recipient may import at once
         if forward:
-            outbox.add(forward)
             print(f"{len(forward)} instance(s) queued for {args.with_images}", file=out)
-        return _await(outbox, row, args.wait, f"push of study {args.study} to {args.to}", out)
+            status = _await(outbox, rows, args.wait, f"C-STORE to {args.with_images}", out)
+            if status:
+                return status
+        [row] = outbox.add([Message("xdr", args.to, {"study": args.study})])
+        return _await(outbox, [row], args.wait, f"push of study {args.study} to {args.to}", out)
     finally:
         database.dispose()
 
@@ -111,21 +114,24 @@ def run_inbox(args: argparse.Namespace, settings: Settings, out: TextIO = sys.st
             print(f"inbox accept: entry {args.id} cannot be accepted: {state}", file=sys.stderr)
             return 1
         outbox = Outbox(database.engine, "cli")
-        return _await(outbox, row, args.wait, f"import of inbox entry {args.id}", out)
+        return _await(outbox, [row], args.wait, f"import of inbox entry {args.id}", out)
     finally:
         database.dispose()
 
 
-def _await(outbox: Outbox, row: int, wait: float, what: str, out: TextIO) -> int:
+def _await(outbox: Outbox, rows: list[int], wait: float, what: str, out: TextIO) -> int:
+    """Wait until every row is sent (0), one failed (1) or the time is up (3)."""
     deadline = time.monotonic() + max(0.0, wait)
     while True:
-        state = outbox.state(row)
-        if state is not None and state[0] == SENT:
+        states = [outbox.state(row) for row in rows]
+        if all(state is not None and state[0] == SENT for state in states):
             print(f"{what}: done", file=out)
             return 0
-        if state is not None and state[0] == FAILED:
-            print(f"{what}: failed: {state[2]}", file=sys.stderr)
+        failed = [s for s in states if s is not None and s[0] == FAILED]
+        if failed:
+            print(f"{what}: failed: {failed[0][2]}", file=sys.stderr)
             return 1
+        state = next((s for s in states if s is None or s[0] != SENT), None)
         if time.monotonic() >= deadline:
             detail = f" (attempt {state[1]}: {state[2]})" if state and state[2] else ""
             print(f"{what}: queued; the serving gateway carries it out{detail}", file=out)

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gateway.app import Gateway
 from gateway.imaging import synthetic
 from tests.integration.imaging.conftest import run_storescu
@@ -39,6 +41,16 @@ def _cli(data: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]
     )
 
 
+def _dataset(data: bytes) -> object:
+    import io
+
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(data))
+    del ds.file_meta
+    return ds
+
+
 def _stored(gw: Gateway, uid: str) -> bytes:
     assert gw.imaging is not None
     record = gw.imaging.index.instance(uid)
@@ -46,13 +58,22 @@ def _stored(gw: Gateway, uid: str) -> bytes:
     return gw.imaging.store.path(record.path).read_bytes()
 
 
-def test_push_inbox_accept_and_fetch_study_byte_identical(tmp_path: Path) -> None:
+@pytest.mark.parametrize("with_images", [False, True], ids=["rad69", "with-images"])
+def test_push_inbox_accept_and_fetch_study_byte_identical(
+    tmp_path: Path, with_images: bool
+) -> None:
+    """With ``--with-images`` B cannot reach A's RAD-69 (no [consumer.imaging_sources] entry for
+    A): the instances come by C-STORE from A's outbox, and the import finds them all here."""
     a = start_gateway(
         tmp_path / "a",
         XDSI_IMAGING_SOURCE_UNIQUE_ID=A_SOURCE,
         XDSI_REPOSITORY_UNIQUE_ID=A_REPOSITORY,
     )
-    b_env = {"XDSI_CONSUMER_IMAGING_SOURCES": f"{A_SOURCE}={a.base_url}/xdsi/source"}
+    b_env = (
+        {}
+        if with_images
+        else {"XDSI_CONSUMER_IMAGING_SOURCES": f"{A_SOURCE}={a.base_url}/xdsi/source"}
+    )
     b = start_gateway(tmp_path / "b", **b_env)
     try:
         patient = feed(a, "P-7")
@@ -72,6 +93,9 @@ def test_push_inbox_accept_and_fetch_study_byte_identical(tmp_path: Path) -> Non
         published = a.imaging.publish_study(spec.study_uid, force=True)
         assert published.manifest_uid, published
 
+        assert b.imaging is not None
+        host, port = b.imaging.address
+        images = ["--with-images", f"XDSI_SOURCE@{host}:{port}"] if with_images else []
         pushed = _cli(
             tmp_path / "a",
             "push",
@@ -79,6 +103,7 @@ def test_push_inbox_accept_and_fetch_study_byte_identical(tmp_path: Path) -> Non
             spec.study_uid,
             "--to",
             b.base_url + "/xdr/recipient",
+            *images,
             XDSI_IMAGING_SOURCE_UNIQUE_ID=A_SOURCE,
             XDSI_REPOSITORY_UNIQUE_ID=A_REPOSITORY,
         )
@@ -91,7 +116,8 @@ def test_push_inbox_accept_and_fetch_study_byte_identical(tmp_path: Path) -> Non
         assert entry["state"] == "received"
         assert entry["patient"] == patient
         assert entry["studies"] == [spec.study_uid]
-        assert b.imaging is not None and b.imaging.index.study(spec.study_uid) is None
+        held = b.imaging.index.instances([str(ds.SOPInstanceUID) for ds in instances])
+        assert len(held) == (len(instances) if with_images else 0)
 
         accepted = _cli(tmp_path / "b", "inbox", "accept", str(entry["id"]), **b_env)
         assert accepted.returncode == 0, accepted.stdout + accepted.stderr
@@ -115,9 +141,13 @@ def test_push_inbox_accept_and_fetch_study_byte_identical(tmp_path: Path) -> Non
         assert len(got) == len(uids)
         for uid in uids:
             mine = _stored(a, uid)
-            assert _stored(b, uid) == mine  # stored in B byte for byte as A holds it
-            [match] = [name for name, data in got.items() if uid in name or data == mine]
-            assert got[match] == mine
+            theirs = _stored(b, uid)
+            [match] = [name for name, data in got.items() if data == theirs]
+            if with_images:  # C-STORE carries the data set; B wrote its own File Meta
+                assert _dataset(theirs) == _dataset(mine)
+            else:
+                assert theirs == mine  # RAD-69: stored in B byte for byte as A holds it
+                assert got[match] == mine
         # B's manifest names B as the Retrieve Location: its fetch never went back to A
         record = b.imaging.index.study(spec.study_uid)
         assert record is not None and record.manifest_sop_instance_uid
