@@ -4,6 +4,7 @@ recipient down and the gateway restarted lose nothing; after Unsubscribe nothing
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -153,3 +154,29 @@ def test_subscribe_faults(tmp_path: Path) -> None:
             assert answer.fault_subcode is not None and answer.fault_subcode.endswith(name)
     finally:
         gw.stop()
+
+
+def test_an_expired_subscription_is_not_notified(tmp_path: Path) -> None:
+    recipient = Receiver()
+    gw = start_gateway(tmp_path / "data")
+    try:
+        p1 = feed(gw, "P-1")
+        answer = client.subscribe(
+            gw.base_url + "/dsub/broker",
+            client.subscribe_body(
+                recipient.url + "/n",
+                "ihe:MinimalDocumentEntry",
+                {"$XDSDocumentEntryPatientId": [f"'{p1}'"]},
+                termination="PT2S",  # a duration: two seconds from now
+            ),
+        )
+        assert answer.status == 200
+        assert answer.body.findtext(f"{{{WSNT}}}TerminationTime")
+        time.sleep(2.5)
+        _publish(gw, tmp_path, "P-1", "a")
+        assert recipient.wait_for(1, timeout=3) == []
+        assert gw.notifier is not None
+        assert "dsub" not in gw.notifier.health()["outbox"]
+    finally:
+        gw.stop()
+        recipient.down()

@@ -9,12 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from gateway.app import Gateway
 from gateway.imaging import synthetic
+from gateway.notify.xdr import Inbox
 from tests.integration.imaging.conftest import run_storescu
 from tests.integration.notify.support import DOMAIN, feed, start_gateway
 
@@ -190,3 +192,53 @@ def test_the_recipient_refuses_a_submission_without_metadata(tmp_path: Path) -> 
         assert listed.returncode == 0 and listed.stdout == ""
     finally:
         b.stop()
+
+
+def test_auto_import_takes_a_push_in_at_once(tmp_path: Path) -> None:
+    a = start_gateway(
+        tmp_path / "a",
+        XDSI_IMAGING_SOURCE_UNIQUE_ID=A_SOURCE,
+        XDSI_REPOSITORY_UNIQUE_ID=A_REPOSITORY,
+    )
+    b = start_gateway(
+        tmp_path / "b",
+        XDSI_XDR_AUTO_IMPORT="true",
+        XDSI_CONSUMER_IMAGING_SOURCES=f"{A_SOURCE}={a.base_url}/xdsi/source",
+    )
+    try:
+        feed(a, "P-8")
+        feed(b, "P-8")
+        spec = synthetic.StudySpec(
+            patient_id="P-8",
+            issuer_oid=DOMAIN,
+            series=(synthetic.SeriesSpec(modality="CT", count=2),),
+        )
+        instances = synthetic.make_study(spec)
+        assert a.imaging is not None and b.imaging is not None
+        run_storescu(*a.imaging.address, synthetic.write_study(instances, tmp_path / "s"))
+        assert a.imaging.publish_study(spec.study_uid, force=True).manifest_uid
+        pushed = _cli(
+            tmp_path / "a",
+            "push",
+            "--study",
+            spec.study_uid,
+            "--to",
+            b.base_url + "/xdr/recipient",
+            XDSI_IMAGING_SOURCE_UNIQUE_ID=A_SOURCE,
+            XDSI_REPOSITORY_UNIQUE_ID=A_REPOSITORY,
+        )
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+        inbox = Inbox(b.database.engine, b.settings.data_dir / "xdr")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and [e.state for e in inbox.list()] != ["accepted"]:
+            time.sleep(0.2)
+        record = b.imaging.index.study(spec.study_uid)
+        assert record is not None and record.manifest_sop_instance_uid
+        for ds in instances:
+            uid = str(ds.SOPInstanceUID)
+            assert _stored(b, uid) == _stored(a, uid)
+        listed = _cli(tmp_path / "b", "inbox", "list", "--json")
+        assert json.loads(listed.stdout)["state"] == "accepted"
+    finally:
+        b.stop()
+        a.stop()
