@@ -32,6 +32,13 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from gateway.database.engine import write_transaction
+from gateway.errors import (
+    XDSError,
+    XDSErrorList,
+    XDSMissingDocument,
+    XDSMissingDocumentMetadata,
+    XDSRepositoryMetadataError,
+)
 from gateway.metadata import ebrim
 from gateway.metadata.model import DocumentEntry, Submission
 from gateway.metadata.provide import (
@@ -226,6 +233,7 @@ def recipient(
         ctx.audit.update(submission.audit_facts(), reply_to=request.addressing.reply_to)
         validate_submission(submission, rules=ITI_41)
         documents = read_documents(request.body, request.attachments)
+        check_documents(submission.document_entries, documents)
         entry_id = inbox.store(request.body, documents, submission)
         log.info("XDR: submission kept as inbox entry %d (%d documents)", entry_id, len(documents))
         if auto_import:
@@ -233,6 +241,56 @@ def recipient(
         return SoapResponse(body=build_registry_response(Status.SUCCESS))
 
     return handle
+
+
+def check_documents(
+    entries: Iterable[DocumentEntry], documents: list[tuple[str, Attachment]]
+) -> None:
+    """Every DocumentEntry has its Document and every Document its entry (by id), once; a
+    size or hash given in the metadata is the document's. Standard: ITI TF-2b §3.41.4.1.3.
+    Raises: XDSErrorList (XDSMissingDocument, XDSMissingDocumentMetadata,
+    XDSRepositoryMetadataError)."""
+    errors: list[XDSError] = []
+    by_id: dict[str, Attachment] = {}
+    for document_id, attachment in documents:
+        if document_id in by_id:
+            errors.append(
+                XDSRepositoryMetadataError(
+                    f"two Documents have id {document_id!r}", location=document_id
+                )
+            )
+        by_id[document_id] = attachment
+    known = set()
+    for entry in entries:
+        known.add(entry.entry_uuid)
+        found = by_id.get(entry.entry_uuid)
+        if found is None:
+            errors.append(
+                XDSMissingDocument(f"{entry.entry_uuid} has no Document", location=entry.entry_uuid)
+            )
+            continue
+        if entry.size is not None and entry.size != found.size:
+            errors.append(
+                XDSRepositoryMetadataError(
+                    f"{entry.entry_uuid}: size {entry.size}, {found.size} bytes received",
+                    location=entry.entry_uuid,
+                )
+            )
+        if entry.hash is not None and entry.hash.strip().lower() != found.digest():
+            errors.append(
+                XDSRepositoryMetadataError(
+                    f"{entry.entry_uuid}: the hash does not match the document",
+                    location=entry.entry_uuid,
+                )
+            )
+    for document_id in by_id.keys() - known:
+        errors.append(
+            XDSMissingDocumentMetadata(
+                f"Document {document_id!r} has no DocumentEntry", location=document_id or None
+            )
+        )
+    if errors:
+        raise XDSErrorList(errors)
 
 
 def _describe(document_id: str, file: str, entry: DocumentEntry | None) -> dict[str, Any]:

@@ -161,3 +161,22 @@ def test_forward_rule_filters() -> None:
     assert parse_destination("PACS@pacs.example:104") == ("PACS", "pacs.example", 104)
     with pytest.raises(ValueError):
         parse_destination("pacs.example:104")
+
+
+def test_xdr_recipient_pairs_entries_and_documents() -> None:
+    from gateway.errors import XDSErrorList
+    from gateway.notify.xdr import check_documents
+    from gateway.soap.message import Attachment
+
+    entry = _entry(size=3)
+    ok = Attachment.from_bytes(b"abc", content_id="c1")
+    check_documents([entry], [(entry.entry_uuid, ok)])
+    with pytest.raises(XDSErrorList) as caught:
+        check_documents([entry], [("other", ok)])
+    assert sorted(e.code for e in caught.value) == [
+        "XDSMissingDocument",
+        "XDSMissingDocumentMetadata",
+    ]
+    with pytest.raises(XDSErrorList) as caught:
+        check_documents([entry], [(entry.entry_uuid, Attachment.from_bytes(b"abcd"))])
+    assert [e.code for e in caught.value] == ["XDSRepositoryMetadataError"]
