@@ -109,14 +109,16 @@ def make_sender(
 ) -> Callable[[Claimed], None]:
     """The outbox sender of kind ``forward``: one C-STORE of the instance to its destination.
 
-    ``locate(sop_instance_uid)``: the stored file, None when the instance is gone (then the row
-    fails for good: nothing to send).
+    ``locate(sop_instance_uid)``: the stored file, None when the instance is not indexed (retried
+    a few times, since a journaled row may be committed late; then the row fails for good).
     """
 
     def send(item: Claimed) -> None:
         uid = item.payload["sop_instance_uid"]
         path = locate(uid)
         if path is None or not path.exists():
+            if item.attempts < 5:  # its index row may still be on its way (imaging journal)
+                raise RuntimeError(f"instance {uid} is not (yet) in the index")
             raise PermanentFailure(f"instance {uid} is no longer stored")
         called, host, port = parse_destination(item.target)
         meta = read_file_meta_info(path)
