@@ -929,10 +929,10 @@ class Gateway:
     def stop(self) -> None:
         """Stop listeners, finishing what is in flight, then close the databases."""
         self.http.stop()
+        if self.notifier is not None:  # first: an import in progress uses the imaging source
+            self.notifier.stop()
         if self.imaging is not None:
             self.imaging.stop()
-        if self.notifier is not None:
-            self.notifier.stop()
         if self.mllp is not None:
             self.mllp.stop()
         if self.repository is not None:
