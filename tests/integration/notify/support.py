@@ -107,3 +107,17 @@ def feed(gw: Gateway, patient: str, control_id: str = "MSG-1") -> str:
     [ack] = send_messages(host, port, [adt])
     assert f"MSA|AA|{control_id}".encode() in ack
     return f"{patient}^^^&{DOMAIN}&ISO"
+
+
+def outbox_settles(
+    gw: Gateway, kind: str, expected: dict[str, int], timeout: float = 15.0
+) -> dict[str, int]:
+    """The gateway's outbox counts of ``kind`` once they equal ``expected`` (or at the timeout):
+    a receiver records a request before it answers, the sender records the answer after."""
+    assert gw.notifier is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = gw.notifier.health().get("outbox", {}).get(kind, {})
+        if counts == expected or time.monotonic() >= deadline:
+            return dict(counts)
+        time.sleep(0.05)

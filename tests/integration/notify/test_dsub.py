@@ -13,7 +13,7 @@ from lxml import etree
 from gateway.imaging import synthetic
 from tests.integration.imaging.conftest import run_storescu
 from tests.integration.notify import dsub_client as client
-from tests.integration.notify.support import DOMAIN, Receiver, feed, start_gateway
+from tests.integration.notify.support import DOMAIN, Receiver, feed, outbox_settles, start_gateway
 
 KOS_FORMAT = "1.2.840.10008.5.1.4.1.1.88.59^^1.2.840.10008.2.6.1"
 WSNT, RIM, LCM = client.WSNT, client.RIM, "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
@@ -120,7 +120,7 @@ def test_notify_per_manifest_of_the_patient_until_unsubscribed(tmp_path: Path) -
         _publish(gw, tmp_path, "P-1", "d")
         assert len(recipient.wait_for(4, timeout=3)) == 3  # nothing after the Unsubscribe
         assert gw.notifier is not None
-        assert gw.notifier.health()["outbox"]["dsub"] == {"sent": 3}
+        assert outbox_settles(gw, "dsub", {"sent": 3}) == {"sent": 3}
     finally:
         gw.stop()
         recipient.down()

@@ -19,7 +19,7 @@ import requests
 
 from gateway.imaging import synthetic
 from tests.integration.imaging.conftest import run_storescu
-from tests.integration.notify.support import start_gateway
+from tests.integration.notify.support import outbox_settles, start_gateway
 
 STORESCP = shutil.which("storescp")
 pytestmark = pytest.mark.skipif(STORESCP is None, reason="dcmtk storescp is not installed")
@@ -123,7 +123,7 @@ def test_receiver_down_20_s_and_a_restart_lose_nothing_and_keep_the_order(
         time.sleep(1)  # anything more would be a repeat
         assert receiver.received == ct  # each once, in the order the gateway received them
         assert gw.notifier is not None
-        assert gw.notifier.health()["outbox"]["forward"] == {"sent": len(ct)}
+        assert outbox_settles(gw, "forward", {"sent": len(ct)}) == {"sent": len(ct)}
         assert got == ct
         # byte for byte as received: storescp's copy equals the gateway's
         for uid in ct:

@@ -12,7 +12,7 @@ import pytest
 from gateway.imaging import synthetic
 from gateway.notify.webhook import CONTENT_TYPE, SIGNATURE_HEADER, verify
 from tests.integration.imaging.conftest import run_storescu
-from tests.integration.notify.support import Receiver, feed, start_gateway
+from tests.integration.notify.support import Receiver, feed, outbox_settles, start_gateway
 
 KOS_FORMAT = "1.2.840.10008.5.1.4.1.1.88.59"
 SECRET = "s3cret-of-the-receiver"
@@ -86,7 +86,7 @@ def test_signed_cloudevents_survive_a_down_receiver_and_a_restart(tmp_path: Path
             assert links["rad69"].endswith("/xdsi/source")
             assert links["wadoRs"].endswith("/studies/" + event["data"]["studyInstanceUIDs"][0])
         assert gw.notifier is not None
-        assert gw.notifier.health()["outbox"]["webhook"] == {"sent": 2}
+        assert outbox_settles(gw, "webhook", {"sent": 2}) == {"sent": 2}
     finally:
         gw.stop()
         receiver.down()
