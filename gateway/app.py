@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from gateway.fhir.service import FhirService
     from gateway.hl7.mllp import MLLPServer
     from gateway.imaging.source import ImagingSource
+    from gateway.notify.notifier import Notifier
     from gateway.registry.iti18 import StoredQueries
     from gateway.registry.iti42 import Registry
     from gateway.repository.actor import Repository
@@ -86,6 +88,7 @@ class Gateway:
         self.ui: UiApplication | None = None
         self.metrics: Metrics | None = None
         self.journal: Journal | None = None
+        self.notifier: Notifier | None = None
         # The secure node (ITI-19/ITI-20): TLS material, access rules, audit trail; all None /
         # a do-nothing trail unless [tls], [access] or [audit] switch them on.
         self.tls = secure_node.tls_files(settings)
@@ -276,6 +279,259 @@ class Gateway:
             self._bind_mhd()
         if s.ui.enabled:
             self._bind_ui()
+        if self.registry is not None or self.imaging is not None:
+            self._bind_notify()
+
+    # -- push and notification (gateway.notify) ---------------------------------------------------
+    def _bind_notify(self) -> None:
+        """The durable outbox and its hooks: webhooks and DSUB on every ITI-42 registration,
+        forwarding on every instance stored (C-STORE and STOW-RS)."""
+        from gateway.notify import forward
+        from gateway.notify.notifier import Notifier, forward_rules, webhooks
+
+        s = self.settings
+        try:
+            hooks = webhooks(s.notify.webhook)
+        except ValueError as exc:
+            raise ConfigError(f"notify.webhook: {exc}") from exc
+        notifier = self.notifier = Notifier(
+            self.database.engine,
+            self.lease.owner,
+            webhooks=hooks,
+            forward_rules=forward_rules(s.imaging_source.forward) if self.imaging else (),
+            source=f"urn:oid:{s.imaging_source.unique_id}",
+            links=self._study_links,
+            poll_seconds=float(s.notify.poll_seconds),
+            parallel=s.notify.parallel,
+            retry_initial_seconds=float(s.notify.retry_initial_seconds),
+            retry_max_seconds=float(s.notify.retry_max_seconds),
+            session_factory=self._session_factory,  # the node's TLS client, when configured
+        )
+        if self.registry is not None:
+            self._bind_dsub(notifier)
+            if s.database_url == s.gateway_database_url:  # one transaction: commit together
+                self.registry.within_registration.append(notifier.registered)
+            else:
+                self.registry.after_registration.append(partial(notifier.registered, None))
+        if s.xdr.enabled:
+            self._bind_xdr(notifier)
+        imaging = self.imaging
+        if imaging is not None:
+
+            def stored(record: Any, calling_ae: str | None, via: str) -> None:
+                notifier.instance_stored(
+                    forward.StoredInstance(
+                        sop_instance_uid=record.sop_instance_uid,
+                        study_instance_uid=record.study_instance_uid,
+                        path=imaging.store.path(record.path),
+                        modality=record.modality,
+                        calling_ae_title=calling_ae,
+                        via=via,
+                    )
+                )
+
+            def locate(uid: str) -> Path | None:
+                found = imaging.index.instance(uid)
+                return imaging.store.path(found.path) if found is not None else None
+
+            imaging.stored_hooks.append(stored)
+            tls = self.tls
+            notifier.senders["forward"] = forward.make_sender(
+                locate,
+                ae_title=s.imaging_source.ae_title,
+                ssl_context=lambda: (
+                    tls.client(check_hostname=s.tls.verify_hostname) if tls is not None else None
+                ),
+            )
+
+    def _bind_dsub(self, notifier: Notifier) -> None:
+        """DSUB broker grouped with the registry: ITI-52 at /dsub/broker, ITI-53 from the
+        outbox on every registration a subscription matches."""
+        from gateway.notify import dsub
+
+        broker = dsub.Broker(
+            self.database.engine,
+            lambda: (
+                (self.settings.http.public_url or self.base_url).rstrip("/") + tx.DSUB_BROKER_PATH
+            ),
+        )
+        endpoint = self.soap.endpoint(tx.DSUB_BROKER_PATH)
+        endpoint.bind(tx.ITI_52_SUBSCRIBE, broker.subscribe)
+        endpoint.bind(tx.ITI_52_UNSUBSCRIBE, broker.unsubscribe)
+        notifier.sources.append(broker.notifications)
+        notifier.senders["dsub"] = dsub.make_sender(self._session_factory)
+
+    def _bind_xdr(self, notifier: Notifier) -> None:
+        """XDR-I: the Document Recipient at /xdr/recipient (ITI-41 into the inbox) and the
+        outbox sender of kind ``xdr``: ``import`` (inbox accept) or a push to a recipient URL."""
+        from gateway.notify import xdr
+        from gateway.notify.outbox import Claimed
+
+        inbox = xdr.Inbox(self.database.engine, self.settings.data_dir / "xdr")
+        endpoint = self.soap.endpoint(tx.XDR_RECIPIENT_PATH)
+        endpoint.bind(
+            tx.XDR_ITI_41, xdr.recipient(inbox, auto_import=self.settings.xdr.auto_import)
+        )
+        importing = xdr.make_sender(inbox, self._xdr_import)
+
+        def send(item: Claimed) -> None:
+            if item.target == "import":
+                importing(item)
+            else:
+                self._xdr_push(item.target, str(item.payload["study"]))
+
+        notifier.senders["xdr"] = send
+
+    def _xdr_import(self, entry: Any) -> None:
+        """Import an XDR inbox entry (``gateway.notify.xdr.InboxEntry``): the instances its KOS
+        manifests list are retrieved by RAD-69 from the sender's Retrieve Location
+        (``[consumer.imaging_sources]`` maps its UID to a URL), stored byte for byte by the
+        local imaging source, and the study published here (RAD-68, ITI-42): the local manifest,
+        whose Retrieve Location is this gateway's. Raises to be retried; PermanentFailure
+        when there is nothing an attempt could import."""
+        import tempfile
+
+        from gateway.consumer.fetch import StudyFetcher
+        from gateway.consumer.manifest import read_manifest
+        from gateway.consumer.report import FetchRequest
+        from gateway.consumer.settings import consumer_settings
+        from gateway.consumer.store import FolderDestination
+        from gateway.notify.outbox import PermanentFailure
+        from gateway.notify.xdr import KOS_FORMAT
+
+        imaging = self.imaging
+        if imaging is None:
+            raise PermanentFailure("this gateway has no imaging source to import into")
+        index = imaging.index
+        manifests = [
+            (doc, path)
+            for doc, path in entry.documents()
+            if doc.get("format_code") == KOS_FORMAT or doc.get("mime_type") == "application/dicom"
+        ]
+        if not manifests:
+            raise PermanentFailure("the submission holds no KOS manifest")
+        peers = consumer_settings(self.settings, base_url=self.base_url)
+        studies: list[str] = []
+        incoming = self._incoming_folder().path
+
+        class HereFirst(FolderDestination):
+            """What the local imaging source holds already (sent by --with-images) is skipped."""
+
+            def existing(self, patient_id: str, refs: Any) -> set[str]:
+                held = index.instances([r.sop_instance_uid for r in refs])
+                return set(held)
+
+        with tempfile.TemporaryDirectory(prefix="xdr-import-", dir=incoming) as folder:
+            destination = HereFirst(folder)
+            fetcher = StudyFetcher(peers, destination)
+            try:
+                for doc, path in manifests:
+                    manifest = read_manifest(path)
+                    patient = doc.get("patient_id") or entry.patient_id or ""
+                    for study in manifest.study_uids:
+                        request = FetchRequest(patient_id=patient, study_uid=study)
+                        outcome = fetcher.fetch_study(request, study, [manifest])
+                        if outcome.missing:
+                            first = next(iter(outcome.missing.items()))
+                            raise RuntimeError(
+                                f"{len(outcome.missing)} instance(s) of study {study} not "
+                                f"retrieved (e.g. {first[0]}: {first[1]})"
+                            )
+                        studies.append(study)
+            finally:
+                destination.finish()
+                for source in fetcher._sources.values():  # what StudyFetcher.run closes
+                    close = getattr(source, "close", None)
+                    if close is not None:
+                        close()
+            report = imaging.load_directory(folder)
+            if report.rejected:
+                raise PermanentFailure(
+                    f"{len(report.rejected)} instance(s) refused: {report.rejected[0][1]}"
+                )
+        for study in dict.fromkeys(studies):
+            result = imaging.publish_study(study, force=True)
+            if not result.manifest_uid:
+                raise RuntimeError(f"study {study} not published: {result.outcome} {result.detail}")
+
+    def _xdr_push(self, url: str, study_uid: str) -> None:
+        """Send a published study's KOS to the Document Recipient at ``url`` by XDR-I (RAD-68
+        semantics: ITI-41 with the manifest, a new SubmissionSet; RAD TF-1 §18, ITI TF-2b §3.41).
+        Raises PermanentFailure when the study has no manifest here or the recipient refuses."""
+        import copy
+        from datetime import UTC, datetime
+
+        from gateway.imaging import rad68
+        from gateway.imaging.entry import build_submission
+        from gateway.imaging.source import manifest_codes
+        from gateway.metadata import vocabulary
+        from gateway.metadata.datatypes import new_uuid_urn
+        from gateway.metadata.model import DocumentEntry
+        from gateway.metadata.query import AdhocQuery
+        from gateway.metadata.query_values import quote_list
+        from gateway.metadata.retrieve import DocumentRequest
+        from gateway.notify.outbox import PermanentFailure
+
+        s = self.settings
+        imaging, queries, repository = self.imaging, self.stored_queries, self.repository
+        if imaging is None or queries is None or repository is None:
+            raise PermanentFailure("push needs the imaging source, registry and repository here")
+        record = imaging.index.study(study_uid)
+        uid = record.manifest_sop_instance_uid if record is not None else None
+        if not uid:
+            raise PermanentFailure(f"study {study_uid} has no published manifest here")
+        query = AdhocQuery(query_id=str(vocabulary.GET_DOCUMENTS)).add(
+            "$XDSDocumentEntryUniqueId", quote_list([uid])
+        )
+        found = [o for o in queries.query(query) if isinstance(o, DocumentEntry)]
+        if not found:
+            raise PermanentFailure(f"manifest {uid} is not in the registry")
+        registered = found[0]
+        answer = repository.retrieve(
+            [DocumentRequest(repository_unique_id=repository.unique_id, document_unique_id=uid)]
+        )
+        if not answer.documents:
+            raise PermanentFailure(f"manifest {uid} is not in the repository")
+        attachment = answer.documents[0].attachment
+        entry = copy.deepcopy(registered)
+        entry.entry_uuid = new_uuid_urn()
+        for name in ("availability_status", "logical_id", "version", "home_community_id"):
+            setattr(entry, name, None)
+        entry.repository_unique_id = None  # the recipient's own business (ITI-41)
+        source = s.imaging_source
+        submission = build_submission(
+            entry,
+            manifest_codes(source),
+            source_id=source.source_id or source.unique_id,
+            submission_set_unique_id=f"2.25.{uuid.uuid4().int}",
+            now=datetime.now(UTC),
+        )
+        request = rad68.build_request(submission, entry.entry_uuid, attachment)
+        client = rad68.SoapRepositoryClient(url, session_factory=self._session_factory)
+        try:
+            rad68.send(client, request, attachment)
+        except rad68.PublishOutcomeUnknown:
+            raise  # retried: the same manifest again
+        except rad68.PublishError as exc:
+            if exc.codes:
+                raise PermanentFailure(f"refused: {', '.join(exc.codes)}: {exc}") from exc
+            raise
+        finally:
+            client.close()
+        log.info("XDR-I: study %s pushed to %s (manifest %s)", study_uid, url, uid)
+
+    def _study_links(self, study_uid: str) -> dict[str, str]:
+        """Where a study is fetched from this gateway (webhook payloads): RAD-69, WADO-RS."""
+        base = (self.settings.http.public_url or self.base_url).rstrip("/")
+        links = {}
+        if self.imaging is not None:
+            links["rad69"] = base + tx.IMAGING_SOURCE_PATH
+            links["retrieveLocationUid"] = self.imaging.unique_id
+        root = self.dicomweb_root()
+        if root is not None:
+            root = root if root.startswith("http") else base + root
+            links["wadoRs"] = f"{root.rstrip('/')}/studies/{study_uid}"
+        return links
 
     def _bind_registry(self) -> None:
         """Document Registry: ITI-42 and ITI-18 at /xds/registry, ITI-8 over MLLP."""
@@ -475,9 +731,11 @@ class Gateway:
 
         def stored(path: Path) -> ports.StoredInstance:
             try:
-                return view(imaging.ingest.store_received(path))
+                record = imaging.ingest.store_received(path)
             except InstanceRejected as exc:
                 raise ports.Rejected(exc.status, str(exc)) from exc
+            imaging.instance_stored(record, calling_ae=None, via="STOW-RS")  # forwarding
+            return view(record)
 
         def one(uid: str) -> ports.StoredInstance | None:
             found = index.instance(uid)
@@ -961,6 +1219,8 @@ class Gateway:
         }
         if self.imaging is not None:  # held studies are reported, never a reason to fail
             report.update(self.imaging.health())
+        if self.notifier is not None:  # outbox rows per kind and state (no /metrics here yet)
+            report["notify"] = self.notifier.health()
         return started and database_ok and storage_ok, report
 
     def _storage_folders(self) -> dict[str, Path]:
@@ -996,6 +1256,8 @@ class Gateway:
         if self.imaging is not None:
             self.imaging.start(listeners.dicom, incoming_dir=self._incoming_folder().path)
         address = self.http.start(listeners.http)
+        if self.notifier is not None:
+            self.notifier.start()
         for name in list(self._ready):
             self._mark_ready(name)
         self._record_activity(start=True)
@@ -1010,6 +1272,8 @@ class Gateway:
     def stop(self) -> None:
         """Stop listeners, finishing what is in flight, then close the databases."""
         self.http.stop()
+        if self.notifier is not None:  # first: an import in progress uses the imaging source
+            self.notifier.stop()
         if self.imaging is not None:
             self.imaging.stop()
         if self.mllp is not None:

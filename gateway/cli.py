@@ -121,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     consumer_cli.add_query_arguments(query)
     query.set_defaults(func=lambda a: consumer_cli.run_query(a, _settings(a)))
     _add_media_commands(sub)
+    _add_notify_commands(sub)
     from gateway import demo_communities as demo_module
 
     demo = sub.add_parser(
@@ -258,6 +259,74 @@ def _add_media_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     add_user.add_argument("--config", metavar="FILE", help="TOML configuration file")
     add_user.set_defaults(func=_cmd_ui_add_user)
+
+
+def _add_notify_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``push`` and ``inbox``: XDR-I (gateway.notify)."""
+    from gateway.notify import cli as notify_cli
+
+    push = sub.add_parser(
+        "push",
+        help="send a published study's KOS to a remote XDR Document Recipient (XDR-I)",
+        description="Queue an XDR-I push (ITI-41 with the study's KOS, RAD-68 semantics) for "
+        "the serving gateway and wait for it; --with-images AET@host:port also sends the "
+        "instances by C-STORE. Exit 0 done, 1 refused, 3 still queued.",
+    )
+    notify_cli.add_push_arguments(push)
+    push.set_defaults(func=_cmd_push)
+    inbox = sub.add_parser(
+        "inbox",
+        help="list or accept XDR submissions received at /xdr/recipient",
+        description="inbox list: the submissions received; inbox accept ID: import one (its "
+        "images by RAD-69 from the sender, then published here). Exit 0 done, 1 failed, 3 "
+        "still queued.",
+    )
+    notify_cli.add_inbox_arguments(inbox)
+    inbox.set_defaults(func=_cmd_inbox)
+
+
+def _cmd_inbox(args: argparse.Namespace) -> int:
+    from gateway.notify import cli as notify_cli
+
+    settings = _settings(args)
+    require_gateway_data("inbox", settings, getattr(args, "config", None))
+    return notify_cli.run_inbox(args, settings)
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    """``push``: the instances of ``--with-images`` read from the imaging index here."""
+    from sqlalchemy import select
+
+    from gateway.database import Database
+    from gateway.imaging.schema import imaging_instance
+    from gateway.notify import cli as notify_cli
+    from gateway.notify.forward import ForwardRule, StoredInstance, parse_destination
+
+    settings = _settings(args)
+    require_gateway_data("push", settings, getattr(args, "config", None))
+    forward = []
+    if args.with_images:
+        try:
+            parse_destination(args.with_images)
+        except ValueError as exc:
+            print(f"xdsi-gateway push: --with-images: {exc}", file=sys.stderr)
+            return 2
+        database = Database(settings.gateway_database_url)
+        try:
+            with database.read() as conn:
+                uids = conn.execute(
+                    select(imaging_instance.c.sop_instance_uid)
+                    .where(imaging_instance.c.study_instance_uid == args.study)
+                    .order_by(imaging_instance.c.received_at, imaging_instance.c.sop_instance_uid)
+                ).scalars()
+                rule = ForwardRule(destination=args.with_images, tls=settings.tls.enabled)
+                forward = [
+                    rule.message(StoredInstance(uid, args.study, Path(), None, None, "push"))
+                    for uid in uids
+                ]
+        finally:
+            database.dispose()
+    return notify_cli.run_push(args, settings, forward)
 
 
 def _positive_int(text: str) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -82,6 +83,17 @@ class RepositorySettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ForwardSettings:
+    """One ``[[imaging_source.forward]]`` rule (gateway.notify.forward); empty filters match all."""
+
+    destination: str = ""  # AET@host:port of the C-STORE SCP
+    calling_ae_title: str = ""  # only instances sent by this AE (C-STORE); "" = any
+    modality: str = ""  # only this Modality (0008,0060), e.g. "CT"; "" = any
+    study_description: str = ""  # glob on Study Description (0008,1030), case-insensitive
+    tls: bool = False  # DICOM over TLS with the node's [tls] client certificate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImagingSourceSettings:
     enabled: bool = True
     unique_id: str = "1.3.6.1.4.1.21367.13.80.100"
@@ -109,6 +121,8 @@ class ImagingSourceSettings:
     language_code: str = "en-US"
     accession_issuer: str = ""  # OID of accession numbers whose instances name no issuer
     storage_dir: str = "imaging"  # received instances (may be shared, e.g. NFS)
+    # [[imaging_source.forward]]: instances received (C-STORE, STOW-RS) sent on by C-STORE
+    forward: list[ForwardSettings] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,6 +219,35 @@ class UiSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookSettings:
+    """One ``[[notify.webhook]]``: a CloudEvents POST per matching publication."""
+
+    url: str = ""
+    secret: str = ""  # HMAC-SHA256 key of the X-XDSI-Signature header; "" = unsigned
+    # FindDocuments-style filter (gateway.notify.filters): key = "value[,value...]"
+    filter: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotifySettings:
+    """The durable outbox (gateway.notify): webhooks, DSUB notifications, forwarding, XDR."""
+
+    poll_seconds: int = 1  # how often a process looks for due outbox rows
+    parallel: int = 4  # outbox rows sent at once per process
+    retry_initial_seconds: int = 2  # first back-off after a failed delivery, then doubling
+    retry_max_seconds: int = 300  # longest back-off
+    webhook: list[WebhookSettings] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class XdrSettings:
+    """The XDR Document Recipient at /xdr/recipient (ITI-41 / RAD-68 without registry)."""
+
+    enabled: bool = True
+    auto_import: bool = False  # import each received submission at once (as inbox accept)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """All settings of one gateway process."""
 
@@ -224,6 +267,8 @@ class Settings:
     xca: XcaSettings = field(default_factory=XcaSettings)
     mhd: MhdSettings = field(default_factory=MhdSettings)
     ui: UiSettings = field(default_factory=UiSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    xdr: XdrSettings = field(default_factory=XdrSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -317,6 +362,8 @@ def _convert(key: str, raw: Any, target: Any, *, from_env: bool) -> Any:
     converters = {bool: _convert_bool, int: _convert_int, str: _convert_str}
     if target in converters:
         return converters[target](key, raw, from_env=from_env)
+    if typing.get_origin(target) is list:
+        return _convert_list_of_tables(key, raw, typing.get_args(target)[0], from_env=from_env)
     if typing.get_origin(target) is dict:
         value_type = typing.get_args(target)[1]
         if isinstance(value_type, type) and dataclasses.is_dataclass(value_type):
@@ -373,6 +420,39 @@ def _convert_tables(key: str, raw: Any, cls: type, *, from_env: bool) -> dict[st
             for field_name, value in entry.items()
         }
         built[name] = cls(**converted)
+    return built
+
+
+def _convert_list_of_tables(key: str, raw: Any, cls: type, *, from_env: bool) -> list[Any]:
+    """An array of tables (``[[notify.webhook]]``); from the environment a JSON array of
+    objects (``XDSI_NOTIFY_WEBHOOK='[{"url": "https://..."}]'``)."""
+    if from_env and isinstance(raw, str):
+        import json
+
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: expected a JSON array of objects ({exc})") from exc
+    if not isinstance(raw, list):
+        raise ConfigError(f"{key}: expected an array of tables ([[{key}]]), got {raw!r}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    hints = typing.get_type_hints(cls)
+    built = []
+    for number, entry in enumerate(raw, 1):
+        where = f"{key}[{number}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a table ({', '.join(names)}), got {entry!r}")
+        unknown = sorted(set(entry) - set(names))
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}: unknown configuration key")
+        built.append(
+            cls(
+                **{
+                    name: _convert(f"{where}.{name}", value, hints[name], from_env=False)
+                    for name, value in entry.items()
+                }
+            )
+        )
     return built
 
 
@@ -439,6 +519,30 @@ def _check_values(settings: Settings) -> None:
     _check_security(settings)
     _check_syntax_preference(settings.imaging_source.transfer_syntax_preference)
     _check_xca(settings)
+    _check_notify(settings)
+
+
+_DESTINATION = re.compile(r"^[^@\\]{1,16}@[^:@]+:\d{1,5}$")
+
+
+def _check_notify(settings: Settings) -> None:
+    """[[imaging_source.forward]] destinations, [[notify.webhook]] URLs, outbox timings."""
+    for number, rule in enumerate(settings.imaging_source.forward, 1):
+        if not _DESTINATION.match(rule.destination):
+            raise ConfigError(
+                f"imaging_source.forward[{number}].destination: expected AET@host:port, got "
+                f"{rule.destination!r}"
+            )
+    for number, hook in enumerate(settings.notify.webhook, 1):
+        if not hook.url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"notify.webhook[{number}].url: expected an http(s) URL, got {hook.url!r}"
+            )
+    n = settings.notify
+    if n.poll_seconds < 1 or n.parallel < 1 or n.retry_initial_seconds < 1:
+        raise ConfigError("notify.poll_seconds, parallel and retry_initial_seconds: at least 1")
+    if n.retry_max_seconds < n.retry_initial_seconds:
+        raise ConfigError("notify.retry_max_seconds: at least notify.retry_initial_seconds")
 
 
 def _check_syntax_preference(value: str) -> None:

@@ -4,9 +4,10 @@ Revisions live in ``gateway/database/migrations/versions`` (shipped inside the p
 ``0001_initial`` is the registry's schema, ``0002_gateway_state`` adds the repository index, the
 imaging source's tables (adopting those an earlier version made with ``create_all``) and the
 process leases, ``0003_dicomweb`` DICOMweb's QIDO-RS table, ``0004_ui`` the exchange browser's
-recent transactions and login attempts. :func:`upgrade` brings any database
-to the newest revision and does nothing when it is there already; ``xdsi-gateway db upgrade`` and
-``serve`` run it. Concurrent upgrades from several processes are serialised (PostgreSQL advisory
+recent transactions and login attempts, ``0005_notify`` the notify room's outbox, subscriptions
+and XDR inbox. :func:`upgrade` brings any database to the newest revision and does nothing
+when it is there already; ``xdsi-gateway db upgrade`` and ``serve`` run it. Concurrent upgrades
+from several processes are serialised (PostgreSQL advisory
 lock, SQLite write lock), see ``migrations/env.py``.
 """
 
@@ -24,7 +25,7 @@ from gateway.database.engine import create_database_engine, write_transaction
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-HEAD = "0004_ui"
+HEAD = "0005_notify"
 # Alembic's command API installs module-level proxies (alembic.context, alembic.op) for the run,
 # so two upgrades in one process must not overlap; processes are serialised by env.py.
 _ALEMBIC_LOCK = threading.Lock()
@@ -73,7 +74,8 @@ def target_metadata() -> list[MetaData]:
     from gateway.database.leases import metadata as leases
     from gateway.dicomweb.schema import metadata as dicomweb
     from gateway.imaging.schema import metadata as imaging
+    from gateway.notify.schema import metadata as notify
     from gateway.registry.schema import metadata as registry
     from gateway.repository.schema import metadata as repository
 
-    return [registry, repository, imaging, leases, dicomweb]
+    return [registry, repository, imaging, leases, dicomweb, notify]

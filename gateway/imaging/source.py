@@ -130,7 +130,14 @@ class ImagingSource:
             require_called_aet=require_called_aet,
             security=dicom_security,
             transfer_syntax_order=transfer_syntax_order,
+            notify=lambda record, calling_ae: self.instance_stored(
+                record, calling_ae=calling_ae, via="C-STORE"
+            ),
         )
+        # The one "instance stored" hook (forwarding, gateway.notify): C-STORE calls it through
+        # the listener, STOW-RS through the assembly's DICOMweb port. Each gets
+        # (record, calling AE title or None, "C-STORE" | "STOW-RS").
+        self.stored_hooks: list[Callable[[InstanceRecord, str | None, str], None]] = []
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
 
@@ -204,6 +211,15 @@ class ImagingSource:
             len(report.rejected),
         )
         return report
+
+    def instance_stored(self, record: InstanceRecord, *, calling_ae: str | None, via: str) -> None:
+        """Tell the hooks that ``record`` was stored (by C-STORE, PS3.4 §B.2, or STOW-RS,
+        PS3.18 §10.5); a failing hook is logged, never the sender's problem."""
+        for hook in self.stored_hooks:
+            try:
+                hook(record, calling_ae, via)
+            except Exception:
+                log.exception("instance-stored hook failed for %s", record.sop_instance_uid)
 
     def health(self) -> dict[str, Any]:
         """What ``/health`` reports of the source: ``held_studies``, the studies waiting for

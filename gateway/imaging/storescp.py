@@ -109,7 +109,7 @@ class StoreSCP:
         port: int = 11112,
         maximum_pdu_size: int = DEFAULT_MAX_PDU,
         require_called_aet: bool = True,
-        notify: Callable[[InstanceRecord], None] | None = None,
+        notify: Callable[[InstanceRecord, str], None] | None = None,
         security: Any | None = None,
         transfer_syntax_order: Sequence[str] = (),
         max_associations: int = DEFAULT_MAX_ASSOCIATIONS,
@@ -249,8 +249,8 @@ class StoreSCP:
                 tally.instances += 1
                 tally.bytes += record.size
             log.debug("C-STORE from %s: stored %s", association.calling_ae, record.sop_instance_uid)
-            if self.notify is not None:
-                self.notify(record)
+            if self.notify is not None:  # (record, calling AE title): ImagingSource's hook
+                self.notify(record, association.calling_ae)
             if self.security is not None:  # audited when the association ends
                 self.security.stored(association, record)
 

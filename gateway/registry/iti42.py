@@ -49,6 +49,8 @@ from gateway.soap.dispatch import Context, Endpoint
 from gateway.soap.message import SoapRequest, SoapResponse
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from gateway.config import Settings
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,11 @@ class Registry:
         self.clock = clock
         self.store = RegistryStore(db)
         self.patients = PatientRegistry(db, clock=clock)
+        # Told of every successful registration (gateway.notify: DSUB, webhooks): "within"
+        # ones inside its transaction (same database: they commit with it), "after" ones once
+        # it has committed. Exceptions of "within" ones fail the registration.
+        self.within_registration: list[Callable[[Connection, Submission], None]] = []
+        self.after_registration: list[Callable[[Submission], None]] = []
 
     @classmethod
     def from_settings(
@@ -127,7 +134,13 @@ class Registry:
         validate_submission(submission, rules=ITI_42_RULES, code_set=self.code_set)
         _check_logical_ids(submission)
         assign_uuids(submission)
-        result = self.store.register(submission, now=self.clock())
+        within = self._within if self.within_registration else None
+        result = self.store.register(submission, now=self.clock(), within=within)
+        for observer in self.after_registration:
+            try:
+                observer(submission)
+            except Exception:  # registered already: an observer's failure is only logged
+                log.exception("a registration observer failed")
         log.info(
             "ITI-42 registered SubmissionSet %s: %d documents, %d folders, %d deprecated",
             result.submission_set_id,
@@ -136,6 +149,10 @@ class Registry:
             len(result.deprecated),
         )
         return result
+
+    def _within(self, conn: Connection, submission: Submission) -> None:
+        for observer in self.within_registration:
+            observer(conn, submission)
 
     def close(self) -> None:
         """Release the database connections."""

@@ -25,6 +25,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -92,11 +93,19 @@ class RegistryStore:
         self.db = db
         self.attempts = attempts
 
-    def register(self, submission: Submission, *, now: datetime) -> RegistrationResult:
+    def register(
+        self,
+        submission: Submission,
+        *,
+        now: datetime,
+        within: Callable[[Connection, Submission], None] | None = None,
+    ) -> RegistrationResult:
         """Store a validated submission whose ids are all ``urn:uuid:``; all of it or nothing.
 
-        ``now`` is the registration time (Folder lastUpdateTime). The submission's objects get
-        availabilityStatus Approved (and Folders lastUpdateTime); they are changed in place.
+        ``now`` is the registration time (Folder lastUpdateTime); ``within`` is called in the
+        registration's transaction once it is written (its writes commit with it, or not at
+        all). The submission's objects get availabilityStatus Approved (and Folders
+        lastUpdateTime); they are changed in place.
         Standard: ITI TF-2 §3.42.4.1.3; ITI TF-3 §4.2.2, §4.2.3.2 availabilityStatus,
         §4.2.3.4 lastUpdateTime.
         Raises: XDSErrorList (see ``rules.check_submission``), XDSRegistryDeprecatedDocumentError
@@ -111,7 +120,10 @@ class RegistryStore:
                 # One snapshot for every check: the rules and the plan see the same registry.
                 with self.db.write(snapshot=True) as conn:
                     plan = check_submission(conn, submission)
-                    return _write(conn, submission, plan, now)
+                    result = _write(conn, submission, plan, now)
+                    if within is not None:
+                        within(conn, submission)
+                    return result
             except IntegrityError as exc:
                 conflicts = self._conflicts(submission)
                 if conflicts:

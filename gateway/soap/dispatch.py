@@ -245,7 +245,10 @@ class SoapApplication:
         from gateway.soap.wsdl import render_wsdl
 
         base = self.public_url or f"{environ.get('wsgi.url_scheme', 'http')}://{_host(environ)}"
-        document = render_wsdl(path, base + path)
+        try:
+            document: bytes | None = render_wsdl(path, base + path)
+        except ValueError:  # an endpoint without a WSDL of its own (/dsub/broker, /xdr/recipient)
+            document = None
         if document is None:
             return _plain(start_response, "404 Not Found", b"no WSDL for this endpoint\n")
         start_response(

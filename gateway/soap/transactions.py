@@ -156,6 +156,39 @@ IG_ITI_18 = replace(ITI_18, path=INITIATING_GATEWAY_PATH)
 IG_ITI_43 = replace(ITI_43, path=INITIATING_GATEWAY_PATH)
 IG_RAD_69 = replace(RAD_69, path=INITIATING_GATEWAY_PATH)
 
+# Push and notification (gateway.notify). Not in ALL/ENDPOINTS: no WSDL is served for them.
+DSUB_BROKER_PATH = "/dsub/broker"
+XDR_RECIPIENT_PATH = "/xdr/recipient"
+_WSNT = "http://docs.oasis-open.org/wsn/b-2"
+ITI_52_SUBSCRIBE = Transaction(
+    name="ITI-52",
+    title="Document Metadata Subscribe (Subscribe)",
+    path=DSUB_BROKER_PATH,
+    action="http://docs.oasis-open.org/wsn/bw-2/NotificationProducer/SubscribeRequest",
+    response_action="http://docs.oasis-open.org/wsn/bw-2/NotificationProducer/SubscribeResponse",
+    request_qname=ns.qname(_WSNT, "Subscribe"),
+    response_qname=ns.qname(_WSNT, "SubscribeResponse"),
+    mtom=False,
+    operation="DocumentMetadataNotificationBroker_Subscribe",
+    tf="ITI TF-2b §3.52",
+)
+ITI_52_UNSUBSCRIBE = Transaction(
+    name="ITI-52",
+    title="Document Metadata Subscribe (Unsubscribe)",
+    path=DSUB_BROKER_PATH,
+    action="http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/UnsubscribeRequest",
+    response_action="http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/UnsubscribeResponse",
+    request_qname=ns.qname(_WSNT, "Unsubscribe"),
+    response_qname=ns.qname(_WSNT, "UnsubscribeResponse"),
+    mtom=False,
+    operation="DocumentMetadataNotificationBroker_Unsubscribe",
+    tf="ITI TF-2b §3.52",
+)
+# XDR (ITI TF-2b §3.41 with ITI TF-3 §4.2.4 XDR rules): ITI-41 to a Document Recipient.
+XDR_ITI_41 = replace(
+    ITI_41, path=XDR_RECIPIENT_PATH, operation="DocumentRecipient_ProvideAndRegisterDocumentSet-b"
+)
+
 ALL: tuple[Transaction, ...] = (
     ITI_18,
     ITI_42,

@@ -35,6 +35,7 @@ ACTOR_ROOMS = (
     "media",
     "dicomweb",
     "ui",
+    "notify",
 )
 # room -> modules of other rooms it may import (each a public interface, named one by one)
 ALLOWED = {
