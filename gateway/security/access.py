@@ -28,7 +28,9 @@ Transaction names: ITI-8, ITI-18, ITI-41, ITI-42, ITI-43, RAD-69, ITI-38, ITI-39
 cross-community transactions a Responding Gateway answers at ``/xca/rg``; a local consumer calls
 the Initiating Gateway at ``/xca/ig`` with ITI-18, ITI-43 and RAD-69), C-STORE (DICOM storage
 into the Imaging Document Source), C-ECHO; at ``/fhir`` ITI-65, ITI-66, ITI-67 (also
-ImagingStudy), ITI-68 and ITI-78 (Patient); at ``/dicomweb`` QIDO-RS, WADO-RS and STOW-RS.
+ImagingStudy), ITI-68 and ITI-78 (Patient); at ``/dicomweb`` QIDO-RS, WADO-RS and STOW-RS;
+ITI-57 (Update Document Set) and ITI-62 (Remove Metadata) at ``/xds/registry``, ITI-86 (Remove
+Documents) at ``/xds/repository``: grant them to Document Administrators only.
 ``RAD-68`` is accepted as a synonym of ITI-41: on the wire the repository receives a Provide and
 Register Document Set-b (RAD TF-3 §4.68.4.1).
 
@@ -71,6 +73,11 @@ KNOWN_TRANSACTIONS = (
     "QIDO-RS",
     "WADO-RS",
     "STOW-RS",
+    # Registry operations (gateway.registry.update, gateway.registry.remove) and the
+    # repository's ITI-86 (gateway.repository.remove): Metadata Update, RMD.
+    "ITI-57",
+    "ITI-62",
+    "ITI-86",
 )
 _SYNONYMS = {"RAD-68": "ITI-41"}
 _SAN_TYPES = {"dns": "DNS", "ip": "IP", "uri": "URI", "email": "email"}

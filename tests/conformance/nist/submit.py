@@ -52,21 +52,27 @@ def prepare_submission(ex: StepExecution) -> tuple[Element, dict[str, str]]:
     return root, uuids
 
 
-def run_register(ex: StepExecution) -> None:
+def run_register(ex: StepExecution, action: str = ns.ACTION_ITI42) -> None:
     """ITI-42: send the prepared SubmitObjectsRequest to the registry."""
     ex.wait_before()
     root, _ = prepare_submission(ex)
-    request = soap.SoapRequest(url=ex.config.endpoints.registry, action=ns.ACTION_ITI42, body=root)
+    request = soap.SoapRequest(url=ex.config.endpoints.registry, action=action, body=root)
     reply = ex.call(request)
     ex.ctx.last_write = time.time()
     ex.evaluate(
         reply,
         request_id=request.message_id,
-        response_action=ns.ACTION_ITI42 + "Response",
+        response_action=action + "Response",
         top="RegistryResponse",
     )
     ex.make_reports()
     ex.run_assertions()
+
+
+def run_update(ex: StepExecution) -> None:
+    """ITI-57 (MuTransaction): prepared as a RegisterTransaction (the toolkit's MuTransaction
+    extends it), sent with the Update Document Set action. ITI TF-2b §3.57.4.1.2."""
+    run_register(ex, ns.ACTION_ITI57)
 
 
 def run_provide_and_register(ex: StepExecution) -> None:
