@@ -296,11 +296,18 @@ class Gateway:
             self._ready["hl7"] = False
 
     def _bind_registry_operations(self, endpoint: Endpoint) -> None:
-        """Registry operations at /xds/registry: ITI-62 Remove Metadata (RMD)."""
+        """Registry operations at /xds/registry: ITI-57 Update Document Set (XDS Metadata
+        Update option), ITI-62 Remove Metadata (RMD)."""
         from gateway.registry import remove as registry_remove
+        from gateway.registry import update as registry_update
 
-        assert self.registry is not None
-        registry_remove.bind(endpoint, registry_remove.MetadataRemover(self.registry.db))
+        registry = self.registry
+        assert registry is not None
+        updater = registry_update.MetadataUpdater(
+            registry.db, code_set=registry.code_set, clock=registry.clock
+        )
+        registry_update.bind(endpoint, updater)
+        registry_remove.bind(endpoint, registry_remove.MetadataRemover(registry.db))
 
     def _audited_feed(self, handler: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
         """Wrap the ITI-8 handler so every message it answers leaves an audit record.

@@ -42,6 +42,7 @@ ENABLED: set[str] = {
     "repository",
     "remove_metadata",
     "remove_documents",
+    "metadata_update",
 }
 # To try more locally: XDSI_TEST_NIST_ENABLED=register,11966 pytest tests/conformance
 EXTRA_ENABLED = {n for n in os.environ.get("XDSI_TEST_NIST_ENABLED", "").split(",") if n}

@@ -108,7 +108,9 @@ METADATA_UPDATE = (
     "20002",
     "20002b",
     "20003",
-    "20004",
+    # 20004 (Multi-Op, no collection upstream) is left out: its success_update sends the
+    # SubmissionSet uniqueId "SubmissionSet01_uniqueid" with <NoAssignUids/>, which is not an
+    # OID (ITI TF-3 Table 4.2.3.3-1), so this registry rightly refuses it (README).
     "20005",
     "20006",
     "20007",

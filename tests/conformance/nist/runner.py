@@ -260,6 +260,9 @@ class Runner:
             handler(ex)
         except _STEP_ERRORS as exc:
             ex.fail(f"internal error: {type(exc).__name__}: {exc}")
+        # The engine's linkage of every step holds the session patient, which later steps read
+        # as a report (20001/eval_assoc: UseReport reportName="$patientid$" section="eval").
+        ex.record.reports.setdefault("$patientid$", patient)
         return ex.result()
 
     def _emit(self, line: str) -> None:

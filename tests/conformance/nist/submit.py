@@ -32,9 +32,16 @@ def prepare_submission(ex: StepExecution) -> tuple[Element, dict[str, str]]:
     if opts.metadata_file is None:
         raise PlanError(f"step {ex.step.id} has no MetadataFile")
     root = parse_xml(opts.metadata_file)
-    substitute(root, ex.linkage())
+    linkage = ex.linkage()
+    substitute(root, linkage)
     if not opts.no_patient_id:
         patient = ex.ctx.alt_patient_id if ex.step.alt_patient_id else ex.session_patient
+        # A step that names its patient (UseReport ... useAs="$patientid$", e.g. the feed of
+        # 15818 in 20000d/20000e) gets that one, as in the NIST engine's linkage.
+        if not ex.step.alt_patient_id and any(
+            u.get("useAs") == "$patientid$" for u in opts.use_reports
+        ):
+            patient = linkage["$patientid$"]
         record.assigned["AssignedPatientId"] = metadata.assign_patient_ids(root, patient)
     substitute(root, ex.use_ids())
     if opts.assign_uids:
