@@ -115,10 +115,11 @@ def fetch(scope: Scope, table: Table, *where: ColumnElement[bool]) -> list[RowMa
 
 def level_filters(scope: Scope, table: Table) -> list[ColumnElement[bool]]:
     """What ``$MetadataLevel`` 1 (the default) hides: DocumentEntries and Folders that are not
-    the latest version of their logical object, Deprecated Folders, Deprecated Associations.
-    Level 2 hides nothing. (Objects only ITI-57 makes: without it every object is version 1 and
-    only DocumentEntries are ever Deprecated.) DocumentEntries with documentAvailability Offline
-    are not hidden: this registry never records one as Offline.
+    the latest version of their logical object, and Deprecated Associations. Level 2 hides
+    nothing. (Only ITI-57 makes versions and deprecates associations.) Not hidden, unlike the
+    TF's list: a Deprecated Folder that is its latest version (the queries' $XDSFolderStatus
+    selects it, as before the Metadata Update option), and DocumentEntries with
+    documentAvailability Offline (this registry never records one as Offline).
 
     Standard: ITI TF-2 §3.18.4.1.2.3.5.1 (Metadata Update option, MetadataLevel).
     """
@@ -131,8 +132,6 @@ def level_filters(scope: Scope, table: Table) -> list[ColumnElement[bool]]:
                 newer.c.logical_id == table.c.logical_id, newer.c.version > table.c.version
             )
         )
-        if table is folder:
-            return [latest, table.c.status != v.STATUS_DEPRECATED]
         return [latest]
     if table is association:
         return [table.c.status != v.STATUS_DEPRECATED]
