@@ -50,6 +50,7 @@ from gateway.registry.schema import (
     reference_id,
     submission_set,
 )
+from gateway.registry.store import busy_as_xds
 from gateway.soap.dispatch import Context, Endpoint
 from gateway.soap.message import SoapRequest, SoapResponse
 from gateway.soap.transactions import ITI_62
@@ -96,7 +97,7 @@ class MetadataRemover:
         XDSUnreferencedObjectException (nothing removed).
         """
         wanted = list(dict.fromkeys(ids))
-        with self.db.write(snapshot=True) as conn:
+        with busy_as_xds(), self.db.write(snapshot=True) as conn:
             found = _find(conn, wanted)
             errors: list[XDSError] = [
                 UnresolvedReferenceException(

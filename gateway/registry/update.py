@@ -81,6 +81,7 @@ from gateway.registry.schema import (
     reference_id,
     submission_set,
 )
+from gateway.registry.store import busy_as_xds
 from gateway.soap.dispatch import Context, Endpoint
 from gateway.soap.message import SoapRequest, SoapResponse
 from gateway.soap.transactions import ITI_57
@@ -182,7 +183,7 @@ class MetadataUpdater:
             # names every problem (a Metadata Update code besides the metadata error).
             with self.db.read() as conn:
                 raise XDSErrorList(invalid + _update_errors(conn, submission, statuses))
-        with self.db.write(snapshot=True) as conn:
+        with busy_as_xds(), self.db.write(snapshot=True) as conn:
             plan = _plan(conn, submission, statuses)
             result = _apply(conn, submission, plan, stamp)
         log.info(
