@@ -27,7 +27,7 @@ from gateway.mount import WsgiApp
 from gateway.owners import ProcessIdentity, StagingFolder
 from gateway.serving.listeners import Listeners, bind_listeners
 from gateway.soap import transactions as tx
-from gateway.soap.dispatch import Limits, Observer, SoapApplication
+from gateway.soap.dispatch import Endpoint, Limits, Observer, SoapApplication
 from gateway.soap.server import HttpServer
 
 if TYPE_CHECKING:
@@ -553,6 +553,7 @@ class Gateway:
         endpoint = self.soap.endpoint(tx.REGISTRY_PATH, tx.ENDPOINTS[tx.REGISTRY_PATH])
         iti42.bind(endpoint, self.registry)
         endpoint.bind(tx.ITI_18, self.stored_queries.handle)
+        self._bind_registry_operations(endpoint)
         self._ready["registry"] = False
         if s.hl7.enabled:
             handler = PatientFeedHandler(self.registry.patients, s.registry.patient_id_domain)
@@ -568,6 +569,20 @@ class Gateway:
                 on_handshake_failure=self._mllp_handshake_failed if self.tls else None,
             )
             self._ready["hl7"] = False
+
+    def _bind_registry_operations(self, endpoint: Endpoint) -> None:
+        """Registry operations at /xds/registry: ITI-57 Update Document Set (XDS Metadata
+        Update option), ITI-62 Remove Metadata (RMD)."""
+        from gateway.registry import remove as registry_remove
+        from gateway.registry import update as registry_update
+
+        registry = self.registry
+        assert registry is not None
+        updater = registry_update.MetadataUpdater(
+            registry.db, code_set=registry.code_set, clock=registry.clock
+        )
+        registry_update.bind(endpoint, updater)
+        registry_remove.bind(endpoint, registry_remove.MetadataRemover(registry.db))
 
     def _audited_feed(self, handler: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
         """Wrap the ITI-8 handler so every message it answers leaves an audit record.
@@ -646,6 +661,9 @@ class Gateway:
         endpoint = self.soap.endpoint(tx.REPOSITORY_PATH, tx.ENDPOINTS[tx.REPOSITORY_PATH])
         endpoint.bind(tx.ITI_41, iti41.handler(self.repository))
         endpoint.bind(tx.ITI_43, iti43.handler(self.repository))
+        from gateway.repository import remove as repository_remove
+
+        endpoint.bind(tx.ITI_86, repository_remove.handler(self.repository))  # RMD
         self._ready["repository"] = False
 
     def _bind_imaging_source(self) -> None:

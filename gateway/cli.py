@@ -18,7 +18,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway import __version__
 from gateway.commandline import EXIT_INTERRUPTED, announce, require_gateway_data
@@ -185,6 +185,8 @@ def _parser() -> argparse.ArgumentParser:
     pending.add_argument("--config", metavar="FILE", help="TOML configuration file")
     pending.set_defaults(func=_cmd_imaging_pending)
 
+    _add_registry_commands(sub)
+
     from gateway.security import certs as certs_cli
 
     certs = sub.add_parser(
@@ -327,6 +329,115 @@ def _cmd_push(args: argparse.Namespace) -> int:
         finally:
             database.dispose()
     return notify_cli.run_push(args, settings, forward)
+
+
+def _add_registry_commands(sub: Any) -> None:
+    """``registry remove``: the operator's Remove Metadata (ITI-62 rules) and Documents."""
+    registry = sub.add_parser(
+        "registry",
+        help="registry maintenance: remove what was published by mistake",
+        description="Document Registry maintenance on the gateway's own database.",
+    )
+    registry_sub = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+    remove = registry_sub.add_parser(
+        "remove",
+        help="remove registry objects (and their documents), all or nothing",
+        description="Remove DocumentEntries, SubmissionSets, Folders and Associations by "
+        "entryUUID, with the rules of ITI-62 Remove Metadata (nothing is removed when an object "
+        "is unknown, still referenced, or would leave another unreferenced). "
+        "--submission-set names a whole submission instead; --documents also deletes the "
+        "removed DocumentEntries' documents from this gateway's repository (ITI-86 rules).",
+    )
+    remove.add_argument("ids", nargs="*", metavar="ENTRYUUID", help="objects to remove")
+    remove.add_argument(
+        "--submission-set",
+        metavar="ID",
+        help="remove this submission (SubmissionSet entryUUID or uniqueId) and what it added",
+    )
+    remove.add_argument(
+        "--documents",
+        action="store_true",
+        help="also delete the documents of removed DocumentEntries held by this repository",
+    )
+    remove.add_argument(
+        "--dry-run", action="store_true", help="print what would be removed; change nothing"
+    )
+    remove.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    remove.set_defaults(func=_cmd_registry_remove)
+
+
+def _cmd_registry_remove(args: argparse.Namespace) -> int:
+    import time
+
+    from gateway.database import Database
+    from gateway.errors import XDSError
+    from gateway.metadata.retrieve import DocumentRequest
+    from gateway.registry.remove import MetadataRemover
+    from gateway.repository.index import RepositoryIndex
+    from gateway.repository.remove import remove_stored
+    from gateway.repository.storage import LocalFolderStorage
+
+    settings = _settings(args)
+    require_gateway_data("registry remove", settings, args.config)
+    announce("registry remove", args.config, data_dir=settings.data_dir)
+    db = Database(settings.database_url)
+    try:
+        remover = MetadataRemover(db)
+        ids = list(args.ids)
+        if args.submission_set:
+            contents = remover.submission_contents(args.submission_set)
+            if not contents:
+                print(f"no SubmissionSet {args.submission_set} in the registry", file=sys.stderr)
+                return EXIT_FAILURE
+            ids += contents
+        if not ids:
+            print("nothing to remove: name entryUUIDs or --submission-set", file=sys.stderr)
+            return EXIT_CONFIG
+        if args.dry_run:
+            print("\n".join(dict.fromkeys(ids)))
+            return EXIT_OK
+        try:
+            result = remover.remove(ids)
+        except XDSError as exc:
+            for error in getattr(exc, "errors", [exc]):
+                print(f"refused: {error.code}: {error}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(
+            f"removed {result.count} object(s): "
+            + ", ".join(f"{len(v)} {k}" for k, v in result.removed.items() if v)
+        )
+        uids = result.document_unique_ids
+        if args.documents and uids and settings.repository.enabled:
+            engine = Database(settings.gateway_database_url)
+            try:
+                index = RepositoryIndex(engine.engine)
+                held = [u for u in uids if index.get(u) is not None]
+                unique_id = settings.repository.unique_id
+                removed = (
+                    remove_stored(
+                        [
+                            DocumentRequest(repository_unique_id=unique_id, document_unique_id=u)
+                            for u in held
+                        ],
+                        unique_id=unique_id,
+                        index=index,
+                        storage=LocalFolderStorage(settings.repository_storage_dir),
+                        owner=f"cli:registry-remove:{os.getpid()}",
+                        now=time.time(),
+                    )
+                    if held
+                    else []
+                )
+            except XDSError as exc:
+                for error in getattr(exc, "errors", [exc]):
+                    print(f"documents not removed: {error.code}: {error}", file=sys.stderr)
+                return EXIT_FAILURE
+            finally:
+                engine.dispose()
+            print(f"removed {len(removed)} document(s) from repository {unique_id}")
+        return EXIT_OK
+    finally:
+        db.dispose()
 
 
 def _positive_int(text: str) -> int:
@@ -638,7 +749,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _command(args: argparse.Namespace) -> str:
-    action = getattr(args, "db_command", None) or getattr(args, "imaging_command", None)
+    action = (
+        getattr(args, "db_command", None)
+        or getattr(args, "imaging_command", None)
+        or getattr(args, "registry_command", None)
+    )
     return f"{args.command} {action}" if action else str(args.command)
 
 

@@ -108,6 +108,15 @@ ERROR_CODES: tuple[tuple[str, str, str], ...] = (
     ("XDSUnknownPatientId", _E, "The patient id is not known to the receiving actor."),
     ("XDSUnknownRepositoryId", _E, "The repositoryUniqueId does not name this repository."),
     ("XDSUnknownStoredQuery", _E, "The stored query id is not recognised."),
+    # XDS Metadata Update option (ITI TF-2b §3.57.4.1.3; ITI TF-3 Table 4.2.4.1-2)
+    ("XDSMetadataUpdateError", _E, "The metadata update is not allowed as submitted."),
+    ("XDSMetadataUpdateOperationError", _E, "An update operation (its slots) is malformed."),
+    ("XDSMetadataVersionError", _E, "The version of the update is not the latest version."),
+    ("XDSMetadataIdentifierError", _E, "An identifier of the update is not consistent."),
+    ("XDSPatientIDReconciliationError", _E, "The update would mix patient ids wrongly."),
+    # Remove Metadata and Documents (ITI TF-2b §3.62.4.1.3; ebRS 3.0 §2.4)
+    ("ReferencesExistException", _E, "An object to remove is still referenced."),
+    ("XDSUnreferencedObjectException", _E, "The removal would leave an object unreferenced."),
     # ebRS 3.0 §2.4 (RegistryError codes of the registry itself)
     ("UnresolvedReferenceException", _E, "A reference names an object that does not exist."),
     ("InvalidRequestException", _E, "The request is not valid."),
@@ -164,6 +173,13 @@ XDSUnknownPatientId = _CLASSES["XDSUnknownPatientId"]
 XDSUnknownRepositoryId = _CLASSES["XDSUnknownRepositoryId"]
 XDSUnknownStoredQuery = _CLASSES["XDSUnknownStoredQuery"]
 UnresolvedReferenceException = _CLASSES["UnresolvedReferenceException"]
+XDSMetadataUpdateError = _CLASSES["XDSMetadataUpdateError"]
+XDSMetadataUpdateOperationError = _CLASSES["XDSMetadataUpdateOperationError"]
+XDSMetadataVersionError = _CLASSES["XDSMetadataVersionError"]
+XDSMetadataIdentifierError = _CLASSES["XDSMetadataIdentifierError"]
+XDSPatientIDReconciliationError = _CLASSES["XDSPatientIDReconciliationError"]
+ReferencesExistException = _CLASSES["ReferencesExistException"]
+XDSUnreferencedObjectException = _CLASSES["XDSUnreferencedObjectException"]
 InvalidRequestException = _CLASSES["InvalidRequestException"]
 ObjectNotFoundException = _CLASSES["ObjectNotFoundException"]
 XDSIRequestError = _CLASSES["XDSIRequestError"]

@@ -58,6 +58,10 @@ RAD_69 = Code("RAD-69", _IHE, "Retrieve Imaging Document Set")  # RAD TF-3 §4.6
 ITI_38 = Code("ITI-38", _IHE, "Cross Gateway Query")  # ITI TF-2 §3.38.5.1
 ITI_39 = Code("ITI-39", _IHE, "Cross Gateway Retrieve")  # ITI TF-2 §3.39.5.1
 RAD_75 = Code("RAD-75", _IHE, "Cross Gateway Retrieve Imaging Document Set")  # RAD TF-3 §4.75
+# Registry operations: XDS Metadata Update (ITI TF-2b §3.57.5.1), RMD (§3.62.5.1, §3.86.5.1).
+ITI_57 = Code("ITI-57", _IHE, "Update Document Set")
+ITI_62 = Code("ITI-62", _IHE, "Delete Document Set")
+ITI_86 = Code("ITI-86", _IHE, "Remove Documents")
 RAD_107 = Code("RAD-107", _IHE, "WADO-RS Retrieve")  # RAD TF-2 §4.107 (XDS-I.b WADO-RS)
 
 # -- RoleIDCode (CID 402) -----------------------------------------------------------------------

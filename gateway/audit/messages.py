@@ -157,6 +157,30 @@ SPECS: dict[str, Spec] = {
         data_from_initiator=False,
         objects=_combine(patients, studies),
     ),
+    # Registry operations. ITI-57 (ITI TF-2b §3.57.5.1): audited like ITI-42 with action U.
+    # ITI-62 and ITI-86 (RMD, ITI TF-2b §3.62.5.1, §3.86.5.1): Patient Record, action D, with
+    # the patient and the removed documents.
+    "ITI-57": Spec(
+        event_id=_EXPORT_IMPORT,
+        action=(codes.UPDATE, codes.UPDATE),
+        type_code=codes.ITI_57,
+        data_from_initiator=True,
+        objects=_SUBMIT,
+    ),
+    "ITI-62": Spec(
+        event_id=(codes.PATIENT_RECORD, codes.PATIENT_RECORD),
+        action=(codes.DELETE, codes.DELETE),
+        type_code=codes.ITI_62,
+        data_from_initiator=True,
+        objects=_combine(patients, document_objects),
+    ),
+    "ITI-86": Spec(
+        event_id=(codes.PATIENT_RECORD, codes.PATIENT_RECORD),
+        action=(codes.DELETE, codes.DELETE),
+        type_code=codes.ITI_86,
+        data_from_initiator=True,
+        objects=_combine(patients, document_objects),
+    ),
     # MHD (rev. 4.2.2) ITI-65 §2:3.65.5.1, AuditEvent profiles IHE.MHD.ProvideBundle.Audit.*:
     # Document Source Export (R), Document Recipient Import (C), patient and submission set.
     "ITI-65": Spec(

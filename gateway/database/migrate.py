@@ -5,9 +5,10 @@ Revisions live in ``gateway/database/migrations/versions`` (shipped inside the p
 imaging source's tables (adopting those an earlier version made with ``create_all``) and the
 process leases, ``0003_dicomweb`` DICOMweb's QIDO-RS table, ``0004_ui`` the exchange browser's
 recent transactions and login attempts, ``0005_notify`` the notify room's outbox, subscriptions
-and XDR inbox. :func:`upgrade` brings any database to the newest revision and does nothing
-when it is there already; ``xdsi-gateway db upgrade`` and ``serve`` run it. Concurrent upgrades
-from several processes are serialised (PostgreSQL advisory
+and XDR inbox, ``0006_registry_operations`` Folder versions (Metadata Update). :func:`upgrade`
+brings any database to the newest revision and does nothing when it is there already;
+``xdsi-gateway db upgrade`` and ``serve`` run it. Concurrent upgrades from several processes
+are serialised (PostgreSQL advisory
 lock, SQLite write lock), see ``migrations/env.py``.
 """
 
@@ -25,7 +26,7 @@ from gateway.database.engine import create_database_engine, write_transaction
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-HEAD = "0005_notify"
+HEAD = "0006_registry_operations"
 # Alembic's command API installs module-level proxies (alembic.context, alembic.op) for the run,
 # so two upgrades in one process must not overlap; processes are serialised by env.py.
 _ALEMBIC_LOCK = threading.Lock()

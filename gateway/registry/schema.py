@@ -120,9 +120,11 @@ folder = Table(
     Column("home_community_id", String(UID)),
     Column("seq", BigInteger, nullable=False),
     Column("body", Text, nullable=False),
-    UniqueConstraint("unique_id", name="uq_folder_unique_id"),
+    # Versions of one Folder share its uniqueId (ITI-57, migration 0006_registry_operations).
+    UniqueConstraint("unique_id", "version", name="uq_folder_unique_id_version"),
 )
 Index("ix_folder_patient_status", folder.c.patient_id, folder.c.status)
+Index("ix_folder_logical_id", folder.c.logical_id)
 
 association = Table(
     "association",

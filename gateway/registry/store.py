@@ -25,7 +25,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -66,7 +67,7 @@ from gateway.registry.schema import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RegistrationResult", "RegistryStore"]
+__all__ = ["RegistrationResult", "RegistryStore", "busy_as_xds"]
 
 # PostgreSQL SQLSTATEs worth a retry: serialization_failure, deadlock_detected, lock_not_available.
 _TRANSIENT_PG = frozenset({"40001", "40P01", "55P03"})
@@ -300,6 +301,20 @@ def _apply_lifecycle(
             .values(last_update_time=format_dtm(now))
         )
         result.updated_folders = list(plan.touched_folders)
+
+
+@contextmanager
+def busy_as_xds() -> Iterator[None]:
+    """Turn a write that met a concurrent one (PostgreSQL serialisation failure, deadlock or lock
+    timeout; SQLite still locked after its busy timeout) into XDSRegistryBusy, which the sender
+    may retry; the transaction has rolled back. For the registry operations (ITI-57, ITI-62),
+    which do not retry by themselves. Standard: ITI TF-3 Table 4.2.4.1-2 (XDSRegistryBusy)."""
+    try:
+        yield
+    except OperationalError as exc:
+        if _transient(exc) or _sqlite_busy(exc):
+            raise XDSRegistryBusy("the registry is busy with a concurrent change; retry") from exc
+        raise
 
 
 def _pause(attempt: int) -> None:

@@ -29,7 +29,9 @@ cross-community transactions a Responding Gateway answers at ``/xca/rg``; a loca
 the Initiating Gateway at ``/xca/ig`` with ITI-18, ITI-43 and RAD-69), C-STORE (DICOM storage
 into the Imaging Document Source), C-ECHO; at ``/fhir`` ITI-65, ITI-66, ITI-67 (also
 ImagingStudy), ITI-68 and ITI-78 (Patient); at ``/dicomweb`` QIDO-RS, WADO-RS and STOW-RS; ``UI``
-(every route of ``/ui``) and ``METRICS`` (``/metrics``).
+(every route of ``/ui``) and ``METRICS`` (``/metrics``); ITI-57 (Update Document Set) and ITI-62
+(Remove Metadata) at ``/xds/registry``, ITI-86 (Remove Documents) at ``/xds/repository``: grant
+them to Document Administrators only.
 ``RAD-68`` is accepted as a synonym of ITI-41: on the wire the repository receives a Provide and
 Register Document Set-b (RAD TF-3 §4.68.4.1).
 
@@ -75,6 +77,11 @@ KNOWN_TRANSACTIONS = (
     # The exchange browser at /ui and the Prometheus metrics at /metrics (gateway.ui).
     "UI",
     "METRICS",
+    # Registry operations (gateway.registry.update, gateway.registry.remove) and the
+    # repository's ITI-86 (gateway.repository.remove): Metadata Update, RMD.
+    "ITI-57",
+    "ITI-62",
+    "ITI-86",
 )
 _SYNONYMS = {"RAD-68": "ITI-41"}
 _SAN_TYPES = {"dns": "DNS", "ip": "IP", "uri": "URI", "email": "email"}

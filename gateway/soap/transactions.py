@@ -150,6 +150,46 @@ RAD_75 = Transaction(
     operation="RespondingGateway_CrossGatewayRetrieveImagingDocumentSet",
     tf="RAD TF-3 §4.75",
 )
+# XDS Metadata Update option and Remove Metadata and Documents (RMD): ITI TF-2b §3.57, §3.62,
+# §3.86. ITI-57 carries an lcm:SubmitObjectsRequest, ITI-62 an lcm:RemoveObjectsRequest, ITI-86
+# an rmd:RemoveDocumentsRequest (namespace urn:ihe:iti:rmd:2017); all answer rs:RegistryResponse.
+ITI_57 = Transaction(
+    name="ITI-57",
+    title="Update Document Set",
+    path=REGISTRY_PATH,
+    action="urn:ihe:iti:2010:UpdateDocumentSet",
+    response_action="urn:ihe:iti:2010:UpdateDocumentSetResponse",
+    request_qname=ns.qname(ns.LCM, "SubmitObjectsRequest"),
+    response_qname=ns.REGISTRY_RESPONSE,
+    mtom=False,
+    operation="DocumentRegistry_UpdateDocumentSet",
+    tf="ITI TF-2b §3.57",
+)
+ITI_62 = Transaction(
+    name="ITI-62",
+    title="Delete Document Set",
+    path=REGISTRY_PATH,
+    action="urn:ihe:iti:2010:DeleteDocumentSet",
+    response_action="urn:ihe:iti:2010:DeleteDocumentSetResponse",
+    request_qname=ns.qname(ns.LCM, "RemoveObjectsRequest"),
+    response_qname=ns.REGISTRY_RESPONSE,
+    mtom=False,
+    operation="DocumentRegistry_DeleteDocumentSet",
+    tf="ITI TF-2b §3.62",
+)
+RMD_NS = "urn:ihe:iti:rmd:2017"
+ITI_86 = Transaction(
+    name="ITI-86",
+    title="Remove Documents",
+    path=REPOSITORY_PATH,
+    action="urn:ihe:iti:2017:RemoveDocuments",
+    response_action="urn:ihe:iti:2017:RemoveDocumentsResponse",
+    request_qname=ns.qname(RMD_NS, "RemoveDocumentsRequest"),
+    response_qname=ns.REGISTRY_RESPONSE,
+    mtom=False,
+    operation="DocumentRepository_RemoveDocuments",
+    tf="ITI TF-2b §3.86",
+)
 # The Initiating (Imaging) Gateway's endpoint for local consumers: the same transactions, at
 # /xca/ig (ITI TF-1 §18.2.1 XDS Affinity Domain option; RAD TF-1 XCA-I).
 IG_ITI_18 = replace(ITI_18, path=INITIATING_GATEWAY_PATH)
@@ -195,6 +235,9 @@ ALL: tuple[Transaction, ...] = (
     ITI_41,
     ITI_43,
     RAD_69,
+    ITI_57,
+    ITI_62,
+    ITI_86,
     ITI_38,
     ITI_39,
     RAD_75,
@@ -203,8 +246,8 @@ ALL: tuple[Transaction, ...] = (
     IG_RAD_69,
 )
 ENDPOINTS: dict[str, tuple[Transaction, ...]] = {
-    REGISTRY_PATH: (ITI_42, ITI_18),
-    REPOSITORY_PATH: (ITI_41, ITI_43),
+    REGISTRY_PATH: (ITI_42, ITI_18, ITI_57, ITI_62),
+    REPOSITORY_PATH: (ITI_41, ITI_43, ITI_86),
     IMAGING_SOURCE_PATH: (RAD_69,),
     RESPONDING_GATEWAY_PATH: (ITI_38, ITI_39, RAD_75),
     INITIATING_GATEWAY_PATH: (IG_ITI_18, IG_ITI_43, IG_RAD_69),

@@ -129,10 +129,12 @@ def get_folder_and_contents(scope: Scope, params: Params) -> Found:
     folders = sql.fetch(scope, fol, by_id(params, fol, t.FOL_ENTRY_UUID, t.FOL_UNIQUE_ID))
     if not folders:
         return Found()
-    folder_id = folders[0]["id"]
-    own = and_(a.c.association_type == HAS_MEMBER, a.c.source_id == folder_id)
+    # One Folder, or with $MetadataLevel 2 every version of it (Metadata Update option:
+    # versions share the uniqueId), with the members of each.
+    folders = folders if scope.metadata_level >= 2 else folders[:1]
+    own = and_(a.c.association_type == HAS_MEMBER, a.c.source_id.in_(sql.ids_of(folders)))
     found = Found(
-        folders=folders[:1],
+        folders=folders,
         documents=sql.fetch(
             scope,
             de,

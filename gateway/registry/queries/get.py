@@ -44,11 +44,16 @@ def by_id(params: Params, entries: Table, uuid_name: str, uid_name: str) -> Colu
 
 
 def get_documents(scope: Scope, params: Params) -> Found:
-    """GetDocuments: DocumentEntries by entryUUID or uniqueId, any status and type.
+    """GetDocuments: DocumentEntries by entryUUID, uniqueId or logicalID, any status and type.
 
-    Standard: ITI TF-2 §3.18.4.1.2.3.7.5. Raises: XDSTooManyResults.
+    Standard: ITI TF-2 §3.18.4.1.2.3.7.5 ($XDSDocumentEntryLogicalID: Metadata Update option).
+    Raises: XDSTooManyResults.
     """
-    condition = by_id(params, document_entry, t.DE_ENTRY_UUID, t.DE_UNIQUE_ID)
+    logical_ids = _listed(params, t.DE_LOGICAL_ID)
+    if logical_ids is not None:  # Metadata Update option: every version of the logical entries
+        condition = sql.one_of(document_entry.c.logical_id, logical_ids)
+    else:
+        condition = by_id(params, document_entry, t.DE_ENTRY_UUID, t.DE_UNIQUE_ID)
     return Found(documents=sql.fetch(scope, document_entry, condition))
 
 
@@ -57,7 +62,11 @@ def get_folders(scope: Scope, params: Params) -> Found:
 
     Standard: ITI TF-2 §3.18.4.1.2.3.7.6. Raises: XDSTooManyResults.
     """
-    condition = by_id(params, folder, t.FOL_ENTRY_UUID, t.FOL_UNIQUE_ID)
+    logical_ids = _listed(params, t.FOL_LOGICAL_ID)
+    if logical_ids is not None:  # Metadata Update option: every version of the logical Folders
+        condition = sql.one_of(folder.c.logical_id, logical_ids)
+    else:
+        condition = by_id(params, folder, t.FOL_ENTRY_UUID, t.FOL_UNIQUE_ID)
     return Found(folders=sql.fetch(scope, folder, condition))
 
 

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 from sqlalchemy import Connection
 
-from gateway.errors import XDSUnknownCommunity
+from gateway.errors import XDSRegistryError, XDSStoredQueryParamNumber, XDSUnknownCommunity
 from gateway.metadata.model import RegistryObject
 from gateway.metadata.query import LEAF_CLASS, AdhocQuery
 from gateway.registry.queries import contents, find, get, result, sql
@@ -61,6 +61,23 @@ def check_community(requested: str | None, own: str | None) -> None:
         )
 
 
+def metadata_level(query: AdhocQuery) -> int:
+    """The ``$MetadataLevel`` of a query: 1 when absent, else its one value, 1 or 2.
+
+    Standard: ITI TF-2 §3.18.4.1.2.3.5.1 (Metadata Update option). Raises:
+    XDSStoredQueryParamNumber for several values, XDSRegistryError for another value.
+    """
+    values = [value for name, texts in query.slots if name == t.METADATA_LEVEL for value in texts]
+    if not values:
+        return 1
+    if len(values) > 1:
+        raise XDSStoredQueryParamNumber(f"{t.METADATA_LEVEL} takes one value, got {len(values)}")
+    text = values[0].strip().strip("'\"()")
+    if text not in {"1", "2"}:
+        raise XDSRegistryError(f"{t.METADATA_LEVEL} is 1 or 2, not {values[0]!r}")
+    return int(text)
+
+
 def execute(
     conn: Connection,
     query: AdhocQuery,
@@ -78,7 +95,12 @@ def execute(
     spec = spec_for(query.query_id)
     check_community(query.home, home_community_id)
     params = bind(spec, query)
-    scope = Scope(conn=conn, full=query.return_type == LEAF_CLASS, limit=max_leafclass_results)
+    scope = Scope(
+        conn=conn,
+        full=query.return_type == LEAF_CLASS,
+        limit=max_leafclass_results,
+        metadata_level=metadata_level(query),
+    )
     found = FUNCTIONS[spec.id](scope, params)
     if not scope.full:
         return result.object_refs(found, home_community_id)

@@ -58,6 +58,7 @@ class Scope:
     conn: Connection
     full: bool  # LeafClass: fetch bodies; ObjectRef: keys only
     limit: int = 0  # max objects of a LeafClass answer (0 = none; XDSTooManyResults beyond)
+    metadata_level: int = 1  # $MetadataLevel (Metadata Update option): 1 or 2
 
     @property
     def dialect(self) -> str:
@@ -104,12 +105,37 @@ def fetch(scope: Scope, table: Table, *where: ColumnElement[bool]) -> list[RowMa
     base = _SELECTS.get((table, scope.full))
     if base is None:
         base = _select(table, scope.full)
-    statement: Select[Any] = base.where(*where)
+    statement: Select[Any] = base.where(*where, *level_filters(scope, table))
     if scope.full and scope.limit:
         statement = statement.limit(scope.limit + 1)
     rows = list(scope.conn.execute(statement).mappings())
     check_limit(scope, len(rows))
     return rows
+
+
+def level_filters(scope: Scope, table: Table) -> list[ColumnElement[bool]]:
+    """What ``$MetadataLevel`` 1 (the default) hides: DocumentEntries and Folders that are not
+    the latest version of their logical object, and Deprecated Associations. Level 2 hides
+    nothing. (Only ITI-57 makes versions and deprecates associations.) Not hidden, unlike the
+    TF's list: a Deprecated Folder that is its latest version (the queries' $XDSFolderStatus
+    selects it, as before the Metadata Update option), and DocumentEntries with
+    documentAvailability Offline (this registry never records one as Offline).
+
+    Standard: ITI TF-2 §3.18.4.1.2.3.5.1 (Metadata Update option, MetadataLevel).
+    """
+    if scope.metadata_level >= 2:
+        return []
+    if table is document_entry or table is folder:
+        newer = table.alias("newer")
+        latest = ~exists(
+            select(newer.c.id).where(
+                newer.c.logical_id == table.c.logical_id, newer.c.version > table.c.version
+            )
+        )
+        return [latest]
+    if table is association:
+        return [table.c.status != v.STATUS_DEPRECATED]
+    return []
 
 
 def check_limit(scope: Scope, count: int) -> None:

@@ -5,10 +5,12 @@ the parameter table of its section §3.18.4.1.2.3.7.x: name, value kind, single 
 values, required or optional, and whether repeated slots combine with AND. ``one_of`` lists the
 parameter groups marked "R*" (exactly one of them is required), e.g. entryUUID or uniqueId.
 
-Parameters of the Metadata Update option (``$MetadataLevel``, ``$XDSDocumentEntryLogicalID``) are
-not listed: this registry does not support that option, and ebRS 3.0 §6.3.2.1 requires a registry
-to ignore parameters a stored query does not define (NIST test 11897/practicesetting_scheme
-sends such a parameter and expects Success).
+Parameters of the Metadata Update option (ITI TF-2 §3.18.4.1.2.3.5.1): ``$MetadataLevel`` (1 or 2)
+is accepted by every query and read by ``run.metadata_level``; GetDocuments also takes
+``$XDSDocumentEntryLogicalID`` (all versions of the logical DocumentEntries), GetFolders
+``$XDSFolderLogicalID``. Parameters a query
+does not define are ignored (ebRS 3.0 §6.3.2.1; NIST test 11897/practicesetting_scheme sends one
+and expects Success).
 
 Standard: ITI TF-2 §3.18.4.1.2.3.7.1-§3.18.4.1.2.3.7.14 and §3.18.4.1.2.4 (rev. 19.0 read).
 """
@@ -116,6 +118,8 @@ DE_TYPE = DE + "Type"
 DE_REFERENCE_ID_LIST = DE + "ReferenceIdList"
 DE_ENTRY_UUID = DE + "EntryUUID"
 DE_UNIQUE_ID = DE + "UniqueId"
+DE_LOGICAL_ID = DE + "LogicalID"  # Metadata Update option
+METADATA_LEVEL = "$MetadataLevel"  # Metadata Update option, every query
 
 SS = "$XDSSubmissionSet"
 SS_PATIENT_ID = SS + "PatientId"
@@ -136,6 +140,7 @@ FOL_CODE_LIST = FOL + "CodeList"
 FOL_STATUS = FOL + "Status"
 FOL_ENTRY_UUID = FOL + "EntryUUID"
 FOL_UNIQUE_ID = FOL + "UniqueId"
+FOL_LOGICAL_ID = FOL + "LogicalID"  # Metadata Update option
 
 PATIENT_ID = "$patientId"
 UUIDS = "$uuid"
@@ -219,14 +224,22 @@ QUERIES: tuple[QuerySpec, ...] = (
     QuerySpec(
         id=GET_DOCUMENTS,
         section="§3.18.4.1.2.3.7.5",
-        params=(_many(DE_ENTRY_UUID, Kind.UUID), _many(DE_UNIQUE_ID, Kind.STRING)),
-        one_of=_BY_DOCUMENT,
+        params=(
+            _many(DE_ENTRY_UUID, Kind.UUID),
+            _many(DE_UNIQUE_ID, Kind.STRING),
+            _many(DE_LOGICAL_ID, Kind.UUID),
+        ),
+        one_of=((DE_ENTRY_UUID, DE_UNIQUE_ID, DE_LOGICAL_ID),),
     ),
     QuerySpec(
         id=GET_FOLDERS,
         section="§3.18.4.1.2.3.7.6",
-        params=(_many(FOL_ENTRY_UUID, Kind.UUID), _many(FOL_UNIQUE_ID, Kind.STRING)),
-        one_of=_BY_FOLDER,
+        params=(
+            _many(FOL_ENTRY_UUID, Kind.UUID),
+            _many(FOL_UNIQUE_ID, Kind.STRING),
+            _many(FOL_LOGICAL_ID, Kind.UUID),
+        ),
+        one_of=((FOL_ENTRY_UUID, FOL_UNIQUE_ID, FOL_LOGICAL_ID),),
     ),
     QuerySpec(
         id=GET_ASSOCIATIONS,

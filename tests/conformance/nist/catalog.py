@@ -71,6 +71,58 @@ REPOSITORY = (
     "PnrNoXop",
 )
 
+# RMD (INDEX.md "ITI-62 Remove Metadata", "ITI-86 Remove Documents"): the registry's and the
+# repository's side (RMDInit1/2 are data sets of the toolkit's initialisation tool, in no
+# collection).
+REMOVE_METADATA = (
+    "30000",
+    "30001",
+    "30002",
+    "30003",
+    "30004",
+    "30005",
+    "30006",
+    "30007",
+    "30008",
+)
+REMOVE_DOCUMENTS = ("50000", "50001", "50002", "50003")
+# Metadata Update (INDEX.md "ITI-57 Metadata Update"): the Document Registry's side (collection
+# reg_mu and the Multi-Op tests without a collection); XdsDocAdminTest-1111 tests a Document
+# Administrator, not a registry.
+METADATA_UPDATE = (
+    "15800",
+    "15800b",
+    "15800c",
+    "15800d",
+    "15800e",
+    "15801",
+    "15802",
+    "15802b",
+    "20000",
+    "20000b",
+    "20000c",
+    "20000d",
+    "20000e",
+    "20000f",
+    "20001",
+    "20002",
+    "20002b",
+    "20003",
+    # 20004 (Multi-Op, no collection upstream) is left out: its success_update sends the
+    # SubmissionSet uniqueId "SubmissionSet01_uniqueid" with <NoAssignUids/>, which is not an
+    # OID (ITI TF-3 Table 4.2.3.3-1), so this registry rightly refuses it (README).
+    "20005",
+    "20006",
+    "20007",
+    "20008",
+    "20100a",
+    "20100b",
+    "21001",
+    "21002",
+    "21003",
+    "21004",
+)
+
 # XCA and XCA-I (INDEX.md, sections "XCA — Responding Gateway" to "XCA-I — Initiating Imaging
 # Gateway"): the tests that apply to a responding or initiating gateway driven from outside.
 # Which do not apply, and why, is listed in the README ("XCA and XCA-I").
@@ -108,6 +160,9 @@ LISTS: dict[str, tuple[str, ...]] = {
     "register": REGISTER,
     "stored_query": STORED_QUERY,
     "repository": REPOSITORY,
+    "remove_metadata": REMOVE_METADATA,
+    "remove_documents": REMOVE_DOCUMENTS,
+    "metadata_update": METADATA_UPDATE,
     "xca_rg": XCA_RG,
     "xca_ig": XCA_IG,
     "xca_ig_failing": XCA_IG_FAILING,

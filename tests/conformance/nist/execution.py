@@ -33,7 +33,8 @@ _FLAGS = {
     "NoMetadata": "no_metadata",
     "CreateNewPatientId": "create_new_patient_id",
 }
-_IGNORED = frozenset({"WSSECHeader", "InteractionSequence"})
+# ParseMetadata False (RMD): the file is sent as written, which every remove step does anyway.
+_IGNORED = frozenset({"WSSECHeader", "InteractionSequence", "ParseMetadata"})
 
 
 @dataclass(slots=True, kw_only=True)

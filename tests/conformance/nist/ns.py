@@ -79,6 +79,10 @@ ACTION_RAD69 = "urn:ihe:rad:2009:RetrieveImagingDocumentSet"
 ACTION_ITI38 = "urn:ihe:iti:2007:CrossGatewayQuery"
 ACTION_ITI39 = "urn:ihe:iti:2007:CrossGatewayRetrieve"
 ACTION_RAD75 = "urn:ihe:rad:2011:CrossGatewayRetrieveImagingDocumentSet"
+# Metadata Update and RMD (ITI TF-2b §3.57, §3.62, §3.86).
+ACTION_ITI57 = "urn:ihe:iti:2010:UpdateDocumentSet"
+ACTION_ITI62 = "urn:ihe:iti:2010:DeleteDocumentSet"
+ACTION_ITI86 = "urn:ihe:iti:2017:RemoveDocuments"
 
 
 def q(namespace: str, local: str) -> str:

@@ -35,6 +35,9 @@ TRANSACTIONS = frozenset(
         "IGRTransaction",
         "ImagingDocSetRigRetrieveTransaction",
         "ImagingDocSetIigRetrieveTransaction",
+        "MuTransaction",
+        "RemoveMetadataTransaction",
+        "RdTransaction",
     }
 )
 # Step children that only describe the step (never acted on).
@@ -137,7 +140,7 @@ def load_section(directory: Path, name: str) -> Section:
     section = Section(name=name, directory=directory)
     for element in kids(root, "TestStep"):
         section.steps.append(parse_step(element))
-    for path in referenced_files(section):
+    for path in referenced_files(section, references=False):
         if not path.exists():
             raise PlanError(f"{plan_file}: referenced file {path} does not exist")
     return section
@@ -165,8 +168,14 @@ def parse_step(element: Element) -> Step:
     return step
 
 
-def referenced_files(section: Section) -> list[Path]:
-    """Files a section's steps name: MetadataFile, Document, BodyFile, ReferenceDocument."""
+def referenced_files(section: Section, *, references: bool = True) -> list[Path]:
+    """Files a section's steps name: MetadataFile, Document, BodyFile, ReferenceDocument.
+
+    ``references=False`` leaves ReferenceDocuments out: a retrieve compares with what the run
+    submitted and reads the file only when the run did not submit that document (50000, 50002
+    and 50003 name ``my_document.pdf``, which the testkit copy leaves out, but submit
+    ``readme.txt``), so a missing one fails the step that needs it, not the plan's loading.
+    """
     paths: list[Path] = []
     for step in section.steps:
         if step.instruction is None:
@@ -175,7 +184,7 @@ def referenced_files(section: Section) -> list[Path]:
             name = local(child)
             if name in {"MetadataFile", "Document", "BodyFile"}:
                 paths.append(section.directory / text(child))
-            elif name == "ReferenceDocument":
+            elif name == "ReferenceDocument" and references:
                 paths.append(reference_document_path(section, text(child)))
     return paths
 

@@ -15,7 +15,7 @@ from typing import TextIO
 
 from lxml import etree
 
-from tests.conformance.nist import catalog, feed, query, raw, retrieve, submit
+from tests.conformance.nist import catalog, feed, query, raw, remove, retrieve, submit
 from tests.conformance.nist.context import Context, LinkageError, Location
 from tests.conformance.nist.execution import RunConfig, StepExecution, StepResult
 from tests.conformance.nist.plan import NistTest, PlanError, Section, Step, load_test
@@ -40,6 +40,10 @@ HANDLERS: dict[str, Handler] = {
     "ImagingDocSetRigRetrieveTransaction": retrieve.run_rig_retrieve,
     "ImagingDocSetIigRetrieveTransaction": retrieve.run_iig_retrieve,
     "XmlDetailTransaction": query.run_plugins,
+    # Metadata Update and RMD (INDEX.md: Mu = ITI-57, RemoveMetadata = ITI-62, Rd = ITI-86)
+    "MuTransaction": submit.run_update,
+    "RemoveMetadataTransaction": remove.run_remove_metadata,
+    "RdTransaction": remove.run_remove_documents,
 }
 # What a broken plan, linkage or reply may raise inside a handler: reported, never propagated.
 _STEP_ERRORS = (
@@ -256,6 +260,9 @@ class Runner:
             handler(ex)
         except _STEP_ERRORS as exc:
             ex.fail(f"internal error: {type(exc).__name__}: {exc}")
+        # The engine's linkage of every step holds the session patient, which later steps read
+        # as a report (20001/eval_assoc: UseReport reportName="$patientid$" section="eval").
+        ex.record.reports.setdefault("$patientid$", patient)
         return ex.result()
 
     def _emit(self, line: str) -> None:

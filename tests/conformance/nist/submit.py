@@ -32,9 +32,16 @@ def prepare_submission(ex: StepExecution) -> tuple[Element, dict[str, str]]:
     if opts.metadata_file is None:
         raise PlanError(f"step {ex.step.id} has no MetadataFile")
     root = parse_xml(opts.metadata_file)
-    substitute(root, ex.linkage())
+    linkage = ex.linkage()
+    substitute(root, linkage)
     if not opts.no_patient_id:
         patient = ex.ctx.alt_patient_id if ex.step.alt_patient_id else ex.session_patient
+        # A step that names its patient (UseReport ... useAs="$patientid$", e.g. the feed of
+        # 15818 in 20000d/20000e) gets that one, as in the NIST engine's linkage.
+        if not ex.step.alt_patient_id and any(
+            u.get("useAs") == "$patientid$" for u in opts.use_reports
+        ):
+            patient = linkage["$patientid$"]
         record.assigned["AssignedPatientId"] = metadata.assign_patient_ids(root, patient)
     substitute(root, ex.use_ids())
     if opts.assign_uids:
@@ -52,21 +59,27 @@ def prepare_submission(ex: StepExecution) -> tuple[Element, dict[str, str]]:
     return root, uuids
 
 
-def run_register(ex: StepExecution) -> None:
+def run_register(ex: StepExecution, action: str = ns.ACTION_ITI42) -> None:
     """ITI-42: send the prepared SubmitObjectsRequest to the registry."""
     ex.wait_before()
     root, _ = prepare_submission(ex)
-    request = soap.SoapRequest(url=ex.config.endpoints.registry, action=ns.ACTION_ITI42, body=root)
+    request = soap.SoapRequest(url=ex.config.endpoints.registry, action=action, body=root)
     reply = ex.call(request)
     ex.ctx.last_write = time.time()
     ex.evaluate(
         reply,
         request_id=request.message_id,
-        response_action=ns.ACTION_ITI42 + "Response",
+        response_action=action + "Response",
         top="RegistryResponse",
     )
     ex.make_reports()
     ex.run_assertions()
+
+
+def run_update(ex: StepExecution) -> None:
+    """ITI-57 (MuTransaction): prepared as a RegisterTransaction (the toolkit's MuTransaction
+    extends it), sent with the Update Document Set action. ITI TF-2b §3.57.4.1.2."""
+    run_register(ex, ns.ACTION_ITI57)
 
 
 def run_provide_and_register(ex: StepExecution) -> None:

@@ -29,7 +29,16 @@ from tests.factories import REPOSITORY_UNIQUE_ID, UID_ROOT, make_document_entry,
 from tests.support import schemas
 
 XSD = schemas.XSD
-NAMES = {"xml.xsd", "rim.xsd", "rs.xsd", "lcm.xsd", "query.xsd", "xds-b.xsd", "xdsi-b.xsd"}
+NAMES = {
+    "xml.xsd",
+    "rim.xsd",
+    "rs.xsd",
+    "lcm.xsd",
+    "query.xsd",
+    "xds-b.xsd",
+    "xdsi-b.xsd",
+    "rmd.xsd",
+}
 HOME = "urn:oid:1.3.6.1.4.1.21367.13.70.1"
 
 
