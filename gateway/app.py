@@ -397,10 +397,27 @@ class Gateway:
             engine=self.database.engine,
             owner=self.lease.owner,
             dicom_security=self._dicom_security(),
+            deprecate_manifest=self._deprecate_manifest(),
         )
         endpoint = self.soap.endpoint(tx.IMAGING_SOURCE_PATH, tx.ENDPOINTS[tx.IMAGING_SOURCE_PATH])
         endpoint.bind(tx.RAD_69, self.imaging.rad69_handler())
         self._ready["imaging_source"] = False
+
+    def _deprecate_manifest(self) -> Callable[[str], None] | None:
+        """IOCM: how the imaging source deprecates a manifest whose instances were all rejected:
+        the registry of this process, through its narrow in-process interface
+        (``gateway.registry.availability``; ITI-57 UpdateAvailabilityStatus is its wire form).
+        None when the registry is elsewhere."""
+        if self.registry is None or self.settings.repository.registry_url:
+            return None
+        from gateway.registry.availability import deprecate_document
+
+        db = self.registry.db
+
+        def deprecate(entry_uuid: str) -> None:
+            deprecate_document(db, entry_uuid)
+
+        return deprecate
 
     def _bind_dicomweb(self) -> None:
         """DICOMweb (QIDO-RS, WADO-RS, STOW-RS) at /dicomweb over the imaging source."""
@@ -423,7 +440,7 @@ class Gateway:
         """The narrow view of the imaging source DICOMweb uses (``gateway.dicomweb.ports``);
         imaging's exceptions become the two the DICOMweb room knows."""
         from gateway.dicomweb import ports
-        from gateway.imaging import catalog, frames, transcode
+        from gateway.imaging import catalog, frames, rejection, transcode
         from gateway.imaging.index import InstanceRecord
         from gateway.imaging.ingest import InstanceRejected
 
@@ -470,6 +487,7 @@ class Gateway:
             changed_since=lambda t, n: [
                 view(r) for r in catalog.changed_since(index.engine, t, limit=n)
             ],
+            removed_since=lambda t, n: rejection.removed_since(index.engine, t, limit=n),
             store=stored,
             spool_dir=self._incoming_folder().path,  # per process, like C-STORE's
             plan=converting(

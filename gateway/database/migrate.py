@@ -3,7 +3,8 @@
 Revisions live in ``gateway/database/migrations/versions`` (shipped inside the package):
 ``0001_initial`` is the registry's schema, ``0002_gateway_state`` adds the repository index, the
 imaging source's tables (adopting those an earlier version made with ``create_all``) and the
-process leases, ``0003_dicomweb`` DICOMweb's QIDO-RS table. :func:`upgrade` brings any database
+process leases, ``0003_dicomweb`` DICOMweb's QIDO-RS table, ``0007_consent`` the IOCM rejection
+tables. :func:`upgrade` brings any database
 to the newest revision and does nothing when it is there already; ``xdsi-gateway db upgrade`` and
 ``serve`` run it. Concurrent upgrades from several processes are serialised (PostgreSQL advisory
 lock, SQLite write lock), see ``migrations/env.py``.
@@ -23,7 +24,7 @@ from gateway.database.engine import create_database_engine, write_transaction
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-HEAD = "0003_dicomweb"
+HEAD = "0007_consent"  # the lead chains the revisions of parallel branches at merge
 # Alembic's command API installs module-level proxies (alembic.context, alembic.op) for the run,
 # so two upgrades in one process must not overlap; processes are serialised by env.py.
 _ALEMBIC_LOCK = threading.Lock()
