@@ -198,6 +198,14 @@ class MhdSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentSettings:
+    # IHE BPPC (gateway.consent): the affinity domain's privacy policies, policy OID ->
+    # "opt-in" or "opt-out" (what a consent document naming it in eventCodeList means);
+    # empty = consent is not enforced.
+    policies: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """All settings of one gateway process."""
 
@@ -216,6 +224,7 @@ class Settings:
     dicomweb: DicomWebSettings = field(default_factory=DicomWebSettings)
     xca: XcaSettings = field(default_factory=XcaSettings)
     mhd: MhdSettings = field(default_factory=MhdSettings)
+    consent: ConsentSettings = field(default_factory=ConsentSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -430,6 +439,18 @@ def _check_values(settings: Settings) -> None:
     _check_security(settings)
     _check_syntax_preference(settings.imaging_source.transfer_syntax_preference)
     _check_xca(settings)
+    _check_consent(settings)
+
+
+def _check_consent(settings: Settings) -> None:
+    """``[consent] policies``: OIDs, each "opt-in" or "opt-out" (IHE BPPC, ITI TF-1 §19)."""
+    for oid, effect in settings.consent.policies.items():
+        if not _is_oid(oid):
+            raise ConfigError(f'consent.policies."{oid}": the key must be a policy OID')
+        if effect not in {"opt-in", "opt-out"}:
+            raise ConfigError(
+                f'consent.policies."{oid}": expected "opt-in" or "opt-out", got {effect!r}'
+            )
 
 
 def _check_syntax_preference(value: str) -> None:

@@ -25,7 +25,17 @@ from pathlib import Path
 import gateway
 
 PACKAGE = Path(gateway.__file__).resolve().parent
-ACTOR_ROOMS = ("registry", "repository", "imaging", "consumer", "xca", "fhir", "media", "dicomweb")
+ACTOR_ROOMS = (
+    "registry",
+    "repository",
+    "imaging",
+    "consumer",
+    "xca",
+    "fhir",
+    "media",
+    "dicomweb",
+    "consent",  # patient consent (IHE BPPC): plain callables of the registry, never its modules
+)
 # room -> modules of other rooms it may import (each a public interface, named one by one)
 ALLOWED = {
     "media": {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
@@ -39,7 +40,7 @@ SOURCE_UID = "1.3.6.1.4.1.21367.13.80.100"
 
 
 @pytest.fixture
-def gateway(tmp_path: Path):  # type: ignore[no-untyped-def]
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
     gw = start_gateway(tmp_path)
     try:
         yield gw
