@@ -170,10 +170,11 @@ class ConsentGuard:
             refused = self._refused(caller, owners)
             if not refused:
                 return retrieve(requests)
+            called = caller.transaction or transaction  # ITI-43, or ITI-39 / ITI-68 on top
             allowed = [r for r in requests if r.document_unique_id not in refused]
             errors = [_refusal_error(uid) for uid in sorted(refused)]
             self._refuse(
-                transaction,
+                called,
                 caller,
                 sorted({owners[u].patient_id for u in refused}),
                 f"retrieval of {len(refused)} document(s) refused: the patient's consent (BPPC "
@@ -209,6 +210,7 @@ class ConsentGuard:
             refused = self._refused(caller, owners)
             if not refused:
                 return retrieve(request)
+            called = caller.transaction or transaction  # RAD-69, or RAD-75 on top
             wanted = list(request.documents())
             allowed = [d for d in wanted if d.study_instance_uid not in refused]
             errors = [
@@ -217,7 +219,7 @@ class ConsentGuard:
                 if d.study_instance_uid in refused
             ]
             self._refuse(
-                transaction,
+                called,
                 caller,
                 sorted({owners[s].patient_id for s in refused}),
                 f"retrieval of {len(errors)} instance(s) refused: the patient's consent (BPPC "

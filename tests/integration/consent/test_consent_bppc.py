@@ -42,6 +42,7 @@ from gateway.soap.client import SoapClient
 from gateway.soap.message import Attachment, new_content_id
 from gateway.soap.transactions import (
     IMAGING_SOURCE_PATH,
+    INITIATING_GATEWAY_PATH,
     ITI_38,
     ITI_41,
     REGISTRY_PATH,
@@ -173,8 +174,16 @@ def provide(
     return entry.unique_id
 
 
-def find(gateway: Gateway, context: ssl.SSLContext, patient: str, *, xca: bool = False) -> set[str]:
-    """uniqueIds of the patient's Approved DocumentEntries (ITI-18, or ITI-38 at /xca/rg)."""
+def find(
+    gateway: Gateway,
+    context: ssl.SSLContext,
+    patient: str,
+    *,
+    xca: bool = False,
+    path: str = REGISTRY_PATH,
+) -> set[str]:
+    """uniqueIds of the patient's Approved DocumentEntries (ITI-18 at ``path``, or ITI-38 at
+    /xca/rg)."""
     query_id, slots = build_slots(QueryOptions(patient_id=patient))
     if xca:
         client: RegistryQueryClient = CrossGatewayQueryClient(
@@ -182,9 +191,7 @@ def find(gateway: Gateway, context: ssl.SSLContext, patient: str, *, xca: bool =
         )
         home = "urn:oid:1.3.6.1.4.1.21367.13.70.1"
     else:
-        client = RegistryQueryClient(
-            gateway.base_url + REGISTRY_PATH, session_factory=session_of(context)
-        )
+        client = RegistryQueryClient(gateway.base_url + path, session_factory=session_of(context))
         home = None
     objects = client.query(query_id, slots, home=home).objects
     return {str(o.unique_id) for o in objects if isinstance(o, DocumentEntry)}
@@ -337,6 +344,7 @@ def test_opt_out_hides_the_patient_from_other_organizations_until_an_opt_in(
     # Hospital B finds only the consent document, by ITI-18 and by ITI-38.
     assert find(gateway, b, patient) == {opt_out}
     assert find(gateway, b, patient, xca=True) == {opt_out}
+    assert find(gateway, b, patient, path=INITIATING_GATEWAY_PATH) == {opt_out}
     assert mhd_find(gateway, b) == 1
     assert mhd_find(gateway, a) == 3
     got, refused = retrieve_documents(gateway, b, everything | {opt_out}, tmp_path)
