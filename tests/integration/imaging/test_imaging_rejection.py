@@ -4,7 +4,7 @@ A whole gateway (registry, repository, imaging source, DICOMweb) publishes a 20-
 a Rejection Note for 3 instances arrives by C-STORE: the manifest is replaced (RPLC) by one that
 lists 17, the old one Deprecated; RAD-69, WADO-RS and QIDO-RS no longer give the 3. A second note,
 by STOW-RS, rejects the 17 others: the manifest is deprecated and ITI-18 finds no Approved one.
-The notes are valid KOS (dciodvfy).
+The notes are valid KOS (dciodvfy). On SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ SOURCE_UID = "1.3.6.1.4.1.21367.13.80.100"
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Gateway]:
-    gw = start_gateway(tmp_path)
+def gateway(db_url: str, tmp_path: Path) -> Iterator[Gateway]:
+    """A whole gateway on SQLite or PostgreSQL (``db_url``)."""
+    gw = start_gateway(tmp_path, XDSI_GATEWAY_DATABASE_URL=db_url)
     try:
         yield gw
     finally:
