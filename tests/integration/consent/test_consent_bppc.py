@@ -6,6 +6,7 @@ a report hospital A provided (ITI-41). Hospital A registers an opt-out consent (
 eventCodeList = the opt-out policy): hospital B's ITI-18 and ITI-38 find nothing but the consent
 document, its ITI-43 and RAD-69 are refused with XDSDocumentUniqueIdError, each refusal audited;
 hospital A still finds and retrieves everything. A newer opt-in restores hospital B's access.
+On SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -84,9 +85,11 @@ def domain(tmp_path_factory: pytest.TempPathFactory) -> DomainFiles:
     return init_domain(tmp_path_factory.mktemp("certs"))
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory, domain: DomainFiles) -> Iterator[Gateway]:
-    folder = tmp_path_factory.mktemp("node")
+@pytest.fixture
+def gateway(db_url: str, tmp_path: Path, domain: DomainFiles) -> Iterator[Gateway]:
+    """The node, on SQLite or PostgreSQL (``db_url``)."""
+    folder = tmp_path / "node"
+    folder.mkdir()
     region = domain.nodes["region"]
     (folder / "rules.toml").write_text(RULES)
     (folder / "gateway.toml").write_text(
@@ -94,6 +97,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, domain: DomainFiles) -> It
             [
                 "[gateway]",
                 f'data_dir = "{folder / "data"}"',
+                f'database_url = "{db_url}"',
                 "[http]\nport = 0",
                 "[hl7]\nmllp_port = 0",
                 "[imaging_source]\ndicom_port = 0\nstudy_idle_seconds = 1",
