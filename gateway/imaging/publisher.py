@@ -252,6 +252,7 @@ class Publisher:
             return self._busy(uid, str(exc))
         if pending is not None:
             return self.delivery.send_again(pending)
+        rejection.sweep(self.index, self.store, uid)  # rejected instances stored again
         instances = rejection.manifest_instances(self.index, uid)  # never the Rejection Notes
         if not instances:
             if rejection.notes_of_study(self.index.engine, uid):  # every instance rejected

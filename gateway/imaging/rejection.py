@@ -22,8 +22,10 @@ transaction:
 - when nothing of the study is left, the publisher deprecates the last manifest instead of
   replacing it (``gateway.imaging.publisher``; ITI TF-3 §4.1.x availabilityStatus Deprecated).
 
-Not done: an instance that arrives again after its rejection is stored again (IOCM lets an Image
-Manager refuse it); "Rejected for Quality Reasons" instances are deleted rather than hidden.
+An instance stored again after its rejection (sent again, or received after its note) is accepted
+by C-STORE but taken out again before the study's next publication (:func:`sweep`): no manifest
+lists it. Not done: refusing it at C-STORE time (IOCM lets an Image Manager do so); "Rejected for
+Quality Reasons" instances are deleted rather than hidden.
 """
 
 from __future__ import annotations
@@ -332,6 +334,40 @@ class Rejections:
             removed=tuple(row.sop_instance_uid for row in held),
             studies=tuple(studies),
         )
+
+
+def sweep(index: ImagingIndex, store: InstanceStore, study_uid: str) -> int:
+    """Take out of the index (and storage) the instances of a study that a Rejection Note
+    rejected but that were stored again afterwards (sent again, or after their note): called
+    before each publication, so no manifest lists a rejected instance. Their rejection time is
+    renewed so that DICOMweb's catalog forgets them again. Returns how many were removed."""
+    c, r = imaging_instance.c, imaging_rejected_instance.c
+    with index.engine.begin() as conn:
+        rows = conn.execute(
+            select(c.sop_instance_uid, c.path)
+            .join(imaging_rejected_instance, r.sop_instance_uid == c.sop_instance_uid)
+            .where(c.study_instance_uid == study_uid)
+        ).all()
+        if not rows:
+            return 0
+        uids = [row.sop_instance_uid for row in rows]
+        conn.execute(delete(imaging_instance).where(c.sop_instance_uid.in_(uids)))
+        conn.execute(
+            update(imaging_rejected_instance)
+            .where(r.sop_instance_uid.in_(uids))
+            .values(rejected_at=time.time())
+        )
+    for row in rows:
+        try:
+            store.remove(row.path)
+        except OSError as exc:
+            log.warning("rejected instance %s: file not removed: %s", row.sop_instance_uid, exc)
+    log.warning(
+        "study %s: %d instance(s) stored again after their rejection were removed",
+        study_uid,
+        len(rows),
+    )
+    return len(rows)
 
 
 def notes_of_study(engine: Engine, study_uid: str) -> set[str]:

@@ -4,6 +4,7 @@ A whole gateway (registry, repository, imaging source, DICOMweb) publishes a 20-
 a Rejection Note for 3 instances arrives by C-STORE: the manifest is replaced (RPLC) by one that
 lists 17, the old one Deprecated; RAD-69, WADO-RS and QIDO-RS no longer give the 3. A second note,
 by STOW-RS, rejects the 17 others: the manifest is deprecated and ITI-18 finds no Approved one.
+A rejected instance sent again never reaches a manifest.
 The notes are valid KOS (dciodvfy). On SQLite and PostgreSQL.
 """
 
@@ -159,6 +160,24 @@ def test_rejection_notes_replace_then_deprecate_the_manifest(
     assert not found & {str(i.SOPInstanceUID) for i in rejected}
     assert set(listed) <= found
 
+    # A rejected instance sent again is taken out before the next manifest.
+    assoc = associate(host, port, [synthetic.SOP_CLASSES["CT"]])
+    try:
+        assert assoc.send_c_store(paths[0]).Status == 0x0000
+    finally:
+        assoc.release()
+    [third] = wait_for(
+        lambda: [
+            e
+            for e in _manifests(gateway, spec.patient_id, APPROVED)
+            if e.unique_id != second.unique_id
+        ]
+    )
+    relisted = _evidence(pydicom.dcmread(io.BytesIO(_retrieve_document(gateway, third))))
+    assert set(relisted) == set(listed)
+    response = retrieve(gateway.base_url + tx.IMAGING_SOURCE_PATH, whole_study(rejected[:1]))
+    assert not response.documents and len(response.errors) == 1
+
     # A second note, by STOW-RS, rejects the 17 others: the manifest is deprecated.
     boundary = uuid.uuid4().hex
     body = (
@@ -178,7 +197,7 @@ def test_rejection_notes_replace_then_deprecate_the_manifest(
     assert answer.status_code == 200, answer.text
     wait_for(lambda: not _manifests(gateway, spec.patient_id, APPROVED))
     deprecated = {e.unique_id for e in _manifests(gateway, spec.patient_id, DEPRECATED)}
-    assert deprecated == {first.unique_id, second.unique_id}
+    assert deprecated == {first.unique_id, second.unique_id, third.unique_id}
     response = retrieve(gateway.base_url + tx.IMAGING_SOURCE_PATH, whole_study(instances))
     assert not response.documents
     assert len(response.errors) == 20
