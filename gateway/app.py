@@ -246,18 +246,19 @@ class Gateway:
         def audit(refusal: Refusal) -> None:
             if not self.settings.audit.enabled:
                 return
+            import dataclasses
+
             from gateway.audit import events
 
-            self.audit.record(
-                events.access_refused(
-                    transaction=refusal.transaction,
-                    remote_host=refusal.caller.remote_addr,
-                    peer_subject=refusal.caller.subject,
-                    local=self.audit.local_participant(self.base_url),
-                    reason=f"{refusal.transaction} for patient {', '.join(refusal.patient_ids)}: "
-                    f"{refusal.reason}",
-                )
+            event = events.access_refused(
+                transaction=refusal.transaction,
+                remote_host=refusal.caller.remote_addr,
+                peer_subject=refusal.caller.subject,
+                local=self.audit.local_participant(self.base_url),
+                reason=f"{refusal.transaction} for patient {', '.join(refusal.patient_ids)}: "
+                f"{refusal.reason}",
             )
+            self.audit.record(dataclasses.replace(event, patient_ids=refusal.patient_ids))
 
         guard = ConsentGuard(
             self.settings.consent.policies,

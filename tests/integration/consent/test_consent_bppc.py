@@ -23,6 +23,7 @@ from lxml import etree
 from pydicom import dcmread
 
 from gateway.app import Gateway
+from gateway.audit.messages import load_schema
 from gateway.config import load_settings
 from gateway.consumer.clients import (
     ImagingSourceClient,
@@ -55,6 +56,7 @@ DOMAIN = "1.3.6.1.4.1.21367.13.20.1000"
 IMAGING_SOURCE_ID = "1.3.6.1.4.1.21367.13.80.100"  # imaging_source.unique_id = its sourceId
 A_SOURCE = "1.3.6.1.4.1.21367.13.99.1"
 B_SOURCE = "1.3.6.1.4.1.21367.13.99.2"
+SCHEMA = load_schema()
 OPT_OUT = "1.3.6.1.4.1.21367.2017.7.104"
 OPT_IN = "1.3.6.1.4.1.21367.2017.7.105"
 BPPC = Code("urn:ihe:iti:bppc:2007", "1.3.6.1.4.1.19376.1.2.3", "BPPC")
@@ -248,20 +250,25 @@ def retrieve_images(
 
 
 def consent_refusals(gateway: Gateway, transactions: set[str]) -> list[str]:
-    """The audit records of consent refusals (Security Alert, its EventOutcomeDescription naming
-    the transaction and the BPPC opt-out), once one of each of ``transactions`` is there."""
+    """The descriptions of the consent refusals audited so far (Security Alerts valid against
+    the DICOM audit schema, naming the patient), once one of each of ``transactions`` is there."""
     path = Path(str(gateway.settings.audit.destinations)[5:])
     deadline = time.monotonic() + 10
     found: list[str] = []
     while time.monotonic() < deadline:
         text = path.read_text(errors="replace") if path.exists() else ""
-        found = [
-            str(description)
-            for line in text.splitlines()
-            if "<?xml" in line
-            for description in etree.fromstring(line[line.index("<?xml") :].encode()).itertext()
-            if "BPPC opt-out" in description
-        ]
+        found = []
+        for line in text.splitlines():
+            if "BPPC opt-out" not in line:
+                continue
+            message = etree.fromstring(line[line.index("<?xml") :].encode())
+            SCHEMA.assertValid(message)
+            objects = [
+                o.get("ParticipantObjectID")
+                for o in message.iter("ParticipantObjectIdentification")
+            ]
+            assert f"CONSENT1^^^&{DOMAIN}&ISO" in objects
+            found.append(str(message.findtext(".//EventOutcomeDescription")))
         if all(any(t in d for d in found) for t in transactions):
             return found
         time.sleep(0.1)  # the audit queue delivers in the background
