@@ -128,6 +128,11 @@ class ConsentGuard:
         transaction = caller.transaction or "ITI-18"
         if caller.local or not objects:
             return objects
+        # LeafClass answers carry their patients: when none of them opted out, that is all
+        # (one look-up). ObjectRef answers need the registry to say whose each object is.
+        named = {getattr(o, "patient_id", None) for o in objects if not isinstance(o, Association)}
+        if None not in named and not self.opted_out({p for p in named if p}):
+            return objects
         ids = {o.entry_uuid for o in objects if not isinstance(o, Association)}
         ids |= {
             end
