@@ -30,7 +30,6 @@ Quality Reasons" instances are deleted rather than hidden.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -420,8 +419,3 @@ def select_instances(
 def encode_note(ds: Dataset) -> bytes:
     """The note as a DICOM Part 10 file (Explicit VR Little Endian)."""
     return encode_part10(ds)
-
-
-def parse_part10(data: bytes) -> Dataset:
-    """A Part 10 byte string read whole (a note is small)."""
-    return dcmread(io.BytesIO(data))
