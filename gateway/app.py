@@ -489,8 +489,9 @@ class Gateway:
         the registry of this process, through its narrow in-process interface
         (``gateway.registry.availability``; ITI-57 UpdateAvailabilityStatus is its wire form).
         None when the registry is elsewhere."""
-        if self.registry is None or self.settings.repository.registry_url:
-            return None
+        s = self.settings
+        if self.registry is None or s.repository.registry_url or s.imaging_source.repository_url:
+            return None  # the manifests are registered elsewhere
         from gateway.registry.availability import deprecate_document
 
         db = self.registry.db

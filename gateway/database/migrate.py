@@ -72,8 +72,9 @@ def target_metadata() -> list[MetaData]:
     """The tables of every room, as the newest revision creates them (for schema comparison)."""
     from gateway.database.leases import metadata as leases
     from gateway.dicomweb.schema import metadata as dicomweb
+    from gateway.imaging.rejection_schema import metadata as rejection
     from gateway.imaging.schema import metadata as imaging
     from gateway.registry.schema import metadata as registry
     from gateway.repository.schema import metadata as repository
 
-    return [registry, repository, imaging, leases, dicomweb]
+    return [registry, repository, imaging, leases, dicomweb, rejection]

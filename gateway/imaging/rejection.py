@@ -40,18 +40,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
-from sqlalchemy import (
-    Column,
-    Engine,
-    Float,
-    Index,
-    MetaData,
-    String,
-    Table,
-    delete,
-    select,
-    update,
-)
+from sqlalchemy import Engine, delete, select, update
 
 from gateway.imaging.index import ImagingIndex, InstanceRecord
 from gateway.imaging.kos import (
@@ -61,13 +50,8 @@ from gateway.imaging.kos import (
     build_manifest,
     encode_part10,
 )
-from gateway.imaging.schema import (
-    HELD,
-    RECEIVING,
-    UID,
-    imaging_instance,
-    imaging_study,
-)
+from gateway.imaging.rejection_schema import imaging_rejected_instance, imaging_rejection_note
+from gateway.imaging.schema import HELD, RECEIVING, imaging_instance, imaging_study
 from gateway.imaging.storage import InstanceStore
 
 log = logging.getLogger("gateway.imaging")
@@ -81,32 +65,6 @@ REJECTION_TITLES: dict[str, str] = {
     "113039": "Data Retention Policy Expired",
 }
 REJECTION_SERIES_NUMBER = 998  # the manifest's series is 999 (gateway.imaging.kos)
-
-# Own MetaData: the tables are made by the migration 0007_consent, never by create_all of the
-# imaging tables of earlier versions.
-metadata = MetaData()
-
-imaging_rejection_note = Table(
-    "imaging_rejection_note",
-    metadata,
-    Column("sop_instance_uid", String(UID), primary_key=True),
-    Column("study_instance_uid", String(UID), nullable=False),
-    Column("reason", String(16), nullable=False),  # the CID 7011 code value
-    Column("received_at", Float, nullable=False),
-    Index("ix_imaging_rejection_note_study", "study_instance_uid"),
-)
-
-imaging_rejected_instance = Table(
-    "imaging_rejected_instance",
-    metadata,
-    Column("sop_instance_uid", String(UID), primary_key=True),
-    Column("study_instance_uid", String(UID), nullable=False),
-    Column("series_instance_uid", String(UID), nullable=False),
-    Column("note_sop_instance_uid", String(UID), nullable=False),
-    Column("reason", String(16), nullable=False),
-    Column("rejected_at", Float, nullable=False),
-    Index("ix_imaging_rejected_instance_at", "rejected_at"),
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
