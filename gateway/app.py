@@ -89,10 +89,15 @@ class Gateway:
         self.metrics: Metrics | None = None
         self.journal: Journal | None = None
         self.notifier: Notifier | None = None
+        self.consent: Any = None  # gateway.consent.guard.ConsentGuard when [consent] policies
         # The secure node (ITI-19/ITI-20): TLS material, access rules, audit trail; all None /
         # a do-nothing trail unless [tls], [access] or [audit] switch them on.
         self.tls = secure_node.tls_files(settings)
-        secured = self.tls is not None or bool(settings.access.rules_file)
+        secured = (
+            self.tls is not None
+            or bool(settings.access.rules_file)
+            or bool(settings.consent.policies)
+        )
         self.access = secure_node.access_rules(settings) if secured else None
         self.audit = secure_node.audit_trail(settings, self.tls, owner=self.identity.owner)
         self._session_factory = self._make_session_factory()
@@ -216,10 +221,84 @@ class Gateway:
         assert self.access is not None
         peer = peer_from_wsgi_environ(environ)
         if self.access.allowed(peer, transaction):
+            if self.settings.consent.policies:  # who calls, for patient consent (gateway.consent)
+                self._set_caller(peer, environ.get("REMOTE_ADDR"), transaction)
             return True
         path = environ.get("PATH_INFO", "")
         self.refused(transaction, peer, environ.get("REMOTE_ADDR"), f"{self.base_url}{path}")
         return False
+
+    def _set_caller(self, peer: Any, remote: str | None, transaction: str) -> None:
+        """Patient consent: the caller's organization from its certificate, for the request
+        this thread serves now (``gateway.consent.caller``)."""
+        from gateway.consent.caller import CALLER, Caller
+
+        assert self.access is not None
+        CALLER.set(
+            Caller(
+                organization=self.access.organization(peer),
+                subject=peer.subject if peer is not None else None,
+                remote_addr=remote,
+                transaction=transaction,
+            )
+        )
+
+    def _bind_consent(self) -> None:
+        """IHE BPPC: the registry's stored queries leave out, and the repository's ITI-43 and
+        the imaging source's RAD-69 refuse, what a patient's opt-out keeps from the caller's
+        organization (``gateway.consent.guard``); every refusal audited."""
+        from gateway.consent.guard import ConsentGuard, Refusal
+        from gateway.registry.consent_view import ConsentView
+
+        if self.registry is None or self.stored_queries is None:
+            raise ConfigError("consent.policies: consent needs the registry in this process")
+        assert self.access is not None
+        view = ConsentView(self.registry.db)
+
+        def audit(refusal: Refusal) -> None:
+            if not self.settings.audit.enabled:
+                return
+            import dataclasses
+
+            from gateway.audit import events
+
+            event = events.access_refused(
+                transaction=refusal.transaction,
+                remote_host=refusal.caller.remote_addr,
+                peer_subject=refusal.caller.subject,
+                local=self.audit.local_participant(self.base_url),
+                reason=f"{refusal.transaction} for patient {', '.join(refusal.patient_ids)}: "
+                f"{refusal.reason}",
+            )
+            self.audit.record(dataclasses.replace(event, patient_ids=refusal.patient_ids))
+
+        guard = ConsentGuard(
+            self.settings.consent.policies,
+            owners=view.owners,
+            documents=view.documents,
+            consents=view.consents,
+            source_organizations=self.access.source_organizations(),
+            on_refusal=audit,
+        )
+        self.consent = guard
+        self.stored_queries.result_filter = guard.filter_objects
+        if self.repository is not None:
+            self.repository.retrieve = guard.guard_documents(  # type: ignore[method-assign,assignment]
+                self.repository.retrieve
+            )
+        if self.imaging is not None:
+            index = self.imaging.index
+
+            def study_patient(uid: str) -> str | None:
+                study = index.study(uid)
+                return study.patient_id if study is not None else None
+
+            retriever = self.imaging.retriever
+            retriever.retrieve = guard.guard_imaging(  # type: ignore[method-assign,assignment]
+                retriever.retrieve,
+                study_patient,
+                self.imaging.publisher.config.source_id,
+            )
 
     def _authorize_mllp(self, ssl_object: Any, remote: str | None) -> bool:
         from gateway.security.peer import peer_from_ssl
@@ -273,6 +352,8 @@ class Gateway:
             self._bind_imaging_source()
         if s.dicomweb.enabled and self.imaging is not None:
             self._bind_dicomweb()
+        if s.consent.policies:  # before XCA and MHD, which take the guarded retrieves
+            self._bind_consent()
         if s.xca.enabled:
             self._bind_xca()
         if s.mhd.enabled:
@@ -691,10 +772,28 @@ class Gateway:
             owner=self.lease.owner,
             dicom_security=self._dicom_security(),
             observers=[self._journal_publication] if self.journal is not None else [],
+            deprecate_manifest=self._deprecate_manifest(),
         )
         endpoint = self.soap.endpoint(tx.IMAGING_SOURCE_PATH, tx.ENDPOINTS[tx.IMAGING_SOURCE_PATH])
         endpoint.bind(tx.RAD_69, self.imaging.rad69_handler())
         self._ready["imaging_source"] = False
+
+    def _deprecate_manifest(self) -> Callable[[str], None] | None:
+        """IOCM: how the imaging source deprecates a manifest whose instances were all rejected:
+        the registry of this process, through its narrow in-process interface
+        (``gateway.registry.availability``; ITI-57 UpdateAvailabilityStatus is its wire form).
+        None when the registry is elsewhere."""
+        s = self.settings
+        if self.registry is None or s.repository.registry_url or s.imaging_source.repository_url:
+            return None  # the manifests are registered elsewhere
+        from gateway.registry.availability import deprecate_document
+
+        db = self.registry.db
+
+        def deprecate(entry_uuid: str) -> None:
+            deprecate_document(db, entry_uuid)
+
+        return deprecate
 
     def _bind_dicomweb(self) -> None:
         """DICOMweb (QIDO-RS, WADO-RS, STOW-RS) at /dicomweb over the imaging source."""
@@ -717,7 +816,7 @@ class Gateway:
         """The narrow view of the imaging source DICOMweb uses (``gateway.dicomweb.ports``);
         imaging's exceptions become the two the DICOMweb room knows."""
         from gateway.dicomweb import ports
-        from gateway.imaging import catalog, frames, transcode
+        from gateway.imaging import catalog, frames, rejection, transcode
         from gateway.imaging.index import InstanceRecord
         from gateway.imaging.ingest import InstanceRejected
 
@@ -766,6 +865,7 @@ class Gateway:
             changed_since=lambda t, n: [
                 view(r) for r in catalog.changed_since(index.engine, t, limit=n)
             ],
+            removed_since=lambda t, n: rejection.removed_since(index.engine, t, limit=n),
             store=stored,
             spool_dir=self._incoming_folder().path,  # per process, like C-STORE's
             plan=converting(

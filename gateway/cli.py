@@ -184,6 +184,15 @@ def _parser() -> argparse.ArgumentParser:
     pending.add_argument("--json", action="store_true", help="print JSON instead of text")
     pending.add_argument("--config", metavar="FILE", help="TOML configuration file")
     pending.set_defaults(func=_cmd_imaging_pending)
+    from gateway.imaging import reject_command
+
+    reject = imaging_sub.add_parser(
+        "reject",
+        help="reject instances at the source (IHE IOCM Rejection Note): republish without them",
+        description=reject_command.DESCRIPTION,
+    )
+    reject_command.add_arguments(reject)
+    reject.set_defaults(func=_cmd_imaging_reject)
 
     _add_registry_commands(sub)
 
@@ -589,6 +598,25 @@ def _cmd_imaging_pending(args: argparse.Namespace) -> int:
     render = pending.render_json if args.json else pending.render_text
     print(render(studies))
     return EXIT_OK
+
+
+def _cmd_imaging_reject(args: argparse.Namespace) -> int:
+    from gateway.app import Gateway
+    from gateway.imaging import reject_command
+    from gateway.logsetup import configure_logging
+
+    settings = _settings(args)
+    if not settings.imaging_source.enabled:
+        raise ConfigError("imaging_source.enabled: rejecting needs the imaging source")
+    require_gateway_data("imaging reject", settings, args.config)
+    announce("imaging reject", args.config, data_dir=settings.data_dir)
+    configure_logging(settings.log.level, settings.log.format, patient_ids=settings.log.patient_ids)
+    gateway = Gateway(settings)  # the actors of this configuration, no listener started
+    try:
+        assert gateway.imaging is not None
+        return reject_command.run(args, gateway.imaging, out=sys.stdout, err=sys.stderr)
+    finally:
+        gateway.stop()
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:

@@ -248,6 +248,14 @@ class XdrSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentSettings:
+    # IHE BPPC (gateway.consent): the affinity domain's privacy policies, policy OID ->
+    # "opt-in" or "opt-out" (what a consent document naming it in eventCodeList means);
+    # empty = consent is not enforced.
+    policies: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """All settings of one gateway process."""
 
@@ -269,6 +277,7 @@ class Settings:
     ui: UiSettings = field(default_factory=UiSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     xdr: XdrSettings = field(default_factory=XdrSettings)
+    consent: ConsentSettings = field(default_factory=ConsentSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -520,6 +529,7 @@ def _check_values(settings: Settings) -> None:
     _check_syntax_preference(settings.imaging_source.transfer_syntax_preference)
     _check_xca(settings)
     _check_notify(settings)
+    _check_consent(settings)
 
 
 _DESTINATION = re.compile(r"^[^@\\]{1,16}@[^:@]+:\d{1,5}$")
@@ -543,6 +553,17 @@ def _check_notify(settings: Settings) -> None:
         raise ConfigError("notify.poll_seconds, parallel and retry_initial_seconds: at least 1")
     if n.retry_max_seconds < n.retry_initial_seconds:
         raise ConfigError("notify.retry_max_seconds: at least notify.retry_initial_seconds")
+
+
+def _check_consent(settings: Settings) -> None:
+    """``[consent] policies``: OIDs, each "opt-in" or "opt-out" (IHE BPPC, ITI TF-1 §19)."""
+    for oid, effect in settings.consent.policies.items():
+        if not _is_oid(oid):
+            raise ConfigError(f'consent.policies."{oid}": the key must be a policy OID')
+        if effect not in {"opt-in", "opt-out"}:
+            raise ConfigError(
+                f'consent.policies."{oid}": expected "opt-in" or "opt-out", got {effect!r}'
+            )
 
 
 def _check_syntax_preference(value: str) -> None:

@@ -290,7 +290,12 @@ _EVENTS: dict[str, tuple[Code, Code, Objects]] = {
         codes.NODE_AUTHENTICATION,
         alert_subject,
     ),
-    "ACCESS-REFUSED": (codes.SECURITY_ALERT, codes.USE_OF_RESTRICTED_FUNCTION, alert_subject),
+    # With patient_ids (a refusal by patient consent, gateway.consent): the patient too.
+    "ACCESS-REFUSED": (
+        codes.SECURITY_ALERT,
+        codes.USE_OF_RESTRICTED_FUNCTION,
+        _combine(alert_subject, patients),
+    ),
     "USER-LOGIN": (codes.USER_AUTHENTICATION, codes.LOGIN, _none),
     "USER-LOGOUT": (codes.USER_AUTHENTICATION, codes.LOGOUT, _none),
 }

@@ -5,7 +5,8 @@ Revisions live in ``gateway/database/migrations/versions`` (shipped inside the p
 imaging source's tables (adopting those an earlier version made with ``create_all``) and the
 process leases, ``0003_dicomweb`` DICOMweb's QIDO-RS table, ``0004_ui`` the exchange browser's
 recent transactions and login attempts, ``0005_notify`` the notify room's outbox, subscriptions
-and XDR inbox, ``0006_registry_operations`` Folder versions (Metadata Update). :func:`upgrade`
+and XDR inbox, ``0006_registry_operations`` Folder versions (Metadata Update), ``0007_consent``
+the IOCM rejection tables. :func:`upgrade`
 brings any database to the newest revision and does nothing when it is there already;
 ``xdsi-gateway db upgrade`` and ``serve`` run it. Concurrent upgrades from several processes
 are serialised (PostgreSQL advisory
@@ -26,7 +27,7 @@ from gateway.database.engine import create_database_engine, write_transaction
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-HEAD = "0006_registry_operations"
+HEAD = "0007_consent"
 # Alembic's command API installs module-level proxies (alembic.context, alembic.op) for the run,
 # so two upgrades in one process must not overlap; processes are serialised by env.py.
 _ALEMBIC_LOCK = threading.Lock()
@@ -74,9 +75,10 @@ def target_metadata() -> list[MetaData]:
     """The tables of every room, as the newest revision creates them (for schema comparison)."""
     from gateway.database.leases import metadata as leases
     from gateway.dicomweb.schema import metadata as dicomweb
+    from gateway.imaging.rejection_schema import metadata as rejection
     from gateway.imaging.schema import metadata as imaging
     from gateway.notify.schema import metadata as notify
     from gateway.registry.schema import metadata as registry
     from gateway.repository.schema import metadata as repository
 
-    return [registry, repository, imaging, leases, dicomweb, notify]
+    return [registry, repository, imaging, leases, dicomweb, notify, rejection]

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydicom import dcmread
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.dicomweb.ports import Backend, StoredInstance
@@ -27,6 +27,7 @@ log = logging.getLogger("gateway.dicomweb")
 
 LOOK_BACK = 120.0  # seconds: instances committed this late after a sync are still picked up
 PAGE = 500
+REMOVED_AT_ONCE = 1_000_000  # rejected instances read in one look (rejections are rare)
 
 
 def _text(value: Any) -> str | None:
@@ -85,6 +86,7 @@ class Catalog:
         self.engine = engine
         self.backend = backend
         self._insert = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
+        self._removed_after = 0.0  # rejected instances forgotten up to here (this process)
 
     def sync(self) -> int:
         """Catch up with the index; return how many rows were (re)written."""
@@ -92,7 +94,7 @@ class Catalog:
         with self.engine.connect() as conn:
             latest = conn.execute(select(func.max(c.received_at))).scalar()
         after = (latest or 0.0) - LOOK_BACK
-        written = 0
+        written = self._forget_removed()
         while True:
             changed = self.backend.changed_since(after, PAGE)
             if not changed:
@@ -101,6 +103,22 @@ class Catalog:
             if len(changed) < PAGE:
                 return written
             after = changed[-1].received_at
+
+    def _forget_removed(self) -> int:
+        """Delete the rows of instances the source took away (rejected, IHE RAD IOCM) since the
+        last look, with the same look-back; idempotent, so every process may do it. One note's
+        instances share one time, so they are read whole, not by pages."""
+        removed = self.backend.removed_since(self._removed_after - LOOK_BACK, REMOVED_AT_ONCE)
+        if not removed:
+            return 0
+        c = dicomweb_instance.c
+        uids = [uid for uid, _when in removed]
+        with self.engine.begin() as conn:
+            for start in range(0, len(uids), PAGE):
+                chunk = uids[start : start + PAGE]
+                conn.execute(delete(dicomweb_instance).where(c.sop_instance_uid.in_(chunk)))
+        self._removed_after = max(self._removed_after, removed[-1][1])
+        return len(uids)
 
     def _write(self, changed: Sequence[StoredInstance]) -> int:
         c = dicomweb_instance.c

@@ -78,6 +78,8 @@ class Backend:
     - ``instance(uid)``, ``instances(uids)``, ``study(uid)``: index look-ups (None / missing /
       empty when unknown; ``study`` in series then instance order);
     - ``changed_since(t, limit)``: instances received or moved after ``t``, oldest first;
+    - ``removed_since(t, limit)``: ``(SOP Instance UID, when)`` of instances taken away after
+      ``t`` (rejected, IHE RAD IOCM), oldest first;
     - ``store(path)``: ingest a received Part 10 file as a C-STORE would (validation, atomic
       move into place, index, study idle timer), raises Rejected;
     - ``spool_dir``: where request parts are received (the store's file system);
@@ -94,3 +96,4 @@ class Backend:
     plan: Callable[[str, Sequence[str]], str]
     convert: Callable[[Path, Path, str], None]
     frames: Frames
+    removed_since: Callable[[float, int], list[tuple[str, float]]] = lambda _t, _n: []

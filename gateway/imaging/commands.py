@@ -5,7 +5,8 @@ folder whose DICOM files are imported first (byte for byte); their studies are t
 One line per study: ``<outcome> <Study Instance UID> [manifest <KOS UID>] [detail]``, on stdout
 when published (or unchanged, or busy), on stderr when held, failed or unknown.
 
-Exit status: 0 when every study was published (or was already, with nothing new), 1 when one
+Exit status: 0 when every study was published (or was already, with nothing new, or its manifest
+was deprecated because every instance was rejected), 1 when one
 was held, failed or is unknown, 2 when a TARGET is neither a folder, a DICOM file nor a UID
 (checked before anything is imported).
 """
@@ -20,6 +21,7 @@ from typing import TextIO
 from gateway.imaging.ingest import dicom_files
 from gateway.imaging.publisher import (
     BUSY_OUTCOME,
+    DEPRECATED_OUTCOME,
     PUBLISHED_OUTCOME,
     UNCHANGED_OUTCOME,
     UNKNOWN_OUTCOME,
@@ -29,7 +31,8 @@ from gateway.imaging.source import ImagingSource
 from gateway.imaging.storage import is_uid
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-_OK_OUTCOMES = (PUBLISHED_OUTCOME, UNCHANGED_OUTCOME)
+# deprecated: every instance was rejected (IOCM), the last manifest withdrawn as it should be
+_OK_OUTCOMES = (PUBLISHED_OUTCOME, UNCHANGED_OUTCOME, DEPRECATED_OUTCOME)
 DICM_OFFSET = 128  # PS3.10 §7.1: a 128-byte preamble, then "DICM"
 
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.imaging import rad68
+from gateway.imaging import rad68, rejection
 from gateway.imaging.codes import KOS_MIME_TYPE
 from gateway.imaging.index import ImagingIndex, InstanceRecord, PendingManifest
 from gateway.imaging.outcomes import (
@@ -114,7 +114,8 @@ class Delivery:
                 uid,
                 pending.sop_instance_uid,
             )
-        reopen = instances_digest(self.index.instances_of_study(uid)) != pending.instances_digest
+        listed = rejection.manifest_instances(self.index, uid)  # never the Rejection Notes
+        reopen = instances_digest(listed) != pending.instances_digest
         self.index.mark_published(uid, pending.manifest, reopen=reopen)
         log.info(
             "study %s published: manifest %s (%d instances, %s, %.0f ms)%s%s",

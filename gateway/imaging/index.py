@@ -430,6 +430,23 @@ class ImagingIndex:
         }
         self._update(study_uid, values, forget_pending=True)
 
+    def mark_withdrawn(self, study_uid: str) -> None:
+        """Every instance of the study was rejected (``gateway.imaging.rejection``) and its last
+        manifest deprecated: the study is ``published`` with no manifest, so instances that come
+        later are published in a new manifest, replacing nothing. Only under this process's
+        claim."""
+        c = imaging_study.c
+        values = {
+            "state": case((c.state == PUBLISHING, PUBLISHED), else_=c.state),
+            "published_at": self.clock(),
+            "manifest_sop_instance_uid": None,
+            "manifest_entry_uuid": None,
+            "held_reason": None,
+            "last_error": None,
+            "retry_after": None,
+        }
+        self._update(study_uid, values, claimed=True, forget_pending=True)
+
     def mark_held(
         self, study_uid: str, reason: str, *, retry_seconds: float, forget_pending: bool = False
     ) -> None:

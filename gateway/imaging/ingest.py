@@ -129,6 +129,9 @@ class Ingest:
         self.index = index
         self.rows = GroupCommitter(index)  # rows of concurrent C-STOREs share a commit
         self.journal: Journal | None = None
+        # Called with every instance indexed (gateway.imaging.rejection: a Rejection Note is
+        # applied as soon as it is stored); its exceptions fail a C-STORE not yet answered.
+        self.after_index: Callable[[InstanceRecord], object] | None = None
 
     # -- the journal of C-STOREs answered before their rows were flushed (SQLite) -----------------
     def open_journal(self) -> None:
@@ -331,6 +334,17 @@ class Ingest:
             journal.committed(entry)
         if old is not None and old.path != record.path:
             self.store.remove(old.path)  # the instance moved to another study or series
+        if self.after_index is not None:
+            self._after_index(record, answered=answered)
+
+    def _after_index(self, record: InstanceRecord, *, answered: bool) -> None:
+        assert self.after_index is not None
+        try:
+            self.after_index(record)
+        except Exception as exc:
+            log.exception("instance %s: processing after indexing failed", record.sop_instance_uid)
+            if not answered:  # the peer sends it again: applying it again is harmless
+                raise InstanceRejected(STATUS_INDEX_UNAVAILABLE, f"not processed: {exc}") from exc
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ FAILED_OUTCOME = "failed"
 UNCHANGED_OUTCOME = "unchanged"  # on demand: already published, nothing new
 BUSY_OUTCOME = "busy"  # another worker (or process) is publishing it
 UNKNOWN_OUTCOME = "unknown"  # no instance of this study was ever received
+DEPRECATED_OUTCOME = "deprecated"  # every instance rejected: the last manifest is Deprecated
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from gateway.imaging import rad68
+from gateway.imaging import rad68, rejection
 from gateway.imaging.codes import KOS_MIME_TYPE, ManifestCodes
 from gateway.imaging.delivery import Delivery, Prepared, instances_digest
 from gateway.imaging.entry import ManifestDocument, build_document_entry, build_submission
@@ -54,6 +54,7 @@ from gateway.imaging.kos import ManifestIds, Reference, build_manifest, encode_p
 from gateway.imaging.kos import referenced_requests as kos_requests
 from gateway.imaging.outcomes import (
     BUSY_OUTCOME,
+    DEPRECATED_OUTCOME,
     FAILED_OUTCOME,
     HELD_OUTCOME,
     PUBLISHED_OUTCOME,
@@ -73,6 +74,7 @@ log = logging.getLogger("gateway.imaging")
 
 __all__ = [
     "BUSY_OUTCOME",
+    "DEPRECATED_OUTCOME",
     "FAILED_OUTCOME",
     "HELD_OUTCOME",
     "PUBLISHED_OUTCOME",
@@ -119,6 +121,7 @@ class Publisher:
         domain_lookup: DomainLookup | None = None,
         observers: Sequence[Callable[[PublishResult], None]] = (),
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        deprecate: Callable[[str], None] | None = None,
     ) -> None:
         if config.parallel < 1:
             raise ValueError("imaging_source.publish_parallel must be at least 1")
@@ -127,6 +130,10 @@ class Publisher:
         self.domain_lookup = domain_lookup
         self.observers = list(observers)
         self.now = now
+        # Sets a registered manifest (by entryUUID) to Deprecated when every instance of its
+        # study was rejected (IOCM; in XDS: ITI-57 UpdateAvailabilityStatus). None: such a study
+        # fails to publish, saying why, and is retried.
+        self.deprecate = deprecate
         self.delivery = Delivery(
             index=index, repository=repository, retry_seconds=config.retry_seconds
         )
@@ -245,8 +252,11 @@ class Publisher:
             return self._busy(uid, str(exc))
         if pending is not None:
             return self.delivery.send_again(pending)
-        instances = self.index.instances_of_study(uid)
+        rejection.sweep(self.index, self.store, uid)  # rejected instances stored again
+        instances = rejection.manifest_instances(self.index, uid)  # never the Rejection Notes
         if not instances:
+            if rejection.notes_of_study(self.index.engine, uid):  # every instance rejected
+                return self._withdraw(claim)
             raise rad68.PublishError(f"study {uid} has no stored instance")
         headers = self._series_headers(instances)
         mapping = map_patient(
@@ -261,6 +271,27 @@ class Publisher:
         if not self.index.save_pending(prepared.pending):  # before the manifest leaves
             return self._busy(uid, "another process published the study or is publishing it")
         return self.delivery.send(prepared, again=False)
+
+    def _withdraw(self, claim: StudyRecord) -> PublishResult:
+        """Every instance of the study was rejected: deprecate its registered manifest instead
+        of replacing it (IHE RAD IOCM; ITI TF-3 §4.1.x availabilityStatus Deprecated)."""
+        uid, entry = claim.study_instance_uid, claim.manifest_entry_uuid
+        if entry is not None:
+            if self.deprecate is None:
+                raise rad68.PublishError(
+                    f"every instance of study {uid} was rejected, but this imaging source has "
+                    "no way to deprecate its manifest (no registry in this process)"
+                )
+            self.deprecate(entry)
+            log.info("study %s: every instance rejected, manifest %s deprecated", uid, entry)
+        self.index.mark_withdrawn(uid)
+        return PublishResult(
+            study_instance_uid=uid,
+            outcome=DEPRECATED_OUTCOME,
+            manifest_uid=claim.manifest_sop_instance_uid,
+            entry_uuid=entry,
+            patient_id=claim.patient_id,
+        )
 
     def _busy(self, uid: str, detail: str) -> PublishResult:
         """Give the claim back: another process's manifest of the study comes first."""

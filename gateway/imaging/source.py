@@ -26,7 +26,8 @@ from gateway.errors import ConfigError
 from gateway.imaging import pending, rad69
 from gateway.imaging.codes import ManifestCodes
 from gateway.imaging.index import ImagingIndex, InstanceRecord
-from gateway.imaging.ingest import Ingest, InstanceRejected, dicom_files
+from gateway.imaging.ingest import Ingest, InstanceRejected, dicom_files, read_header
+from gateway.imaging.kos import Reference
 from gateway.imaging.negotiation import parse_preference
 from gateway.imaging.patient import DomainLookup
 from gateway.imaging.publisher import Publisher, PublisherConfig, PublishResult
@@ -34,6 +35,13 @@ from gateway.imaging.rad68 import (
     InProcessRepositoryClient,
     RepositoryClient,
     SoapRepositoryClient,
+)
+from gateway.imaging.rejection import (
+    Rejections,
+    build_note,
+    encode_note,
+    notes_of_study,
+    select_instances,
 )
 from gateway.imaging.retrieve import ImagingRetriever
 from gateway.imaging.storage import InstanceStore
@@ -93,6 +101,7 @@ class ImagingSource:
         dicom_security: Any | None = None,
         transfer_syntax_order: Sequence[str] = (),
         wado_rs_root: str = "",
+        deprecate_manifest: Callable[[str], None] | None = None,
     ) -> None:
         self.unique_id = unique_id
         self.study_idle_seconds = study_idle_seconds
@@ -118,7 +127,11 @@ class ImagingSource:
             config=config,
             domain_lookup=domain_id_for_local,
             observers=observers,
+            deprecate=deprecate_manifest,
         )
+        # IOCM: a Rejection Note is applied as soon as it is indexed (gateway.imaging.rejection)
+        self.rejections = Rejections(index, self.store)
+        self.ingest.after_index = self.rejections.received
         self.retriever = ImagingRetriever(index=index, store=self.store, unique_id=unique_id)
         self.scp = StoreSCP(
             self.ingest,
@@ -243,6 +256,53 @@ class ImagingSource:
         Raises: InstanceRejected (a ValueError) saying why it is refused.
         """
         return self.ingest.store_file(path).study_instance_uid
+
+    def reject(
+        self,
+        study_uid: str,
+        reason: str,
+        *,
+        series_uid: str | None = None,
+        sop_instance_uids: Sequence[str] = (),
+    ) -> tuple[InstanceRecord, list[InstanceRecord]]:
+        """Make a Rejection Note for instances of a study (all of it, one series, or the
+        instances named) and take it in as if it had been received: stored, indexed, applied.
+        Returns the note's index record and the instances it rejects.
+
+        Standard: IHE RAD TF-3 §4.66 (IOCM Rejection Note Stored), PS3.3 §A.35.4.
+        Raises: ValueError (unknown study, nothing matches, unknown reason), InstanceRejected.
+        """
+        chosen = select_instances(
+            [
+                r
+                for r in self.index.instances_of_study(study_uid)
+                if r.sop_instance_uid not in notes_of_study(self.index.engine, study_uid)
+            ],
+            series=series_uid,
+            sop_instances=sop_instance_uids,
+        )
+        if not chosen:
+            raise ValueError(f"study {study_uid}: no stored instance matches")
+        missing = set(sop_instance_uids) - {r.sop_instance_uid for r in chosen}
+        if missing:
+            raise ValueError(f"study {study_uid}: not stored here: {', '.join(sorted(missing))}")
+        header = read_header(self.store.path(chosen[0].path))
+        note = build_note(
+            header,
+            [
+                Reference(
+                    sop_class_uid=r.sop_class_uid,
+                    sop_instance_uid=r.sop_instance_uid,
+                    series_instance_uid=r.series_instance_uid,
+                )
+                for r in chosen
+            ],
+            reason,
+            retrieve_location_uid=self.unique_id,
+            retrieve_ae_title=self.publisher.config.retrieve_ae_title,
+        )
+        # stored like a received note: indexed, then applied by Ingest.after_index
+        return self.ingest.store_encoded(encode_note(note)), chosen
 
     def rad69_handler(self) -> Handler:
         """The SOAP handler for RAD-69 at ``/xdsi/source``."""

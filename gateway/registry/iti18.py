@@ -18,6 +18,7 @@ codes; ebRS 3.0 query.xsd (AdhocQueryRequest / AdhocQueryResponse); ITI TF-2 App
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -75,6 +76,9 @@ class StoredQueries:
         self.database = database
         self.max_leafclass_results = max_leafclass_results
         self.home_community_id = home_community_id or None
+        # Applied to every answer's objects (patient consent, gateway.consent: what the caller
+        # may not see is left out); None: answers as found.
+        self.result_filter: Callable[[list[RegistryObject]], list[RegistryObject]] | None = None
 
     def query(self, request: AdhocQuery | Element) -> list[RegistryObject]:
         """Run a stored query; return LeafClass model objects or ``model.ObjectRef`` objects.
@@ -90,7 +94,7 @@ class StoredQueries:
                     # One snapshot for the several SELECTs of a query (psycopg2 has just sent
                     # BEGIN; SET TRANSACTION must come before the first statement).
                     conn.exec_driver_sql(_SNAPSHOT)
-                return execute(
+                objects = execute(
                     conn,
                     adhoc,
                     max_leafclass_results=self.max_leafclass_results,
@@ -99,6 +103,7 @@ class StoredQueries:
         except SQLAlchemyError as exc:
             log.exception("stored query %s failed in the database", adhoc.query_id)
             raise XDSRegistryError("the registry database could not answer the query") from exc
+        return objects if self.result_filter is None else self.result_filter(objects)
 
     def run(self, request: AdhocQuery | Element) -> Element:
         """Run a stored query and return its ``query:AdhocQueryResponse``, Failure included.

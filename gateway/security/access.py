@@ -18,6 +18,13 @@ subjectAltName, to the transactions they may call::
     san = "DNS:region.example"
     transactions = ["ITI-42"]
 
+    [[access.rule]]
+    name = "hospital A"
+    subject = "CN=hospital-a,O=XDS-I Demo Affinity Domain"
+    transactions = ["*"]
+    organization = "hospital-a"             # patient consent (gateway.consent): who the peer is
+    source_ids = ["1.3.6.1.4.1.21367.13.80.100"]  # SubmissionSet.sourceIds it publishes with
+
 A peer may call a transaction when some rule that matches the peer lists it (or ``"*"``). A peer
 that matches rules none of which lists the transaction is refused; a peer no rule matches gets
 ``default``. ``subject`` and ``san`` take a string or a list; ``subject = "*"`` matches every
@@ -34,6 +41,13 @@ ImagingStudy), ITI-68 and ITI-78 (Patient); at ``/dicomweb`` QIDO-RS, WADO-RS an
 them to Document Administrators only.
 ``RAD-68`` is accepted as a synonym of ITI-41: on the wire the repository receives a Provide and
 Register Document Set-b (RAD TF-3 §4.68.4.1).
+
+Organizations (IHE BPPC, ITI TF-1 §19; ``gateway.consent``): a rule may name the
+``organization`` of the peers it matches and the ``source_ids`` (SubmissionSet.sourceId, ITI TF-3
+§4.2.3.3.9) its document sources publish with. :meth:`AccessRules.organization` gives a peer's
+organization (the first matching rule that names one), :meth:`AccessRules.source_organizations`
+which organization published under which sourceId. A peer no rule gives an organization to is of
+no organization: with an opt-out consent in force it sees only what every outsider sees.
 
 Standard: ITI TF-1 §9.4 (ATNA: "Access control ... is the responsibility of each secure node"),
 ITI TF-2 §3.19.6.1 (the certificate identifies the node).
@@ -85,7 +99,7 @@ KNOWN_TRANSACTIONS = (
 )
 _SYNONYMS = {"RAD-68": "ITI-41"}
 _SAN_TYPES = {"dns": "DNS", "ip": "IP", "uri": "URI", "email": "email"}
-_RULE_KEYS = {"name", "subject", "san", "transactions"}
+_RULE_KEYS = {"name", "subject", "san", "transactions", "organization", "source_ids"}
 _ACCESS_KEYS = {"default", "anonymous", "rule"}
 
 
@@ -133,6 +147,8 @@ class AccessRule:
     sans: frozenset[str] = frozenset()
     any_peer: bool = False
     transactions: frozenset[str] = frozenset()
+    organization: str | None = None  # patient consent: the organization of the peers matched
+    source_ids: frozenset[str] = frozenset()  # SubmissionSet.sourceIds of that organization
 
     def matches(self, peer: PeerIdentity) -> bool:
         """Does this rule name ``peer`` (by subject DN or by one of its SANs)?"""
@@ -171,12 +187,20 @@ def _rule(index: int, raw: Any) -> AccessRule:
     name = raw.get("name", f"rule {index}")
     if not isinstance(name, str):
         raise ConfigError(f"{where}.name: expected a string")
+    organization = raw.get("organization")
+    if organization is not None and (not isinstance(organization, str) or not organization):
+        raise ConfigError(f"{where}.organization: expected a non-empty string")
+    source_ids = _strings(f"{where}.source_ids", raw.get("source_ids", []))
+    if source_ids and organization is None:
+        raise ConfigError(f"{where}.source_ids: only with 'organization' (whose sources they are)")
     return AccessRule(
         name=name,
         subjects=subject_keys,
         sans=san_keys,
         any_peer=any(s.strip() == "*" for s in subjects),
         transactions=_transactions(f"{where}.transactions", raw["transactions"]),
+        organization=organization,
+        source_ids=frozenset(s.strip() for s in source_ids),
     )
 
 
@@ -255,6 +279,25 @@ class AccessRules:
         if not matching:
             return self.default_allow
         return any(rule.permits(name) for rule in matching)
+
+    def organization(self, peer: PeerIdentity | None) -> str | None:
+        """The organization of ``peer`` (IHE BPPC consent): that of the first rule matching it
+        that names one; None without a certificate or when no such rule matches."""
+        if peer is None:
+            return None
+        for rule in self.rules:
+            if rule.organization is not None and rule.matches(peer):
+                return rule.organization
+        return None
+
+    def source_organizations(self) -> dict[str, str]:
+        """SubmissionSet.sourceId -> the organization that publishes with it."""
+        found: dict[str, str] = {}
+        for rule in self.rules:
+            if rule.organization is not None:
+                for source_id in rule.source_ids:
+                    found.setdefault(source_id, rule.organization)
+        return found
 
     def explain(self, peer: PeerIdentity | None, transaction_name: str) -> str:
         """One line saying why a call is refused or allowed (for logs and audit records)."""

@@ -8,6 +8,7 @@ MTOM parts removed) instead of being waited for.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -56,7 +57,12 @@ class FanOut:
         :class:`TimedOut`, and ``discard`` is called on its result if it ever arrives. Any other
         exception is a bug in a job: it is logged and re-raised (the SOAP boundary answers).
         """
-        futures: dict[Future[T], str] = {self._pool.submit(job): name for name, job in jobs.items()}
+        # Each job runs in a copy of the caller's context (contextvars): what the request knows
+        # of its caller (gateway.consent.caller) reaches the local registry's query too.
+        futures: dict[Future[T], str] = {
+            self._pool.submit(contextvars.copy_context().run, job): name
+            for name, job in jobs.items()
+        }
         done, pending = wait(futures, timeout=timeout)
         outcomes: dict[str, Outcome[T]] = {}
         for future in pending:

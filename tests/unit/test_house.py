@@ -36,6 +36,7 @@ ACTOR_ROOMS = (
     "dicomweb",
     "ui",
     "notify",
+    "consent",  # patient consent (IHE BPPC): plain callables of the registry, never its modules
 )
 # room -> modules of other rooms it may import (each a public interface, named one by one)
 ALLOWED = {
