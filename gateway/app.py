@@ -388,6 +388,8 @@ class Gateway:
             retry_max_seconds=float(s.notify.retry_max_seconds),
             session_factory=self._session_factory,  # the node's TLS client, when configured
         )
+        if self.metrics is not None:  # xdsi_outbox_deliveries_total{kind,outcome}
+            notifier.dispatcher.observers.append(self.metrics.delivery)
         if self.registry is not None:
             self._bind_dsub(notifier)
             if s.database_url == s.gateway_database_url:  # one transaction: commit together
@@ -1091,7 +1093,7 @@ class Gateway:
                 )
         return counts
 
-    def _ui_counts_for_metrics(self) -> dict[str, float]:
+    def _ui_counts_for_metrics(self) -> dict[str, Any]:
         names = {
             "patients": "xdsi_patients",
             "documents": "xdsi_documents",
@@ -1100,14 +1102,33 @@ class Gateway:
             "manifests published": "xdsi_manifests_published",
         }
         try:
-            values: dict[str, float] = {names[k]: v for k, v in self._ui_counts().items()}
+            values: dict[str, Any] = {names[k]: v for k, v in self._ui_counts().items()}
         except Exception:
             log.exception("metrics: cannot count in the database")
             values = {}
         values["xdsi_audit_queue_depth"] = (
             self.audit.pending() if self.settings.audit.enabled else 0
         )
+        if self.notifier is not None:  # the outbox (gateway.notify): rows per kind and state
+            values["xdsi_outbox_rows"] = self._outbox_rows(self.notifier)
         return values
+
+    @staticmethod
+    def _outbox_rows(notifier: Notifier) -> list[tuple[dict[str, str], float]]:
+        """``xdsi_outbox_rows{kind,state}``: every kind and state, zeros included."""
+        from gateway.notify.outbox import FAILED, KINDS, PENDING, SENT
+
+        try:
+            counts = notifier.outbox.counts()
+        except Exception:
+            log.exception("metrics: cannot count the outbox")
+            return []
+        kinds = sorted(set(KINDS) | set(counts))
+        return [
+            ({"kind": kind, "state": state}, float(counts.get(kind, {}).get(state, 0)))
+            for kind in kinds
+            for state in sorted({PENDING, SENT, FAILED} | set(counts.get(kind, {})))
+        ]
 
     def _bind_ui(self) -> None:
         """The exchange browser at /ui and the Prometheus metrics at /metrics (``gateway.ui``)."""
@@ -1337,7 +1358,7 @@ class Gateway:
         }
         if self.imaging is not None:  # held studies are reported, never a reason to fail
             report.update(self.imaging.health())
-        if self.notifier is not None:  # outbox rows per kind and state (no /metrics here yet)
+        if self.notifier is not None:  # outbox rows per kind and state (also in /metrics)
             report["notify"] = self.notifier.health()
         return started and database_ok and storage_ok, report
 
