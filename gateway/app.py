@@ -464,6 +464,35 @@ class Gateway:
                 self._xdr_push(item.target, str(item.payload["study"]))
 
         notifier.senders["xdr"] = send
+        if self.ui is not None:  # the inbox page of the exchange browser (/ui/inbox)
+            self.ui.backends.inbox = partial(self._ui_inbox, inbox)
+
+            def accept(entry_id: int) -> int | None:
+                row: int | None = inbox.accept(entry_id)
+                if row is not None:
+                    notifier.dispatcher.wake()  # this process imports it at once
+                return row
+
+            self.ui.backends.inbox_accept = accept
+
+    @staticmethod
+    def _ui_inbox(inbox: Any) -> list[Any]:
+        """The XDR inbox (``gateway.notify.xdr.Inbox``) as the UI's rows."""
+        from gateway.ui.ports import InboxRow
+
+        return [
+            InboxRow(
+                id=e.id,
+                received_at=e.received_at,
+                state=e.state,
+                sender=e.source_id or "",
+                patient_id=e.patient_id or "",
+                documents=len(e.summary.get("documents", [])),
+                studies=tuple(e.studies),
+                error=e.error or "",
+            )
+            for e in inbox.list()
+        ]
 
     def _xdr_import(self, entry: Any) -> None:
         """Import an XDR inbox entry (``gateway.notify.xdr.InboxEntry``): the instances its KOS
