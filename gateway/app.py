@@ -388,6 +388,8 @@ class Gateway:
             retry_max_seconds=float(s.notify.retry_max_seconds),
             session_factory=self._session_factory,  # the node's TLS client, when configured
         )
+        if self.metrics is not None:  # xdsi_outbox_deliveries_total{kind,outcome}
+            notifier.dispatcher.observers.append(self.metrics.delivery)
         if self.registry is not None:
             self._bind_dsub(notifier)
             if s.database_url == s.gateway_database_url:  # one transaction: commit together
@@ -462,6 +464,35 @@ class Gateway:
                 self._xdr_push(item.target, str(item.payload["study"]))
 
         notifier.senders["xdr"] = send
+        if self.ui is not None:  # the inbox page of the exchange browser (/ui/inbox)
+            self.ui.backends.inbox = partial(self._ui_inbox, inbox)
+
+            def accept(entry_id: int) -> int | None:
+                row: int | None = inbox.accept(entry_id)
+                if row is not None:
+                    notifier.dispatcher.wake()  # this process imports it at once
+                return row
+
+            self.ui.backends.inbox_accept = accept
+
+    @staticmethod
+    def _ui_inbox(inbox: Any) -> list[Any]:
+        """The XDR inbox (``gateway.notify.xdr.Inbox``) as the UI's rows."""
+        from gateway.ui.ports import InboxRow
+
+        return [
+            InboxRow(
+                id=e.id,
+                received_at=e.received_at,
+                state=e.state,
+                sender=e.source_id or "",
+                patient_id=e.patient_id or "",
+                documents=len(e.summary.get("documents", [])),
+                studies=tuple(e.studies),
+                error=e.error or "",
+            )
+            for e in inbox.list()
+        ]
 
     def _xdr_import(self, entry: Any) -> None:
         """Import an XDR inbox entry (``gateway.notify.xdr.InboxEntry``): the instances its KOS
@@ -1091,7 +1122,7 @@ class Gateway:
                 )
         return counts
 
-    def _ui_counts_for_metrics(self) -> dict[str, float]:
+    def _ui_counts_for_metrics(self) -> dict[str, Any]:
         names = {
             "patients": "xdsi_patients",
             "documents": "xdsi_documents",
@@ -1100,14 +1131,33 @@ class Gateway:
             "manifests published": "xdsi_manifests_published",
         }
         try:
-            values: dict[str, float] = {names[k]: v for k, v in self._ui_counts().items()}
+            values: dict[str, Any] = {names[k]: v for k, v in self._ui_counts().items()}
         except Exception:
             log.exception("metrics: cannot count in the database")
             values = {}
         values["xdsi_audit_queue_depth"] = (
             self.audit.pending() if self.settings.audit.enabled else 0
         )
+        if self.notifier is not None:  # the outbox (gateway.notify): rows per kind and state
+            values["xdsi_outbox_rows"] = self._outbox_rows(self.notifier)
         return values
+
+    @staticmethod
+    def _outbox_rows(notifier: Notifier) -> list[tuple[dict[str, str], float]]:
+        """``xdsi_outbox_rows{kind,state}``: every kind and state, zeros included."""
+        from gateway.notify.outbox import FAILED, KINDS, PENDING, SENT
+
+        try:
+            counts = notifier.outbox.counts()
+        except Exception:
+            log.exception("metrics: cannot count the outbox")
+            return []
+        kinds = sorted(set(KINDS) | set(counts))
+        return [
+            ({"kind": kind, "state": state}, float(counts.get(kind, {}).get(state, 0)))
+            for kind in kinds
+            for state in sorted({PENDING, SENT, FAILED} | set(counts.get(kind, {})))
+        ]
 
     def _bind_ui(self) -> None:
         """The exchange browser at /ui and the Prometheus metrics at /metrics (``gateway.ui``)."""
@@ -1337,7 +1387,7 @@ class Gateway:
         }
         if self.imaging is not None:  # held studies are reported, never a reason to fail
             report.update(self.imaging.health())
-        if self.notifier is not None:  # outbox rows per kind and state (no /metrics here yet)
+        if self.notifier is not None:  # outbox rows per kind and state (also in /metrics)
             report["notify"] = self.notifier.health()
         return started and database_ok and storage_ok, report
 

@@ -6,7 +6,8 @@ stored" hook; a match becomes an outbox row of kind ``forward`` whose sequence k
 destination and the study, so the instances of a study go out one at a time in the order they
 were received. The sender opens an association to the destination (Storage SCU, PS3.4 Annex B),
 proposing the stored file's SOP Class and transfer syntax (the data set goes unchanged), and
-sends one C-STORE. Success and the warning statuses (PS3.4 Table B.2-1: 0x0000, 0xB000,
+sends one C-STORE through :func:`gateway.dicomscu.send_c_store` (which guards against
+pynetdicom's reactor race). Success and the warning statuses (PS3.4 Table B.2-1: 0x0000, 0xB000,
 0xB006, 0xB007) count as delivered; a refusal status (other than
 0xA7xx, out of resources, retried) or a presentation context the peer does not
 accept is a permanent failure (the row is kept as failed, the study's next instance follows);
@@ -29,6 +30,7 @@ from pydicom import dcmread
 from pydicom.filereader import read_file_meta_info
 from pynetdicom import AE
 
+from gateway import dicomscu
 from gateway.notify.outbox import Claimed, Message, PermanentFailure
 
 DELIVERED = frozenset({0x0000, 0xB000, 0xB006, 0xB007})  # PS3.4 Table B.2-1
@@ -142,7 +144,7 @@ def make_sender(
                 c.abstract_syntax == sop_class and c.result == 0x00 for c in assoc.accepted_contexts
             ):
                 raise PermanentFailure(f"{item.target} does not accept {sop_class} in {syntax}")
-            status = assoc.send_c_store(dcmread(path))
+            status = dicomscu.send_c_store(assoc, dcmread(path))
             if not status or "Status" not in status:
                 raise RuntimeError("no C-STORE response (association aborted or timed out)")
             code = int(status.Status)

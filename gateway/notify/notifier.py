@@ -103,7 +103,7 @@ class Notifier:
         self.dispatcher.stop()
 
     def health(self) -> dict[str, Any]:
-        """Outbox rows per kind and state, for ``/health`` (and a future ``/metrics``)."""
+        """Outbox rows per kind and state, for ``/health`` (``/metrics`` reads them as well)."""
         try:
             return {"outbox": self.outbox.counts()}
         except Exception as exc:  # the database being away must not break /health

@@ -215,7 +215,9 @@ class Dispatcher:
 
     Rows of one claim are sent in parallel (``parallel`` threads; one row per sequence key per
     claim, so a sequence stays in order); another claim follows at once when the last one
-    found work, else after ``poll_seconds`` or a :meth:`wake`.
+    found work, else after ``poll_seconds`` or a :meth:`wake`. Each attempt's outcome
+    (``delivered``, ``retried``, ``failed``) is told to the ``observers`` with the row's kind
+    (the metrics' ``xdsi_outbox_deliveries_total``).
     """
 
     def __init__(
@@ -234,6 +236,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self.observers: list[Callable[[str, str], None]] = []  # (kind, outcome)
 
     def start(self) -> None:
         """Start the thread (idempotent)."""
@@ -292,6 +295,7 @@ class Dispatcher:
         except PermanentFailure as exc:
             log.error("%s #%d to %s refused for good: %s", item.kind, item.id, item.target, exc)
             self.outbox.failed(item, str(exc))
+            self._tell(item.kind, "failed")
         except Exception as exc:
             reason = str(exc) or type(exc).__name__
             delay = self.outbox.retry(item, reason)
@@ -304,6 +308,15 @@ class Dispatcher:
                 reason,
                 delay,
             )
+            self._tell(item.kind, "retried")
         else:
             self.outbox.sent(item)
             log.info("%s #%d delivered to %s", item.kind, item.id, item.target)
+            self._tell(item.kind, "delivered")
+
+    def _tell(self, kind: str, outcome: str) -> None:
+        for observer in self.observers:
+            try:
+                observer(kind, outcome)
+            except Exception:  # an observer never breaks a delivery
+                log.debug("outbox observer failed", exc_info=True)

@@ -7,7 +7,10 @@ messages answered); ``xdsi_dicom_associations_total{outcome}`` (``released``, ``
 ``refused`` by the access rules). Read from the gateway database and the audit queue at each
 scrape (so every worker reports the same totals): ``xdsi_patients``, ``xdsi_documents``,
 ``xdsi_studies``, ``xdsi_instances_stored``, ``xdsi_manifests_published``,
-``xdsi_audit_queue_depth``.
+``xdsi_audit_queue_depth``, and the durable outbox of ``gateway.notify`` (issue 21: webhooks,
+DSUB notifications, DICOM forwarding, XDR pushes and imports): ``xdsi_outbox_rows{kind,state}``.
+Counted by the outbox's dispatcher as it sends: ``xdsi_outbox_deliveries_total{kind,outcome}``
+(``delivered``, ``retried`` after a failed attempt, ``failed`` for good).
 
 Under ``serve --workers N`` the library's multiprocess mode is used: the supervisor makes a
 fresh folder per run (:func:`prepare_multiprocess_dir`, cleaned at start) and names it in
@@ -19,13 +22,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-Gauges = Callable[[], Mapping[str, float]]  # name -> value, read at each scrape
+# A gauge with labels: (labels, value) per sample.
+Labeled = Sequence[tuple[Mapping[str, str], float]]
+Gauges = Callable[[], Mapping[str, float | Labeled]]  # name -> value(s), read at each scrape
 GAUGE_HELP = {
     "xdsi_patients": "Patients known to the registry",
     "xdsi_documents": "DocumentEntries in the registry",
@@ -33,6 +38,7 @@ GAUGE_HELP = {
     "xdsi_instances_stored": "DICOM instances stored by the imaging document source",
     "xdsi_manifests_published": "Studies whose KOS manifest was published (RAD-68)",
     "xdsi_audit_queue_depth": "Audit records stored and not yet delivered",
+    "xdsi_outbox_rows": "Rows of the notification outbox (gateway.notify), by kind and state",
 }
 
 
@@ -93,7 +99,21 @@ class Metrics:
             ["outcome"],
             registry=self._own,
         )
+        self.deliveries = Counter(
+            "xdsi_outbox_deliveries",
+            "Outbox delivery attempts (gateway.notify), by kind and outcome: delivered, "
+            "retried, failed",
+            ["kind", "outcome"],
+            registry=self._own,
+        )
         self._gauges = gauges
+
+    def delivery(self, kind: str, outcome: str) -> None:
+        """Count one outbox delivery attempt (an observer of ``gateway.notify``'s dispatcher)."""
+        try:
+            self.deliveries.labels(kind, outcome).inc()
+        except Exception:  # metrics never break a delivery
+            pass
 
     def observe(self, transaction: str | None, outcome: str, seconds: float) -> None:
         """Count one answered request."""
@@ -181,4 +201,11 @@ class _GaugeCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         for name, value in self._read().items():
-            yield GaugeMetricFamily(name, GAUGE_HELP.get(name, name), value=value)
+            if isinstance(value, int | float):
+                yield GaugeMetricFamily(name, GAUGE_HELP.get(name, name), value=value)
+                continue
+            names = sorted({label for labels, _ in value for label in labels})
+            family = GaugeMetricFamily(name, GAUGE_HELP.get(name, name), labels=names)
+            for labels, sample in value:
+                family.add_metric([labels.get(n, "") for n in names], sample)
+            yield family

@@ -51,6 +51,20 @@ class Downloaded:
     mime_type: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboxRow:
+    """One submission received by the XDR Document Recipient (``gateway.notify.xdr``)."""
+
+    id: int
+    received_at: float
+    state: str  # received, accepting, accepted, failed
+    sender: str  # the SubmissionSet's sourceId
+    patient_id: str
+    documents: int
+    studies: tuple[str, ...]
+    error: str = ""
+
+
 @dataclass(slots=True, kw_only=True)
 class Backends:
     """The actors as the pages see them (each None when this process does not run it).
@@ -69,7 +83,10 @@ class Backends:
       ``/thumbnail`` (DICOM PS3.18 §10.4.1.1.3);
     - ``audit_query(operator, host, query_id, text, patient_ids)`` and
       ``audit_patient(operator, host, patient_ids, study_uids)``: the audit records
-      (DICOM PS3.15 A.5.3.10 Query, A.5.3.14 Patient Record).
+      (DICOM PS3.15 A.5.3.10 Query, A.5.3.14 Patient Record);
+    - ``inbox()``: the XDR inbox (RAD TF-1 §18 XDR-I), None when this process has no Document
+      Recipient; ``inbox_accept(id)``: queue an entry's import as ``xdsi-gateway inbox accept``
+      does (the outbox row's id, None when the entry is not in a state to accept).
     """
 
     actors: Callable[[], Mapping[str, str]] = dict
@@ -84,3 +101,5 @@ class Backends:
     rendered: WsgiApp | None = None
     audit_query: Callable[[str, str | None, str, str, Sequence[str]], None] = lambda *_args: None
     audit_patient: Callable[[str, str | None, Sequence[str], Sequence[str]], None] = _nothing
+    inbox: Callable[[], Sequence[InboxRow]] | None = None
+    inbox_accept: Callable[[int], int | None] | None = None

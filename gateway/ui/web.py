@@ -24,7 +24,7 @@ import mimetypes
 import re
 import secrets
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from http.cookies import CookieError, SimpleCookie
 from importlib import resources
 from pathlib import Path
@@ -214,7 +214,12 @@ class UiApplication:
         if method == "POST":
             if parts == ["logout"]:
                 return self._logout(environ, start)
-            raise Reply("405 Method Not Allowed", "only /ui/login and /ui/logout take POST")
+            if len(parts) == 3 and (parts[0], parts[2]) == ("inbox", "accept"):
+                return self._inbox_accept(environ, operator, parts[1])
+            raise Reply(
+                "405 Method Not Allowed",
+                "only /ui/login, /ui/logout and /ui/inbox/ID/accept take POST",
+            )
         if method not in ("GET", "HEAD"):
             raise Reply("405 Method Not Allowed", f"{method} is not supported here")
         params = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
@@ -222,6 +227,7 @@ class UiApplication:
             "operator": operator,
             "csrf": self._csrf(environ),
             "open": self.open_access,
+            "has_inbox": self.backends.inbox is not None,
         }
         if not parts:
             return self._page(start, "dashboard.html", **page, **self._dashboard())
@@ -238,6 +244,8 @@ class UiApplication:
             and parts[6] in ("thumbnail", "rendered")
         ):
             return self._image(environ, start, [_uid(p) for p in parts[1:6:2]], parts[6])
+        if parts == ["inbox"]:
+            return self._inbox(environ, start, page)
         if parts[0] == "documents" and len(parts) in (2, 3):
             return self._document(environ, start, page, parts[1], download=len(parts) == 3)
         raise Reply("404 Not Found", "no page at this address")
@@ -266,6 +274,13 @@ class UiApplication:
     def _csrf(self, environ: dict[str, Any]) -> str:
         token = self._cookies(environ).get(sessions.COOKIE)
         return self.signer.csrf(token) if token else ""
+
+    def _form_binding(self, environ: dict[str, Any]) -> str | None:
+        """What the CSRF token of a data-changing form is bound to: the session cookie, or on an
+        open (loopback, no accounts) UI the pre-login cookie (SameSite=Strict, so another site's
+        page cannot post with it)."""
+        name = sessions.PRE_COOKIE if self.open_access else sessions.COOKIE
+        return self._cookies(environ).get(name)
 
     def _login(
         self, environ: dict[str, Any], start: StartResponse, method: str, exchange: Exchange
@@ -423,6 +438,56 @@ class UiApplication:
             others=others,
             describe=_describe,
         )
+
+    def _inbox(
+        self, environ: dict[str, Any], start: StartResponse, page: dict[str, Any]
+    ) -> Iterable[bytes]:
+        """The XDR inbox (RAD TF-1 §18 XDR-I, ITI TF-2b §3.41): the submissions the Document
+        Recipient received, with an Accept button for those not yet imported. Audited as a
+        Patient Record read (DICOM PS3.15 A.5.3.14) of the patients listed."""
+        if self.backends.inbox is None:
+            raise Reply("404 Not Found", "this gateway has no XDR Document Recipient")
+        headers: list[tuple[str, str]] = []
+        binding = self._form_binding(environ)
+        if self.open_access and not binding:
+            binding = secrets.token_urlsafe(24)
+            headers.append(
+                ("Set-Cookie", sessions.cookie(sessions.PRE_COOKIE, binding, secure=self.secure))
+            )
+        rows = [  # an import's error may name the patient: masked like the column
+            replace(r, error=r.error.replace(r.patient_id, self.show_id(r.patient_id)))
+            if self.mask_ids and r.patient_id and r.error
+            else r
+            for r in self.backends.inbox()
+        ]
+        pids = sorted({r.patient_id for r in rows if r.patient_id})
+        studies = sorted({uid for r in rows for uid in r.studies})
+        if rows:
+            self.backends.audit_patient(page["operator"], environ.get("REMOTE_ADDR"), pids, studies)
+        return self._page(
+            start,
+            "inbox.html",
+            headers=headers,
+            **{**page, "csrf": self.signer.csrf(binding) if binding else ""},
+            rows=rows,
+            acceptable=("received", "failed"),
+            can_accept=self.backends.inbox_accept is not None,
+        )
+
+    def _inbox_accept(self, environ: dict[str, Any], operator: str, text: str) -> Iterable[bytes]:
+        """``POST /ui/inbox/ID/accept`` (CSRF-checked): queue the import of an inbox entry, as
+        ``xdsi-gateway inbox accept ID`` does; back to the inbox page."""
+        if not self.signer.csrf_ok(self._form_binding(environ), _form(environ).get("csrf")):
+            raise Reply("403 Forbidden", "the form's CSRF token is missing or wrong")
+        if self.backends.inbox_accept is None:
+            raise Reply("404 Not Found", "this gateway has no XDR Document Recipient")
+        if not text.isdigit() or len(text) > 18:
+            raise Reply("404 Not Found", "no such inbox entry")
+        row = self.backends.inbox_accept(int(text))
+        if row is None:
+            raise Reply("409 Conflict", f"inbox entry {text} does not exist or is not to accept")
+        log.info("UI: %s accepted inbox entry %s (outbox row %d)", operator, text, row)
+        raise Reply("303 See Other", headers=[("Location", self._url(environ, "/inbox"))])
 
     def _series(self, study_uid: str) -> list[SeriesView]:
         if self.backends.series_of is None:

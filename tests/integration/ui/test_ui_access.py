@@ -42,7 +42,7 @@ def gateway(tmp_path: Path) -> Any:
 
 
 def _routes(gw: Gateway, cx: str, study: str) -> list[str]:
-    """Every route of /ui with real values: pages, images, document and its download."""
+    """Every route of /ui with real values: pages, images, document and its download, inbox."""
     assert gw.stored_queries is not None and gw.imaging is not None
     series = {}
     for record in gw.imaging.index.instances_of_study(study):
@@ -65,6 +65,7 @@ def _routes(gw: Gateway, cx: str, study: str) -> list[str]:
         *images,
         f"/ui/documents/{uuid}",
         f"/ui/documents/{uuid}/download",
+        "/ui/inbox",
         "/ui/nowhere",
     ]
 
@@ -120,7 +121,7 @@ def test_every_route_refuses_without_login_and_static_is_public(
             assert not answer.headers.get("Content-Type", "").startswith("image/"), route
             if answer.status_code == 303:
                 assert answer.headers["Location"].startswith("/ui/login?next="), route
-        for route in ("/ui/logout", "/ui/patients"):  # posts too
+        for route in ("/ui/logout", "/ui/patients", "/ui/inbox/1/accept"):  # posts too
             answer = requests.post(base + route, cookies=cookies, allow_redirects=False, timeout=30)
             assert answer.status_code == 401, route
     for name, media in (

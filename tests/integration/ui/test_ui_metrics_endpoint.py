@@ -5,7 +5,9 @@ mode, PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.app import Gateway
 from gateway.demo import send_files
 from gateway.imaging import synthetic
+from gateway.notify.outbox import Message
 from tests.integration.repository.serve_process import ServeProcess
 from tests.integration.ui.conftest import DOMAIN, feed, publish_study, start_gateway, wait_for
 
@@ -111,3 +114,59 @@ def test_metrics_of_two_workers_are_summed(tmp_path: Path, postgres_database_url
         assert len(writers) >= 2, writers  # both workers counted
     finally:
         process.stop()
+
+
+def test_outbox_rows_and_deliveries_move_with_traffic(tmp_path: Path) -> None:
+    """Issue 21 "visible in metrics": a forward rule to a port where nothing listens leaves
+    its rows pending (retried); a push of a study by XDR-I to this gateway's own Document
+    Recipient is delivered."""
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    rules = json.dumps([{"destination": f"NOBODY@127.0.0.1:{dead}"}])
+    gw = start_gateway(
+        tmp_path,
+        XDSI_IMAGING_SOURCE_FORWARD=rules,
+        XDSI_NOTIFY_RETRY_INITIAL_SECONDS="1",
+        XDSI_NOTIFY_RETRY_MAX_SECONDS="1",
+    )
+    try:
+        base = gw.base_url
+        before = scrape(base)
+        pending = {"kind": "forward", "state": "pending"}
+        assert ("xdsi_outbox_rows", tuple(sorted(pending.items()))) in before  # zero, listed
+        assert value(before, "xdsi_outbox_rows", **pending) == 0
+        feed(gw, "UI-0400")
+        study = publish_study(gw, tmp_path / "study", "UI-0400", ct=0)  # loaded: not forwarded
+        spec = synthetic.StudySpec(patient_id="UI-0400", issuer_oid=DOMAIN)
+        paths = synthetic.write_study(synthetic.make_study(spec), tmp_path / "sent")
+        assert gw.imaging is not None
+        host, port = gw.imaging.address
+        ae = gw.settings.imaging_source.ae_title
+        assert send_files((ae, host, port), paths) == len(paths)  # C-STORE: forwarded
+        assert value(scrape(base), "xdsi_outbox_rows", **pending) == len(paths)
+        retried = {"kind": "forward", "outcome": "retried"}
+        wait_for(lambda: value(scrape(base), "xdsi_outbox_deliveries_total", **retried) >= 2)
+
+        assert gw.notifier is not None
+        gw.notifier.outbox.add([Message("xdr", base + "/xdr/recipient", {"study": study})])
+        gw.notifier.dispatcher.wake()
+        sent = {"kind": "xdr", "state": "sent"}
+
+        def pushed() -> dict[Any, float] | None:
+            got = scrape(base)
+            return got if value(got, "xdsi_outbox_rows", **sent) else None
+
+        after = wait_for(pushed)
+        assert (
+            value(after, "xdsi_outbox_rows", **sent)
+            == value(before, "xdsi_outbox_rows", **sent) + 1
+        )
+        delivered = {"kind": "xdr", "outcome": "delivered"}
+        assert value(after, "xdsi_outbox_deliveries_total", **delivered) == 1
+        assert value(after, "xdsi_outbox_rows", **pending) == len(paths)  # nobody listens yet
+        assert (
+            value(after, "xdsi_outbox_deliveries_total", kind="forward", outcome="delivered") == 0
+        )
+    finally:
+        gw.stop()

@@ -33,6 +33,26 @@ def test_counts_and_gauges(monkeypatch: pytest.MonkeyPatch) -> None:
     assert got[("xdsi_documents", ())] == 7 and got[("xdsi_audit_queue_depth", ())] == 2
 
 
+def test_labeled_gauges_and_outbox_deliveries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV, raising=False)
+    rows = [
+        ({"kind": "forward", "state": "pending"}, 3.0),
+        ({"kind": "webhook", "state": "sent"}, 5.0),
+    ]
+    metrics = Metrics(gauges=lambda: {"xdsi_outbox_rows": rows, "xdsi_documents": 1})
+    metrics.delivery("forward", "retried")
+    metrics.delivery("forward", "retried")
+    metrics.delivery("webhook", "delivered")
+    got = samples(metrics)
+    assert got[("xdsi_outbox_rows", (("kind", "forward"), ("state", "pending")))] == 3
+    assert got[("xdsi_outbox_rows", (("kind", "webhook"), ("state", "sent")))] == 5
+    retried = (("kind", "forward"), ("outcome", "retried"))
+    assert got[("xdsi_outbox_deliveries_total", retried)] == 2
+    delivered = (("kind", "webhook"), ("outcome", "delivered"))
+    assert got[("xdsi_outbox_deliveries_total", delivered)] == 1
+    assert ("xdsi_outbox_deliveries_total", (("kind", "webhook"), ("outcome", "failed"))) not in got
+
+
 def test_multiprocess_folder_is_fresh_per_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

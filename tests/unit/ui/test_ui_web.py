@@ -4,12 +4,13 @@ security headers, refusal pages."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
 from gateway.metadata.model import DocumentEntry
 from gateway.mount import Exchange
-from gateway.ui.ports import Backends
+from gateway.ui.ports import Backends, InboxRow
 from gateway.ui.web import UiApplication, mask, study_uid_of
 
 
@@ -89,3 +90,61 @@ def test_bad_uids_and_unknown_paths(tmp_path: Path) -> None:
     assert call(app(tmp_path), "/nothing/here")[0].startswith("404")
     assert call(app(tmp_path), "/static/..%2fweb.py")[0].startswith("404")
     assert call(app(tmp_path), "/", method="DELETE")[0].startswith("405")
+
+
+def test_inbox_masks_ids_and_accept_needs_the_csrf_token(tmp_path: Path) -> None:
+    pid = "77001^^^&1.2.3&ISO"
+    rows = [
+        InboxRow(
+            id=4,
+            received_at=0.0,
+            state="failed",
+            sender="1.2.3.4",
+            patient_id=pid,
+            documents=1,
+            studies=("1.2.840.5",),
+            error=f"patient {pid} unknown",
+        )
+    ]
+    accepted: list[int] = []
+
+    def accept(entry_id: int) -> int | None:
+        accepted.append(entry_id)
+        return 99 if entry_id == 4 else None
+
+    ui = UiApplication(
+        Backends(inbox=lambda: rows, inbox_accept=accept),
+        journal=None,
+        accounts_file=None,
+        open_access=True,
+        key=b"k" * 32,
+        mask_patient_ids=True,
+    )
+    assert 'href="/ui/inbox"' in call(ui, "/")[2]  # in the navigation
+    status, headers, body = call(ui, "/inbox")
+    assert status.startswith("200")
+    assert "77001" not in body and "7***^^^&amp;1.2.3&amp;ISO" in body and "1.2.3.4" in body
+    pre = headers["Set-Cookie"].split(";")[0]  # open UI: the form is bound to this cookie
+    token = re.search(r'name="csrf" value="([^"]+)"', body)
+    assert token is not None and 'action="/ui/inbox/4/accept"' in body
+
+    def post(entry: str, cookie: str, csrf: str) -> str:
+        form = f"csrf={csrf}".encode()
+        return call(
+            ui,
+            f"/inbox/{entry}/accept",
+            "POST",
+            HTTP_COOKIE=cookie,
+            CONTENT_LENGTH=str(len(form)),
+            **{"wsgi.input": io.BytesIO(form)},
+        )[0]
+
+    assert post("4", "", token.group(1)).startswith("403")  # no cookie: a forged post
+    assert post("4", pre, "wrong").startswith("403")
+    assert accepted == []
+    assert post("4", pre, token.group(1)).startswith("303")
+    assert post("5", pre, token.group(1)).startswith("409")
+    assert accepted == [4, 5]
+    without = app(tmp_path)  # no Document Recipient in this process
+    assert call(without, "/inbox")[0].startswith("404")
+    assert 'href="/ui/inbox"' not in call(without, "/")[2]
