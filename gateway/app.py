@@ -292,8 +292,14 @@ class Gateway:
             index = self.imaging.index
 
             def study_patient(uid: str) -> str | None:
+                """The patient of the study's manifest as the registry has it now (ITI-57 may
+                have moved it), else as the imaging source published it."""
                 study = index.study(uid)
-                return study.patient_id if study is not None else None
+                if study is None:
+                    return None
+                manifest = study.manifest_sop_instance_uid  # the manifest's uniqueId
+                owner = view.documents([manifest]).get(manifest) if manifest else None
+                return owner.patient_id if owner is not None else study.patient_id
 
             retriever = self.imaging.retriever
             retriever.retrieve = guard.guard_imaging(  # type: ignore[method-assign,assignment]
