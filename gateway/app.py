@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from gateway.notify.notifier import Notifier
     from gateway.registry.iti18 import StoredQueries
     from gateway.registry.iti42 import Registry
+    from gateway.registry.update import MetadataUpdater
     from gateway.repository.actor import Repository
     from gateway.ui.journal import Journal
     from gateway.ui.metrics import Metrics
@@ -79,6 +80,7 @@ class Gateway:
         self._started = False
         self.registry: Registry | None = None
         self.stored_queries: StoredQueries | None = None
+        self.metadata_updater: MetadataUpdater | None = None  # ITI-57 (registry operations)
         self.mllp: MLLPServer | None = None
         self.repository: Repository | None = None
         self.imaging: ImagingSource | None = None
@@ -290,8 +292,14 @@ class Gateway:
             index = self.imaging.index
 
             def study_patient(uid: str) -> str | None:
+                """The patient of the study's manifest as the registry has it now (ITI-57 may
+                have moved it), else as the imaging source published it."""
                 study = index.study(uid)
-                return study.patient_id if study is not None else None
+                if study is None:
+                    return None
+                manifest = study.manifest_sop_instance_uid  # the manifest's uniqueId
+                owner = view.documents([manifest]).get(manifest) if manifest else None
+                return owner.patient_id if owner is not None else study.patient_id
 
             retriever = self.imaging.retriever
             retriever.retrieve = guard.guard_imaging(  # type: ignore[method-assign,assignment]
@@ -694,6 +702,7 @@ class Gateway:
             registry.db, code_set=registry.code_set, clock=registry.clock
         )
         registry_update.bind(endpoint, updater)
+        self.metadata_updater = updater  # the imaging source's IOCM deprecations (ITI-57)
         registry_remove.bind(endpoint, registry_remove.MetadataRemover(registry.db))
 
     def _audited_feed(self, handler: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
@@ -809,22 +818,43 @@ class Gateway:
         endpoint.bind(tx.RAD_69, self.imaging.rad69_handler())
         self._ready["imaging_source"] = False
 
-    def _deprecate_manifest(self) -> Callable[[str], None] | None:
+    def _deprecate_manifest(self) -> Callable[[str, str], None] | None:
         """IOCM: how the imaging source deprecates a manifest whose instances were all rejected:
-        the registry of this process, through its narrow in-process interface
-        (``gateway.registry.availability``; ITI-57 UpdateAvailabilityStatus is its wire form).
-        None when the registry is elsewhere."""
+        ITI-57 Update Document Set with an UpdateAvailabilityStatus association
+        (``gateway.imaging.withdrawal``), sent to the registry that holds the manifests:
+        ``imaging_source.registry_url``; else ``repository.registry_url`` when the repository
+        of this process registers them; else the registry of this process, through its ITI-57
+        side (same rules as over SOAP). None when none of these is known."""
+        from gateway.imaging.source import manifest_codes
+        from gateway.imaging.withdrawal import (
+            InProcessRegistryUpdater,
+            ManifestDeprecator,
+            RegistryUpdater,
+            SoapRegistryUpdater,
+        )
+
         s = self.settings
-        if self.registry is None or s.repository.registry_url or s.imaging_source.repository_url:
-            return None  # the manifests are registered elsewhere
-        from gateway.registry.availability import deprecate_document
+        url = s.imaging_source.registry_url
+        if not url and not s.imaging_source.repository_url:
+            url = s.repository.registry_url
+        registry: RegistryUpdater
+        if url:
+            registry = SoapRegistryUpdater(
+                url, timeout=REGISTRY_TIMEOUT, session_factory=self._session_factory
+            )
+        elif self.metadata_updater is not None and not s.imaging_source.repository_url:
+            from gateway.registry.update import update_in_process
 
-        db = self.registry.db
-
-        def deprecate(entry_uuid: str) -> None:
-            deprecate_document(db, entry_uuid)
-
-        return deprecate
+            registry = InProcessRegistryUpdater(partial(update_in_process, self.metadata_updater))
+        else:
+            return None  # the manifests are registered by a repository elsewhere
+        section = s.imaging_source
+        return ManifestDeprecator(
+            registry,
+            source_id=section.source_id or section.unique_id,
+            content_type_code=manifest_codes(section).content_type_code,
+            trail=self.audit if s.audit.enabled else None,
+        )
 
     def _bind_dicomweb(self) -> None:
         """DICOMweb (QIDO-RS, WADO-RS, STOW-RS) at /dicomweb over the imaging source."""

@@ -100,6 +100,9 @@ class ImagingSourceSettings:
     ae_title: str = "XDSI_SOURCE"
     dicom_port: int = 11112
     repository_url: str = ""  # empty = the repository of this process
+    # ITI-57 endpoint of the registry of the manifests (IOCM deprecation); empty =
+    # repository.registry_url when the repository is in this process, else this process's registry
+    registry_url: str = ""
     study_idle_seconds: int = 30
     publish_parallel: int = 4  # manifests of different studies sent at once (RAD-68)
     host: str = "127.0.0.1"  # DICOM listener address

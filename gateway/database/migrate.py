@@ -80,5 +80,6 @@ def target_metadata() -> list[MetaData]:
     from gateway.notify.schema import metadata as notify
     from gateway.registry.schema import metadata as registry
     from gateway.repository.schema import metadata as repository
+    from gateway.ui.journal import metadata as ui
 
-    return [registry, repository, imaging, leases, dicomweb, notify, rejection]
+    return [registry, repository, imaging, leases, dicomweb, ui, notify, rejection]

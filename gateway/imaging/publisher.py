@@ -121,7 +121,7 @@ class Publisher:
         domain_lookup: DomainLookup | None = None,
         observers: Sequence[Callable[[PublishResult], None]] = (),
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        deprecate: Callable[[str], None] | None = None,
+        deprecate: Callable[[str, str], None] | None = None,
     ) -> None:
         if config.parallel < 1:
             raise ValueError("imaging_source.publish_parallel must be at least 1")
@@ -130,9 +130,10 @@ class Publisher:
         self.domain_lookup = domain_lookup
         self.observers = list(observers)
         self.now = now
-        # Sets a registered manifest (by entryUUID) to Deprecated when every instance of its
-        # study was rejected (IOCM; in XDS: ITI-57 UpdateAvailabilityStatus). None: such a study
-        # fails to publish, saying why, and is retried.
+        # Sets a registered manifest (entryUUID, patient id) to Deprecated when every instance
+        # of its study was rejected (IOCM: ITI-57 UpdateAvailabilityStatus,
+        # gateway.imaging.withdrawal; raises PublishError when it could not). None: such a
+        # study fails to publish, saying why, and is retried.
         self.deprecate = deprecate
         self.delivery = Delivery(
             index=index, repository=repository, retry_seconds=config.retry_seconds
@@ -280,9 +281,9 @@ class Publisher:
             if self.deprecate is None:
                 raise rad68.PublishError(
                     f"every instance of study {uid} was rejected, but this imaging source has "
-                    "no way to deprecate its manifest (no registry in this process)"
+                    "no registry to deprecate its manifest in (imaging_source.registry_url)"
                 )
-            self.deprecate(entry)
+            self.deprecate(entry, claim.patient_id or "")
             log.info("study %s: every instance rejected, manifest %s deprecated", uid, entry)
         self.index.mark_withdrawn(uid)
         return PublishResult(

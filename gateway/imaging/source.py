@@ -101,7 +101,7 @@ class ImagingSource:
         dicom_security: Any | None = None,
         transfer_syntax_order: Sequence[str] = (),
         wado_rs_root: str = "",
-        deprecate_manifest: Callable[[str], None] | None = None,
+        deprecate_manifest: Callable[[str, str], None] | None = None,
     ) -> None:
         self.unique_id = unique_id
         self.study_idle_seconds = study_idle_seconds

@@ -3,21 +3,30 @@
 - :meth:`ConsentView.owners`: for registry objects (DocumentEntry, SubmissionSet, Folder) by id,
   their patient, the sourceId of the SubmissionSet that registered them (who published them) and
   whether they are BPPC consent documents;
-- :meth:`ConsentView.documents`: the same for DocumentEntries by uniqueId (ITI-43 retrievals);
+- :meth:`ConsentView.documents`: the same for DocumentEntries by uniqueId (ITI-43 retrievals),
+  of the latest version;
 - :meth:`ConsentView.consents`: a patient's Approved BPPC consent documents with the policy OIDs
   of their eventCodeList, newest first.
 
 BPPC consent documents are those with formatCode ``urn:ihe:iti:bppc:2007`` or
 ``urn:ihe:iti:bppc-sd:2007`` (ITI TF-3 §5.1.2.3.x, BPPC content; ITI TF-1 §19.2.2); their
 eventCodeList carries the policy OIDs the patient acknowledged (ITI TF-3 §5.1.2.4.x).
+
+Registry operations change what these say, as they change every query: a version made by ITI-57
+(a consent document or a report moved to another patient) is the object's patient from then on,
+the previous version being Deprecated (ITI TF-2b §3.57; a Deprecated consent document no longer
+counts); an object ITI-62 removed is gone, its consent with it. Who published an object stays
+the sourceId of the SubmissionSet that registered its first version: a correction sent with
+ITI-57 by someone else (a registry operator) does not take the document from its publisher.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gateway.metadata import vocabulary as v
 from gateway.registry.database import Database
@@ -52,6 +61,18 @@ def _chunks(values: Sequence[str]) -> Iterable[list[str]]:
         yield list(values[start : start + _CHUNK])
 
 
+def _entries_with_publisher() -> Any:
+    """DocumentEntries joined with the SubmissionSet that registered their first version (the
+    publisher), or their own when that version is gone."""
+    de, ss = document_entry.c, submission_set.c
+    first = document_entry.alias("first_version")
+    return document_entry.outerjoin(
+        first, (first.c.logical_id == de.logical_id) & (first.c.version == 1)
+    ).outerjoin(
+        submission_set, ss.id == func.coalesce(first.c.submission_set_id, de.submission_set_id)
+    )
+
+
 class ConsentView:
     """Read-only look-ups over the registry's tables for ``gateway.consent``."""
 
@@ -63,13 +84,12 @@ class ConsentView:
         wanted = sorted(set(ids))
         found: dict[str, Owner] = {}
         de, ss, fd, a = document_entry.c, submission_set.c, folder.c, association.c
+        first_fd = folder.alias("first_folder")
         with self.db.read() as conn:
             for chunk in _chunks(wanted):
                 rows = conn.execute(
                     select(de.id, de.patient_id, de.format_code, ss.source_id)
-                    .select_from(
-                        document_entry.outerjoin(submission_set, ss.id == de.submission_set_id)
-                    )
+                    .select_from(_entries_with_publisher())
                     .where(de.id.in_(chunk))
                 ).all()
                 for row in rows:
@@ -86,11 +106,16 @@ class ConsentView:
                     select(fd.id, fd.patient_id, ss.source_id)
                     .select_from(
                         folder.outerjoin(
+                            first_fd,
+                            (first_fd.c.logical_id == fd.logical_id) & (first_fd.c.version == 1),
+                        )
+                        .outerjoin(
                             association,
-                            (a.target_id == fd.id)
+                            (a.target_id == func.coalesce(first_fd.c.id, fd.id))
                             & (a.association_type == str(v.HAS_MEMBER))
                             & (a.submission_set_status == "Original"),
-                        ).outerjoin(submission_set, ss.id == a.source_id)
+                        )
+                        .outerjoin(submission_set, ss.id == a.source_id)
                     )
                     .where(fd.id.in_(chunk))
                 ).all()
@@ -101,7 +126,8 @@ class ConsentView:
         return found
 
     def documents(self, unique_ids: Iterable[str]) -> dict[str, Owner]:
-        """DocumentEntries by uniqueId (every version: the most restrictive owner is the same)."""
+        """DocumentEntries by uniqueId, as their latest version says (the versions of one
+        document share its uniqueId; ITI-57 may have moved it to another patient)."""
         wanted = sorted(set(unique_ids))
         found: dict[str, Owner] = {}
         de, ss = document_entry.c, submission_set.c
@@ -109,10 +135,9 @@ class ConsentView:
             for chunk in _chunks(wanted):
                 rows = conn.execute(
                     select(de.unique_id, de.patient_id, de.format_code, ss.source_id)
-                    .select_from(
-                        document_entry.outerjoin(submission_set, ss.id == de.submission_set_id)
-                    )
+                    .select_from(_entries_with_publisher())
                     .where(de.unique_id.in_(chunk))
+                    .order_by(de.version)  # the latest version is read last and stays
                 ).all()
                 for row in rows:
                     found[row.unique_id] = Owner(

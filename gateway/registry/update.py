@@ -65,7 +65,7 @@ from gateway.metadata import vocabulary as v
 from gateway.metadata.codes import CodeSet
 from gateway.metadata.datatypes import format_dtm
 from gateway.metadata.model import Association, DocumentEntry, Folder, Submission
-from gateway.metadata.retrieve import build_registry_response, status_for
+from gateway.metadata.retrieve import build_registry_response, failure_body, status_for
 from gateway.metadata.validate import ITI_42 as ITI_42_RULES
 from gateway.metadata.validate import Rules, assign_uuids, validate_submission
 from gateway.registry import rows
@@ -83,7 +83,7 @@ from gateway.registry.schema import (
 )
 from gateway.registry.store import busy_as_xds
 from gateway.soap.dispatch import Context, Endpoint
-from gateway.soap.message import SoapRequest, SoapResponse
+from gateway.soap.message import Element, SoapRequest, SoapResponse
 from gateway.soap.transactions import ITI_57
 
 TRANSACTION = ITI_57
@@ -833,6 +833,20 @@ def _set_status(conn: Connection, table: Table, object_id: str, original: str, n
     )
     if changed.rowcount != 1:
         raise XDSRegistryBusy(f"{object_id} changed meanwhile; send the update again")
+
+
+def update_in_process(updater: MetadataUpdater, request: Element) -> Element:
+    """ITI-57 from an actor of this process (the imaging source deprecating a manifest, IOCM):
+    lcm:SubmitObjectsRequest in, rs:RegistryResponse out, XDS errors answered as a Failure
+    RegistryResponse as the SOAP boundary answers them. Same rules as over SOAP.
+
+    Standard: ITI TF-2b §3.57.4.1, §3.57.4.2.
+    """
+    try:
+        updater.update(ebrim.parse_submit_objects_request(request))
+    except XDSError as error:
+        return failure_body(TRANSACTION, [error])
+    return build_registry_response(status_for([]), [])
 
 
 def handle(request: SoapRequest, ctx: Context, *, updater: MetadataUpdater) -> SoapResponse:

@@ -40,6 +40,7 @@ ui_transaction = sa.Table(
     sa.Column("duration_ms", sa.Float, nullable=False),
     sa.Column("error_codes", sa.String(512), nullable=True),
 )
+sa.Index("ix_ui_transaction_at", ui_transaction.c.at)  # migration 0004_ui
 ui_login_attempt = sa.Table(
     "ui_login_attempt",
     metadata,
@@ -48,6 +49,7 @@ ui_login_attempt = sa.Table(
     sa.Column("username", sa.String(128), nullable=False),
     sa.Column("remote", sa.String(64), nullable=True),
 )
+sa.Index("ix_ui_login_attempt_at", ui_login_attempt.c.at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -299,3 +299,65 @@ def test_health_reports_database_and_storage(gateway: Gateway) -> None:
     finally:
         shutil.move(moved, imaging)
     assert health(gateway)[0] == 200
+
+
+def _folder_row(folder_id: str, version: int) -> dict[str, object]:
+    return {
+        "id": folder_id,
+        "logical_id": "urn:uuid:folder-1",
+        "version": version,
+        "unique_id": "1.2.9.1",
+        "patient_id": "P^^^&1.2&ISO",
+        "status": "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved",
+        "seq": version,
+        "body": "{}",
+    }
+
+
+def test_upgrade_from_0003_to_head_and_down_again(db_url: str) -> None:
+    """A deployment at 0003_dicomweb (before issues 18, 21 and 22) upgrades to the head
+    (0004_ui, 0005_notify, 0006_registry_operations, 0007_consent) keeping its rows, and the
+    schema then equals every room's ``schema.py``; the head downgrades back to 0003 (once the
+    Folder versions 0006 allows are gone) and upgrades again."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import delete, inspect
+
+    from gateway.database.migrate import target_metadata
+    from gateway.registry.schema import folder
+
+    def migrate(action: str, revision: str) -> None:
+        with write_transaction(database.engine) as conn:
+            config = alembic_config(db_url)
+            config.attributes["connection"] = conn
+            getattr(command, action)(config, revision)
+
+    database = Database(db_url)
+    try:
+        migrate("upgrade", "0003_dicomweb")
+        with write_transaction(database.engine) as conn:
+            conn.execute(insert(patient).values(patient_id="P^^^&1.2&ISO", updated="20240101"))
+            conn.execute(insert(folder).values(**_folder_row("urn:uuid:folder-1", 1)))
+        added = {"ui_transaction", "notify_outbox", "imaging_rejection_note"}
+        assert not added & set(inspect(database.engine).get_table_names())
+
+        migrate("upgrade", "head")
+        assert database.revision() == HEAD
+        with database.read() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, target_metadata()) == []
+            assert conn.execute(select(patient.c.patient_id)).scalars().all() == ["P^^^&1.2&ISO"]
+            assert conn.execute(select(folder.c.id)).scalars().all() == ["urn:uuid:folder-1"]
+        with write_transaction(database.engine) as conn:  # 0006: versions share the uniqueId
+            conn.execute(insert(folder).values(**_folder_row("urn:uuid:folder-2", 2)))
+            conn.execute(delete(folder).where(folder.c.id == "urn:uuid:folder-2"))
+
+        migrate("downgrade", "0003_dicomweb")
+        assert database.revision() == "0003_dicomweb"
+        assert not added & set(inspect(database.engine).get_table_names())
+        with database.read() as conn:
+            assert conn.execute(select(folder.c.id)).scalars().all() == ["urn:uuid:folder-1"]
+        migrate("upgrade", "head")
+        assert database.revision() == HEAD
+    finally:
+        database.dispose()

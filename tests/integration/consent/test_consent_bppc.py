@@ -385,3 +385,77 @@ def test_opt_out_hides_the_patient_from_other_organizations_until_an_opt_in(
     assert find(gateway, b, patient) == everything | {opt_out, opt_in}
     assert retrieve_documents(gateway, b, everything, tmp_path)[0] == everything
     assert retrieve_images(gateway, b, paths, tmp_path) == (3, set())
+
+
+def test_a_manifest_moved_by_iti57_is_judged_by_its_new_patients_consent(
+    gateway: Gateway, domain: DomainFiles, tmp_path: Path
+) -> None:
+    """Hospital A's study is published for the wrong patient; A moves the manifest by ITI-57
+    to the right one, who opted out: hospital B's ITI-18 no longer finds it and its RAD-69 is
+    refused (the imaging source asks the registry whose the manifest is now); A keeps both."""
+    import copy
+
+    from gateway.metadata.datatypes import new_uuid_urn
+    from gateway.metadata.ebrim import build_submit_objects_request
+    from gateway.metadata.model import Submission
+    from gateway.soap.transactions import ITI_57
+    from tests.factories import make_has_member, make_submission_set
+
+    a, b = context_of(domain, "hospital-a"), context_of(domain, "hospital-b")
+    host, port = gateway.mllp_address or ("", 0)
+    wrong, right = f"MOVE1^^^&{DOMAIN}&ISO", f"MOVE2^^^&{DOMAIN}&ISO"
+    with MLLPClient(host, port, timeout=10, ssl_context=a) as mllp:
+        for n, pid in enumerate((wrong, right)):
+            adt = (
+                f"MSH|^~\\&|ADT|HOSP|XDS|REGION|20240102101500||ADT^A01^ADT_A01|M{n}|P|2.3.1\r"
+                f"EVN|A01|20240102101500\rPID|||{pid}||Moved^Patient||19700101|F\rPV1||O\r"
+            )
+            assert b"MSA|AA" in mllp.send(adt.encode())
+    spec = synthetic.StudySpec(
+        patient_id="MOVE1",
+        issuer_oid=DOMAIN,
+        series=(synthetic.SeriesSpec(modality="CT", count=2),),
+    )
+    paths = synthetic.write_study(synthetic.make_study(spec), tmp_path / "study")
+    send_study(gateway, a, paths)
+    deadline = time.monotonic() + 60
+    while not find(gateway, a, wrong) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the imaging source publishes after its idle time
+    query_id, slots = build_slots(QueryOptions(patient_id=wrong))
+    client = RegistryQueryClient(gateway.base_url + REGISTRY_PATH, session_factory=session_of(a))
+    [manifest] = [o for o in client.query(query_id, slots).objects if isinstance(o, DocumentEntry)]
+    opt_out = provide(
+        gateway,
+        a,
+        right,
+        b"the patient refuses sharing\n",
+        source_id=A_SOURCE,
+        format_code=BPPC,
+        event_codes=(Code(OPT_OUT, "1.3.6.1.4.1.21367.2017.7", "Opt-out"),),
+    )
+    assert retrieve_images(gateway, b, paths, tmp_path) == (2, set())  # MOVE1 did not opt out
+
+    moved = copy.deepcopy(manifest)
+    moved.entry_uuid, moved.logical_id = new_uuid_urn(), manifest.entry_uuid
+    moved.version = moved.availability_status = None
+    moved.patient_id = right
+    submission_set = make_submission_set(
+        entry_uuid=new_uuid_urn(),
+        unique_id=f"2.25.{time.time_ns()}",
+        patient_id=right,
+        source_id=A_SOURCE,
+    )
+    member = make_has_member(submission_set.entry_uuid, moved.entry_uuid, previous_version="1")
+    member.entry_uuid = new_uuid_urn()
+    request = build_submit_objects_request(
+        Submission(submission_set=submission_set, document_entries=[moved], associations=[member])
+    )
+    answer = SoapClient(gateway.base_url + REGISTRY_PATH, session_factory=session_of(a)).call(
+        ITI_57, request
+    )
+    assert answer.body.get("status", "").endswith(":Success"), etree.tostring(answer.body)
+
+    assert find(gateway, b, right) == {opt_out}
+    assert retrieve_images(gateway, b, paths, tmp_path) == (0, {"XDSDocumentUniqueIdError"})
+    assert find(gateway, a, right) == {opt_out, str(manifest.unique_id)}
+    assert retrieve_images(gateway, a, paths, tmp_path) == (2, set())
