@@ -1453,11 +1453,14 @@ class Gateway:
             self.repository.start()  # the start-up sweep ends before any request is served
         if self.imaging is not None:
             self.imaging.start(listeners.dicom, incoming_dir=self._incoming_folder().path)
+        # Every actor has started: ready before the HTTP server takes its first request, since
+        # under `serve --workers` a replacement worker's own socket (SO_REUSEPORT) may hold
+        # connections the kernel gave it while it was starting; they must not meet a 503.
+        for name in list(self._ready):
+            self._mark_ready(name)
         address = self.http.start(listeners.http)
         if self.notifier is not None:
             self.notifier.start()
-        for name in list(self._ready):
-            self._mark_ready(name)
         self._record_activity(start=True)
         log.info(
             "xdsi-gateway %s ready: actors %s, data in %s",
