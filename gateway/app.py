@@ -559,11 +559,7 @@ class Gateway:
                             )
                         studies.append(study)
             finally:
-                destination.finish()
-                for source in fetcher._sources.values():  # what StudyFetcher.run closes
-                    close = getattr(source, "close", None)
-                    if close is not None:
-                        close()
+                fetcher.close()
             report = imaging.load_directory(folder)
             if report.rejected:
                 raise PermanentFailure(
@@ -610,34 +606,37 @@ class Gateway:
         answer = repository.retrieve(
             [DocumentRequest(repository_unique_id=repository.unique_id, document_unique_id=uid)]
         )
-        if not answer.documents:
-            raise PermanentFailure(f"manifest {uid} is not in the repository")
-        attachment = answer.documents[0].attachment
-        entry = copy.deepcopy(registered)
-        entry.entry_uuid = new_uuid_urn()
-        for name in ("availability_status", "logical_id", "version", "home_community_id"):
-            setattr(entry, name, None)
-        entry.repository_unique_id = None  # the recipient's own business (ITI-41)
-        source = s.imaging_source
-        submission = build_submission(
-            entry,
-            manifest_codes(source),
-            source_id=source.source_id or source.unique_id,
-            submission_set_unique_id=f"2.25.{uuid.uuid4().int}",
-            now=datetime.now(UTC),
-        )
-        request = rad68.build_request(submission, entry.entry_uuid, attachment)
-        client = rad68.SoapRepositoryClient(url, session_factory=self._session_factory)
         try:
-            rad68.send(client, request, attachment)
-        except rad68.PublishOutcomeUnknown:
-            raise  # retried: the same manifest again
-        except rad68.PublishError as exc:
-            if exc.codes:
-                raise PermanentFailure(f"refused: {', '.join(exc.codes)}: {exc}") from exc
-            raise
+            if not answer.documents:
+                raise PermanentFailure(f"manifest {uid} is not in the repository")
+            attachment = answer.documents[0].attachment
+            entry = copy.deepcopy(registered)
+            entry.entry_uuid = new_uuid_urn()
+            for name in ("availability_status", "logical_id", "version", "home_community_id"):
+                setattr(entry, name, None)
+            entry.repository_unique_id = None  # the recipient's own business (ITI-41)
+            source = s.imaging_source
+            submission = build_submission(
+                entry,
+                manifest_codes(source),
+                source_id=source.source_id or source.unique_id,
+                submission_set_unique_id=f"2.25.{uuid.uuid4().int}",
+                now=datetime.now(UTC),
+            )
+            request = rad68.build_request(submission, entry.entry_uuid, attachment)
+            client = rad68.SoapRepositoryClient(url, session_factory=self._session_factory)
+            try:
+                rad68.send(client, request, attachment)
+            except rad68.PublishOutcomeUnknown:
+                raise  # retried: the same manifest again
+            except rad68.PublishError as exc:
+                if exc.codes:
+                    raise PermanentFailure(f"refused: {', '.join(exc.codes)}: {exc}") from exc
+                raise
+            finally:
+                client.close()
         finally:
-            client.close()
+            answer.discard()  # the retrieved manifest's temporary file, if any
         log.info("XDR-I: study %s pushed to %s (manifest %s)", study_uid, url, uid)
 
     def _study_links(self, study_uid: str) -> dict[str, str]:

@@ -247,12 +247,18 @@ class StudyFetcher:
             report.problems.append(str(exc))
         finally:
             report.transient_failure = self._transient_failure
-            report.notes.extend(self.destination.finish())
-            for source in self._sources.values():
-                close = getattr(source, "close", None)
-                if close is not None:
-                    close()
+            report.notes.extend(self.close())
         return report
+
+    def close(self) -> list[str]:
+        """Finish the destination and close the retrieve sources; the destination's notes.
+        :meth:`run` does it at its end; a caller of :meth:`fetch_study` does it itself."""
+        notes = self.destination.finish()
+        for source in self._sources.values():
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+        return notes
 
     # -- one study ------------------------------------------------------------------------------
     def fetch_study(

@@ -40,7 +40,7 @@ from gateway.imaging.rejection import (
     Rejections,
     build_note,
     encode_note,
-    notes_of_study,
+    manifest_instances,
     select_instances,
 )
 from gateway.imaging.retrieve import ImagingRetriever
@@ -273,11 +273,7 @@ class ImagingSource:
         Raises: ValueError (unknown study, nothing matches, unknown reason), InstanceRejected.
         """
         chosen = select_instances(
-            [
-                r
-                for r in self.index.instances_of_study(study_uid)
-                if r.sop_instance_uid not in notes_of_study(self.index.engine, study_uid)
-            ],
+            manifest_instances(self.index, study_uid),  # not the earlier notes themselves
             series=series_uid,
             sop_instances=sop_instance_uids,
         )

@@ -123,7 +123,7 @@ def _await(outbox: Outbox, rows: list[int], wait: float, what: str, out: TextIO)
     """Wait until every row is sent (0), one failed (1) or the time is up (3)."""
     deadline = time.monotonic() + max(0.0, wait)
     while True:
-        states = [outbox.state(row) for row in rows]
+        states = outbox.states(rows)
         if all(state is not None and state[0] == SENT for state in states):
             print(f"{what}: done", file=out)
             return 0

@@ -158,12 +158,6 @@ class Broker:
             )
         return messages
 
-    def active(self) -> int:
-        """How many subscriptions are active (``/health``)."""
-        table = dsub_subscription
-        with self.engine.connect() as conn:
-            return len(conn.execute(select(table.c.id).where(table.c.state == ACTIVE)).all())
-
 
 def make_sender(session_factory: Callable[[], Any] | None = None) -> Callable[[Claimed], None]:
     """The outbox sender of kind ``dsub``: POST the stored ITI-53 envelope (SOAP 1.2 HTTP

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -192,12 +192,18 @@ class Outbox:
 
     def state(self, row_id: int) -> tuple[str, int, str | None] | None:
         """(state, attempts, last error) of one row, or None when there is no such row."""
+        return self.states([row_id])[0]
+
+    def states(self, row_ids: Sequence[int]) -> list[tuple[str, int, str | None] | None]:
+        """(state, attempts, last error) of each row, in one query; None for a missing row."""
         t = notify_outbox
+        query = select(t.c.id, t.c.state, t.c.attempts, t.c.last_error)
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t.c.state, t.c.attempts, t.c.last_error).where(t.c.id == row_id)
-            ).first()
-        return None if row is None else (row.state, row.attempts, row.last_error)
+            found = {
+                row.id: (row.state, row.attempts, row.last_error)
+                for row in conn.execute(query.where(t.c.id.in_(list(row_ids))))
+            }
+        return [found.get(row_id) for row_id in row_ids]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Rows per kind and state (``/health``): ``{"webhook": {"pending": 2, "sent": 7}}``."""

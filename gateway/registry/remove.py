@@ -39,6 +39,7 @@ from gateway.errors import (
 from gateway.metadata import vocabulary as v
 from gateway.metadata.removal import parse_remove_objects_request
 from gateway.metadata.retrieve import build_registry_response, status_for
+from gateway.registry.conflicts import find_objects
 from gateway.registry.database import Database
 from gateway.registry.schema import (
     association,
@@ -165,12 +166,8 @@ class MetadataRemover:
 
 
 def _find(conn: Connection, ids: list[str]) -> dict[str, str]:
-    """entryUUID -> kind for each id the registry holds."""
-    found: dict[str, str] = {}
-    for kind, table in _KINDS:
-        for object_id in conn.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars():
-            found[str(object_id)] = kind
-    return found
+    """entryUUID -> kind for each id the registry holds (the registry's own object lookup)."""
+    return {object_id: found.kind for object_id, found in find_objects(conn, set(ids)).items()}
 
 
 def _model_errors(conn: Connection, gone: set[str]) -> list[XDSError]:

@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode
 from cryptography.fernet import Fernet, InvalidToken
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from gateway.metadata import vocabulary
 from gateway.metadata.model import DocumentEntry
 from gateway.mount import Exchange, exchange_of
 from gateway.ui import accounts, sessions
@@ -44,7 +45,7 @@ log = logging.getLogger("gateway.ui")
 
 StartResponse = Callable[..., Any]
 STUDY_UID_TYPE = "urn:ihe:iti:xds:2016:studyInstanceUID"  # ITI TF-3 §4.2.3.2.28
-FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"  # ITI TF-2 §3.18.4.1.2.3.7.1
+FIND_DOCUMENTS = str(vocabulary.FIND_DOCUMENTS)  # ITI TF-2 §3.18.4.1.2.3.7.1
 PATIENT_SEARCH = "urn:xdsi-gateway:ui:patient-search"
 MAX_FORM_BYTES = 8192
 _UID = re.compile(r"^[0-9]+(\.[0-9]+){0,63}$")
@@ -59,8 +60,8 @@ _SECURITY_HEADERS = [
     ("Referrer-Policy", "no-referrer"),
 ]
 STATUS_WORDS = {
-    "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved": "Approved",
-    "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated": "Deprecated",
+    str(vocabulary.STATUS_APPROVED): "Approved",
+    str(vocabulary.STATUS_DEPRECATED): "Deprecated",
 }
 
 

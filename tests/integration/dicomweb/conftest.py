@@ -5,11 +5,9 @@ put studies into it and wait for their publication."""
 from __future__ import annotations
 
 import dataclasses
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,7 +15,7 @@ from gateway.app import Gateway
 from gateway.config import load_settings
 from gateway.hl7.mllp import send_messages
 from gateway.imaging import synthetic
-from gateway.imaging.index import PUBLISHED
+from tests.support.waiting import published, wait_for  # noqa: F401 (used by the tests)
 
 DOMAIN = "1.3.6.1.4.1.21367.13.20.1000"
 
@@ -71,22 +69,6 @@ def feed(gw: Gateway, patient: str) -> None:
     assert gw.mllp_address is not None
     [ack] = send_messages(*gw.mllp_address, [message], timeout=30)
     assert b"MSA|AA" in ack
-
-
-def wait_for(probe: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.2)  # waiting for the idle worker, with a deadline
-    raise AssertionError("timed out")
-
-
-def published(gw: Gateway, study_uid: str) -> bool:
-    assert gw.imaging is not None
-    found = gw.imaging.index.study(study_uid)
-    return found is not None and found.state == PUBLISHED
 
 
 def load(gw: Gateway, folder: Path, spec: synthetic.StudySpec) -> list[Path]:

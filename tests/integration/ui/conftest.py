@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from gateway.app import Gateway
 from gateway.config import load_settings
 from gateway.hl7.mllp import send_messages
 from gateway.imaging import synthetic
-from gateway.imaging.index import PUBLISHED
+from tests.support.waiting import published, wait_for
 
 DOMAIN = "1.3.6.1.4.1.21367.13.20.1000"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -60,22 +59,6 @@ def feed(gw: Gateway, patient: str, family: str = "Doe", given: str = "Jane") ->
     [ack] = send_messages(*gw.mllp_address, [message], timeout=30)
     assert b"MSA|AA" in ack
     return f"{patient}^^^&{DOMAIN}&ISO"
-
-
-def wait_for(probe: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.2)  # waiting for the idle worker, with a deadline
-    raise AssertionError("timed out")
-
-
-def published(gw: Gateway, study_uid: str) -> bool:
-    assert gw.imaging is not None
-    found = gw.imaging.index.study(study_uid)
-    return found is not None and found.state == PUBLISHED
 
 
 def ct_series(folder: Path, spec: synthetic.StudySpec, count: int = 20) -> list[str]:
