@@ -42,6 +42,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import generate_uid
 from sqlalchemy import Engine, delete, select, update
 
+from gateway.database.engine import write_transaction
 from gateway.imaging.index import ImagingIndex, InstanceRecord
 from gateway.imaging.kos import (
     KOS_SOP_CLASS_UID,
@@ -218,7 +219,7 @@ class Rejections:
         wanted = {r.sop_instance_uid: r for r in note.rejected}
         wanted.pop(note.sop_instance_uid, None)  # a note never rejects itself
         c = imaging_instance.c
-        with self.index.engine.begin() as conn:
+        with write_transaction(self.index.engine) as conn:  # SQLite: no read-then-write upgrade
             known = conn.execute(
                 select(imaging_rejection_note.c.sop_instance_uid).where(
                     imaging_rejection_note.c.sop_instance_uid == note.sop_instance_uid
@@ -299,7 +300,7 @@ def sweep(index: ImagingIndex, store: InstanceStore, study_uid: str) -> int:
     before each publication, so no manifest lists a rejected instance. Their rejection time is
     renewed so that DICOMweb's catalog forgets them again. Returns how many were removed."""
     c, r = imaging_instance.c, imaging_rejected_instance.c
-    with index.engine.begin() as conn:
+    with write_transaction(index.engine) as conn:
         rows = conn.execute(
             select(c.sop_instance_uid, c.path)
             .join(imaging_rejected_instance, r.sop_instance_uid == c.sop_instance_uid)
