@@ -44,6 +44,7 @@ from pynetdicom import AE  # noqa: E402
 from pynetdicom.presentation import build_context  # noqa: E402
 
 from bench.repository_bench import static_server  # noqa: E402
+from gateway import dicomscu  # noqa: E402
 from gateway.imaging import synthetic  # noqa: E402
 
 MB = 1000 * 1000
@@ -134,7 +135,7 @@ def cstore(port: int, files: list[Path]) -> float:
     started = time.perf_counter()
     try:
         for path in files:
-            status = assoc.send_c_store(pydicom.dcmread(path))
+            status = dicomscu.send_c_store(assoc, pydicom.dcmread(path))
             if status.Status != 0:
                 raise RuntimeError(f"C-STORE status 0x{status.Status:04X}")
     finally:

@@ -12,8 +12,9 @@ this gateway's own acceptor about one C-STORE in six hundred.
 :func:`send_c_store` waits, after each operation, until the reactor has
 really resumed (a few microseconds to a millisecond), so the next request pauses it properly.
 ``_is_paused`` is pynetdicom's private flag; without it (another pynetdicom) nothing is waited
-for. Used by every place that sends with pynetdicom: the consumer's ``--store-to``, the demo,
-the forwarding of ``gateway.notify.forward``.
+for. Used by every place that sends with pynetdicom: the consumer's ``--store-to``, the
+forwarding of ``gateway.notify.forward``, the demo, the benchmarks, and the tests that use
+pynetdicom as a sending modality.
 
 Standard: DICOM PS3.7 §9.1.1 (C-STORE).
 """

@@ -22,6 +22,7 @@ import pytest
 from lxml import etree
 from pydicom import dcmread
 
+from gateway import dicomscu
 from gateway.app import Gateway
 from gateway.audit.messages import load_schema
 from gateway.config import load_settings
@@ -304,7 +305,7 @@ def send_study(gateway: Gateway, context: ssl.SSLContext, paths: list[Path]) -> 
     assert assoc.is_established
     try:
         for path in paths:
-            assert assoc.send_c_store(path).Status == 0
+            assert dicomscu.send_c_store(assoc, path).Status == 0
     finally:
         assoc.release()
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway import dicomscu
 from gateway.imaging import cstore, synthetic
 from tests.integration.imaging.conftest import Running, associate, run_storescu, storescu
 from tests.unit.imaging.support import AE_TITLE, RecordingRepository, make_source, study_spec
@@ -58,7 +59,7 @@ def send(running: Running, paths: list[Path], sender: str) -> None:
     assoc = associate(running.host, running.port, [CT])
     try:
         for path in paths:
-            assert assoc.send_c_store(path).Status == 0x0000
+            assert dicomscu.send_c_store(assoc, path).Status == 0x0000
     finally:
         assoc.release()
 

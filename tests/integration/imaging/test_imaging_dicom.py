@@ -10,6 +10,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from gateway import dicomscu
 from gateway.imaging import synthetic
 from gateway.imaging.index import PUBLISHED
 from gateway.metadata import retrieve as codec
@@ -120,7 +121,7 @@ def test_study_from_pynetdicom_and_storescu_is_published_and_retrieved_byte_for_
     assoc = associate(running.host, running.port, [CT, MR, US])
     try:
         for path in by_pynetdicom:
-            assert assoc.send_c_store(path).Status == 0x0000
+            assert dicomscu.send_c_store(assoc, path).Status == 0x0000
     finally:
         assoc.release()
     assert len(running.source.index.instances_of_study(spec.study_uid)) == 120
@@ -189,12 +190,12 @@ def test_duplicates_are_idempotent_and_bad_data_sets_are_refused(
     assoc = associate(running.host, running.port, [CT])
     try:
         for path in paths + paths:
-            assert assoc.send_c_store(path).Status == 0x0000
+            assert dicomscu.send_c_store(assoc, path).Status == 0x0000
         broken = synthetic.make_study(
             study_spec(series=(synthetic.SeriesSpec(modality="CT", count=1),))
         )[0]
         del broken.SeriesInstanceUID
-        assert assoc.send_c_store(broken).Status == 0xC001
+        assert dicomscu.send_c_store(assoc, broken).Status == 0xC001
     finally:
         assoc.release()
     assert len(running.source.index.instances_of_study(str(instances[0].StudyInstanceUID))) == 2
@@ -211,7 +212,7 @@ def test_late_instance_after_publication_replaces_the_manifest(
     assoc = associate(running.host, running.port, [CT])
     try:
         for path in paths:
-            assert assoc.send_c_store(path).Status == 0x0000
+            assert dicomscu.send_c_store(assoc, path).Status == 0x0000
     finally:
         assoc.release()
     done = running.published.wait_for(lambda r: r.instances == 3)
@@ -221,7 +222,7 @@ def test_late_instance_after_publication_replaces_the_manifest(
     # a resend of a published instance changes nothing
     assoc = associate(running.host, running.port, [CT])
     try:
-        assert assoc.send_c_store(paths[0]).Status == 0x0000
+        assert dicomscu.send_c_store(assoc, paths[0]).Status == 0x0000
         study = running.source.index.study(spec.study_uid)
         assert study is not None and study.state == PUBLISHED
         late = synthetic.make_study(
@@ -232,7 +233,7 @@ def test_late_instance_after_publication_replaces_the_manifest(
                 }
             )
         )[0]
-        assert assoc.send_c_store(late).Status == 0x0000
+        assert dicomscu.send_c_store(assoc, late).Status == 0x0000
     finally:
         assoc.release()
     first_entry = first.submission.document_entries[0]

@@ -22,6 +22,7 @@ import pydicom
 import pytest
 import requests
 
+from gateway import dicomscu
 from gateway.app import Gateway
 from gateway.imaging import synthetic
 from gateway.imaging.kos import KOS_SOP_CLASS_UID, Reference
@@ -137,7 +138,7 @@ def test_rejection_notes_replace_then_deprecate_the_manifest(
     assoc = associate(host, port, [synthetic.SOP_CLASSES["CT"], KOS_SOP_CLASS_UID])
     try:
         for path in paths:
-            assert assoc.send_c_store(path).Status == 0x0000
+            assert dicomscu.send_c_store(assoc, path).Status == 0x0000
     finally:
         assoc.release()
     [first] = wait_for(lambda: _manifests(gateway, spec.patient_id, APPROVED))
@@ -158,7 +159,7 @@ def test_rejection_notes_replace_then_deprecate_the_manifest(
     note_path.write_bytes(note)
     assoc = associate(host, port, [KOS_SOP_CLASS_UID])
     try:
-        assert assoc.send_c_store(note_path).Status == 0x0000
+        assert dicomscu.send_c_store(assoc, note_path).Status == 0x0000
     finally:
         assoc.release()
 
@@ -198,7 +199,7 @@ def test_rejection_notes_replace_then_deprecate_the_manifest(
     # A rejected instance sent again is taken out before the next manifest.
     assoc = associate(host, port, [synthetic.SOP_CLASSES["CT"]])
     try:
-        assert assoc.send_c_store(paths[0]).Status == 0x0000
+        assert dicomscu.send_c_store(assoc, paths[0]).Status == 0x0000
     finally:
         assoc.release()
     [third] = wait_for(

@@ -23,6 +23,7 @@ from pynetdicom.pdu_primitives import (
     SCP_SCU_RoleSelectionNegotiation,
 )
 
+from gateway import dicomscu
 from gateway.imaging import synthetic
 from gateway.imaging.source import ImagingSource
 from gateway.imaging.storescp import set_nodelay
@@ -214,7 +215,7 @@ def test_pynetdicom_with_other_maximum_pdu_lengths(
     assert assoc.acceptor.maximum_length == 4096
     try:
         for path in files:
-            assert assoc.send_c_store(path).Status == 0x0000
+            assert dicomscu.send_c_store(assoc, path).Status == 0x0000
     finally:
         assoc.release()
     for path in files:
@@ -251,7 +252,7 @@ def test_pynetdicom_roles_and_asynchronous_window(running: Running, tmp_path: Pa
         [rejected] = assoc.rejected_contexts
         assert rejected.abstract_syntax == synthetic.SOP_CLASSES["MR"]
         for path in files:
-            assert assoc.send_c_store(path).Status == 0x0000
+            assert dicomscu.send_c_store(assoc, path).Status == 0x0000
     finally:
         assoc.release()
 

@@ -20,6 +20,7 @@ import pydicom
 import pytest
 from lxml import etree
 
+from gateway import dicomscu
 from gateway.app import Gateway
 from gateway.config import load_settings
 from gateway.hl7.mllp import send_messages
@@ -158,7 +159,7 @@ def test_study_is_published_found_retrieved_and_replaced(gateway: Gateway, tmp_p
     assoc = associate(host, port, [synthetic.SOP_CLASSES["CT"], synthetic.SOP_CLASSES["MR"]])
     try:
         for path in by_pynetdicom:
-            assert assoc.send_c_store(path).Status == 0x0000
+            assert dicomscu.send_c_store(assoc, path).Status == 0x0000
     finally:
         assoc.release()
 
@@ -203,7 +204,7 @@ def test_study_is_published_found_retrieved_and_replaced(gateway: Gateway, tmp_p
     [late_path] = synthetic.write_study([late], tmp_path / "late")
     assoc = associate(host, port, [synthetic.SOP_CLASSES["CT"]])
     try:
-        assert assoc.send_c_store(late_path).Status == 0x0000
+        assert dicomscu.send_c_store(assoc, late_path).Status == 0x0000
     finally:
         assoc.release()
     [new] = _wait_for(

@@ -21,6 +21,7 @@ from lxml import etree
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
+from gateway import dicomscu
 from gateway.app import Gateway
 from gateway.audit.messages import load_schema
 from gateway.config import load_settings
@@ -375,7 +376,7 @@ def send_study(gateway: Gateway, context: ssl.SSLContext, paths: list[Path]) -> 
     assert assoc.is_established
     try:
         for path in paths:
-            assert assoc.send_c_store(path).Status == 0
+            assert dicomscu.send_c_store(assoc, path).Status == 0
     finally:
         assoc.release()
 
