@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from gateway.audit import syslog
 from gateway.audit.queue import AuditQueue
+from gateway.security.tls import wrap_socket
 
 log = logging.getLogger("gateway.audit")
 
@@ -81,11 +82,7 @@ class TlsSyslog:
 
     def _connect(self) -> ssl.SSLSocket:
         raw = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
-        try:
-            sock = self.context.wrap_socket(raw, server_hostname=self.host)
-        except BaseException:
-            raw.close()
-            raise
+        sock = wrap_socket(self.context, raw, server_hostname=self.host)
         sock.settimeout(self.send_timeout)
         log.info("audit: connected to %s (%s)", self.name, sock.version())
         return sock

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.hl7.ack import build_ack
+from gateway.security.tls import wrap_socket
 
 log = logging.getLogger(__name__)
 
@@ -503,7 +504,7 @@ class MLLPClient:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if ssl_context is not None:
-                sock = ssl_context.wrap_socket(sock, server_hostname=host)
+                sock = wrap_socket(ssl_context, sock, server_hostname=host)
         except BaseException:
             sock.close()
             raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ def server_context(
     Raises:
         TlsConfigError: a file is missing or unusable.
     """
-    context = _harden(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), ciphers)
+    context = _harden(TlsContext(ssl.PROTOCOL_TLS_SERVER), ciphers)
     _load_chain(context, cert, key)
     if ca is not None and str(ca):
         _load_ca(context, ca)
@@ -102,7 +103,7 @@ def client_context(
     Raises:
         TlsConfigError: a file is missing or unusable.
     """
-    context = _harden(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), ciphers)
+    context = _harden(TlsContext(ssl.PROTOCOL_TLS_CLIENT), ciphers)
     _load_ca(context, ca)
     context.check_hostname = check_hostname
     context.verify_mode = ssl.CERT_REQUIRED
@@ -165,6 +166,38 @@ def authentication_failure(exc: BaseException) -> str | None:
     return None
 
 
+def _close_half_made(exc: BaseException) -> None:
+    """Close the ``SSLSocket`` that a failed ``wrap_socket`` made and dropped unclosed.
+
+    CPython before 3.11.8 / 3.12.2 (gh-113280) detaches the plain socket, then raises without
+    closing the new ``SSLSocket`` when the peer reset the connection before the handshake
+    (``getpeername`` ENOTCONN, then ``recv`` ECONNRESET): its descriptor stays open until the
+    garbage collector finds it. The half-made socket is the ``self`` of a frame of the
+    exception's traceback (``SSLSocket._create``); closing it again is harmless.
+    """
+    trace = exc.__traceback__
+    while trace is not None:
+        made = trace.tb_frame.f_locals.get("self")
+        if isinstance(made, ssl.SSLSocket):
+            made.close()
+        trace = trace.tb_next
+
+
+def wrap_socket(context: ssl.SSLContext, sock: socket.socket, **kwargs: Any) -> ssl.SSLSocket:
+    """``context.wrap_socket(sock, **kwargs)`` that leaves no socket open when it fails.
+
+    On failure both ``sock`` and any half-made ``SSLSocket`` are closed (see
+    :func:`_close_half_made`), then the exception propagates. Every TLS connection the gateway
+    opens or accepts itself is wrapped here (ITI TF-2 §3.19).
+    """
+    try:
+        return context.wrap_socket(sock, **kwargs)
+    except BaseException as exc:
+        _close_half_made(exc)
+        sock.close()
+        raise
+
+
 class _DeferredSSLSocket(ssl.SSLSocket):
     """A server-side SSLSocket that does its handshake on first use and reports failures."""
 
@@ -172,7 +205,9 @@ class _DeferredSSLSocket(ssl.SSLSocket):
     _handshaken = False
 
     def _handshake_once(self) -> None:
-        if self._handshaken:
+        # No TLS object yet: ``SSLSocket._create`` probes an unconnected socket with recv(1)
+        # before making one; that probe must reach the plain socket (and see ECONNRESET).
+        if self._handshaken or getattr(self, "_sslobj", None) is None:
             return
         self._handshaken = True
         try:
@@ -214,7 +249,22 @@ class _DeferredSSLSocket(ssl.SSLSocket):
         super().sendall(data, flags)
 
 
-class DeferredHandshakeContext(ssl.SSLContext):
+class TlsContext(ssl.SSLContext):
+    """An ``SSLContext`` whose ``wrap_socket`` never leaves a half-made socket open.
+
+    Every context of this module is one, so the sockets that cheroot, urllib3 and pynetdicom
+    wrap with it are covered too (see :func:`_close_half_made`).
+    """
+
+    def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        try:
+            return super().wrap_socket(sock, *args, **kwargs)
+        except BaseException as exc:  # a peer gone before the handshake
+            _close_half_made(exc)
+            raise
+
+
+class DeferredHandshakeContext(TlsContext):
     """A server context whose accepted sockets do the TLS handshake on first use, not in accept().
 
     A listener that wraps each accepted socket in its accepting thread (pynetdicom's

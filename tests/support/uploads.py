@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from gateway.security.tls import wrap_socket
 from gateway.soap import ns
 from gateway.soap.transactions import ITI_41
 from tests.support.rawsoap import envelope, mtom_body
@@ -43,7 +44,7 @@ def post_watching(
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     sock: socket.socket = socket.create_connection((host, port), timeout=30)
     if context is not None:
-        sock = context.wrap_socket(sock, server_hostname=host)
+        sock = wrap_socket(context, sock, server_hostname=host)
     lines = [f"POST {parts.path} HTTP/1.1", f"Host: {host}:{port}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())

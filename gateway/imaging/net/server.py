@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from gateway.imaging.net.association import Association
+from gateway.security.tls import wrap_socket
 
 log = logging.getLogger("gateway.imaging")
 
@@ -119,7 +120,7 @@ class AssociationServer:
             except OSError as exc:  # e.g. the peer is already gone
                 log.debug("TCP_NODELAY not set: %s", exc)
             if self.ssl_context is not None:
-                conn = self.ssl_context.wrap_socket(conn, server_side=True)
+                conn = wrap_socket(self.ssl_context, conn, server_side=True)
             association = self.factory(conn, address, over)
             with self._lock:
                 self._threads[me] = association
