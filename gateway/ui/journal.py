@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from gateway.database.engine import write_transaction
+
 log = logging.getLogger("gateway.ui")
 
 KEEP = 1000  # rows of ui_transaction kept
@@ -129,7 +131,9 @@ class Journal:
 
     def prune(self) -> None:
         """Delete all but the newest :data:`KEEP` transactions and logins older than a day."""
-        with self.engine.begin() as conn:
+        # read, then delete: a write transaction from the start (SQLite: BEGIN IMMEDIATE), or a
+        # writer committing in between fails the deferred one at once ("database is locked")
+        with write_transaction(self.engine) as conn:
             newest = conn.execute(sa.select(sa.func.max(ui_transaction.c.id))).scalar()
             if newest is not None:
                 conn.execute(ui_transaction.delete().where(ui_transaction.c.id <= newest - KEEP))
