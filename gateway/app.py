@@ -1216,7 +1216,8 @@ class Gateway:
         self.mount("/metrics", self.metrics)
 
     def _ui_download(self, entry: Any) -> Any:
-        """A document of this gateway's repository (ITI-43 in process), for /ui downloads."""
+        """A document of this gateway's repository (ITI-43 in process), for /ui downloads,
+        streamed from its stored file."""
         from gateway.errors import XDSRepositoryError
         from gateway.metadata.retrieve import DocumentRequest
         from gateway.ui.ports import Downloaded
@@ -1232,13 +1233,16 @@ class Gateway:
                 )
             ]
         )
-        try:
-            if not answer.documents:
-                raise XDSRepositoryError("; ".join(str(e) for e in answer.errors))
-            found = answer.documents[0]
-            return Downloaded(content=found.attachment.read_bytes(), mime_type=found.mime_type)
-        finally:
+        if not answer.documents:
             answer.discard()
+            raise XDSRepositoryError("; ".join(str(e) for e in answer.errors))
+        found = answer.documents[0]
+        return Downloaded(
+            chunks=found.attachment.chunks(),
+            size=found.attachment.size,
+            mime_type=found.mime_type,
+            close=answer.discard,
+        )
 
     def _ui_series(self, study_uid: str) -> list[Any]:
         """The series of a study in the imaging source's index, instances in number order."""

@@ -45,10 +45,17 @@ class SeriesView:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Downloaded:
-    """A retrieved document (ITI-43): its bytes and MIME type."""
+    """A retrieved document (ITI-43), streamed: its chunks, size in bytes and MIME type.
 
-    content: bytes
+    ``close`` releases what the retrieval held (temporary files); the web layer hands it to the
+    server with the body (PEP 3333: the server calls ``close`` once the body is sent or the
+    client is gone), so the document never sits in memory whole.
+    """
+
+    chunks: Iterable[bytes]
+    size: int
     mime_type: str
+    close: Callable[[], None] = lambda: None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

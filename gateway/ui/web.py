@@ -23,7 +23,7 @@ import logging
 import mimetypes
 import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields, replace
 from http.cookies import CookieError, SimpleCookie
 from importlib import resources
@@ -528,17 +528,21 @@ class UiApplication:
                 raise Reply("404 Not Found", "no repository is reachable from this gateway")
             got = self.backends.download(entry)
             name = "document.dcm" if got.mime_type == "application/dicom" else "document"
-            start(
-                "200 OK",
-                [
-                    ("Content-Type", got.mime_type),
-                    ("Content-Length", str(len(got.content))),
-                    ("Content-Disposition", f'attachment; filename="{name}"'),
-                    ("Cache-Control", "no-store"),
-                    *_SECURITY_HEADERS,
-                ],
-            )
-            return [got.content]
+            try:
+                start(
+                    "200 OK",
+                    [
+                        ("Content-Type", got.mime_type),
+                        ("Content-Length", str(got.size)),
+                        ("Content-Disposition", f'attachment; filename="{name}"'),
+                        ("Cache-Control", "no-store"),
+                        *_SECURITY_HEADERS,
+                    ],
+                )
+            except BaseException:
+                got.close()
+                raise
+            return _ClosingBody(got.chunks, got.close)
         rows = [
             (f.name.replace("_", " "), _text(self._masked_field(f.name, getattr(entry, f.name))))
             for f in fields(entry)
@@ -677,6 +681,25 @@ class UiApplication:
 
 
 _REASONS = {200: "OK", 401: "Unauthorized", 429: "Too Many Requests"}
+
+
+class _ClosingBody:
+    """A streamed response body whose ``close`` (called by the server, PEP 3333) releases what
+    produced it."""
+
+    def __init__(self, chunks: Iterable[bytes], close: Callable[[], None]) -> None:
+        self._chunks, self._close = chunks, close
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._chunks, "close", None)  # a generator holding an open file
+            if close is not None:
+                close()
+        finally:
+            self._close()
 
 
 def _is_image(path: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.metadata.model import DocumentEntry
 from gateway.mount import Exchange
-from gateway.ui.ports import Backends, InboxRow
+from gateway.ui.ports import Backends, Downloaded, InboxRow
 from gateway.ui.web import UiApplication, mask, study_uid_of
 
 
@@ -148,3 +148,61 @@ def test_inbox_masks_ids_and_accept_needs_the_csrf_token(tmp_path: Path) -> None
     without = app(tmp_path)  # no Document Recipient in this process
     assert call(without, "/inbox")[0].startswith("404")
     assert 'href="/ui/inbox"' not in call(without, "/")[2]
+
+
+def test_download_is_streamed_and_released(tmp_path: Path) -> None:
+    """The document goes out chunk by chunk with its size as Content-Length, and what the
+    retrieval held is released when the server closes the body (PEP 3333), also mid-way."""
+    entry = DocumentEntry(entry_uuid="urn:uuid:7", mime_type="application/dicom")
+    parts = [b"a" * 1000, b"b" * 1000, b"c" * 17]
+    released: list[str] = []
+    handed_out: list[bytes] = []
+
+    def chunks() -> Any:
+        for part in parts:
+            handed_out.append(part)
+            yield part
+
+    def download(found: DocumentEntry) -> Downloaded:
+        assert found is entry
+        return Downloaded(
+            chunks=chunks(),
+            size=sum(map(len, parts)),
+            mime_type="application/dicom",
+            close=lambda: released.append("closed"),
+        )
+
+    ui = UiApplication(
+        Backends(document=lambda uuid: entry, download=download),
+        journal=None,
+        accounts_file=None,
+        open_access=True,
+        key=b"k" * 32,
+    )
+    got: dict[str, Any] = {}
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        got["status"], got["headers"] = status, dict(headers)
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/documents/urn:uuid:7/download",
+        "SCRIPT_NAME": "/ui",
+        "QUERY_STRING": "",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.input": io.BytesIO(b""),
+    }
+    body = ui(environ, start)
+    assert not isinstance(body, list | bytes) and handed_out == []  # nothing read up front
+    assert got["status"].startswith("200") and got["headers"]["Content-Length"] == "2017"
+    assert got["headers"]["Content-Disposition"] == 'attachment; filename="document.dcm"'
+    assert b"".join(body) == b"".join(parts)
+    body.close()  # type: ignore[attr-defined]
+    assert released == ["closed"]
+
+    released.clear()
+    handed_out.clear()
+    body = ui(environ, start)
+    assert next(iter(body)) == parts[0]  # the client goes away after the first chunk
+    body.close()  # type: ignore[attr-defined]
+    assert released == ["closed"] and handed_out == [parts[0]]
