@@ -11,10 +11,9 @@ import gc
 import socket
 import ssl
 import struct
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
@@ -48,33 +47,21 @@ def _wait_reset(sock: socket.socket) -> None:
     raise AssertionError("the connection was not reset")
 
 
-@pytest.fixture
-def resetting_listener() -> Iterator[int]:
-    """A TCP listener that resets every connection it accepts; yields its port."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stopping = threading.Event()
-
-    def serve() -> None:
-        while not stopping.is_set():
-            try:
-                conn, _address = listener.accept()
-            except TimeoutError:
-                continue
-            _reset(conn)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stopping.set()
-        thread.join(5)
-        listener.close()
+def _reset_connection() -> socket.socket:
+    """A client socket whose connection the server has accepted and then reset."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), timeout=5)
+        conn, _address = listener.accept()
+        _reset(conn)
+    _wait_reset(client)
+    return client
 
 
 def _resource_warnings(action: Callable[[], None]) -> list[str]:
     """Run ``action``, collect garbage, and return the ResourceWarnings raised meanwhile."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()  # garbage of earlier tests first: only this action's is counted
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         action()
@@ -82,14 +69,11 @@ def _resource_warnings(action: Callable[[], None]) -> list[str]:
     return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
 
 
-def test_client_wrap_of_a_reset_connection_closes_everything(
-    domain: DomainFiles, resetting_listener: int
-) -> None:
+def test_client_wrap_of_a_reset_connection_closes_everything(domain: DomainFiles) -> None:
     context = tls.client_context(domain.ca_certificate)
 
     def connect() -> None:
-        raw = socket.create_connection(("127.0.0.1", resetting_listener), timeout=5)
-        _wait_reset(raw)
+        raw = _reset_connection()
         with pytest.raises(OSError):
             tls.wrap_socket(context, raw, server_hostname="localhost")
         assert raw.fileno() == -1
@@ -120,20 +104,14 @@ def test_server_wrap_of_a_reset_connection_closes_everything(
 
 
 def test_audit_sender_to_a_resetting_receiver_leaks_nothing(
-    domain: DomainFiles, resetting_listener: int, monkeypatch: pytest.MonkeyPatch
+    domain: DomainFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     node = domain.nodes["hospital-a"]
     context = tls.client_context(domain.ca_certificate, node.certificate, node.private_key)
-    destination = TlsSyslog("127.0.0.1", resetting_listener, context, connect_timeout=2.0)
-
-    def connect_then_wait_reset(address: tuple[str, int], timeout: float) -> socket.socket:
-        sock = socket.create_connection(address, timeout=timeout)
-        _wait_reset(sock)  # the receiver's reset lands before the TLS handshake starts
-        return sock
-
-    monkeypatch.setattr(
-        transport, "socket", SimpleNamespace(create_connection=connect_then_wait_reset)
-    )
+    destination = TlsSyslog("127.0.0.1", 6514, context, connect_timeout=2.0)
+    # the receiver resets the connection before the TLS handshake starts
+    dial = SimpleNamespace(create_connection=lambda *_args, **_kwargs: _reset_connection())
+    monkeypatch.setattr(transport, "socket", dial)
 
     def send() -> None:
         with pytest.raises(OSError):
