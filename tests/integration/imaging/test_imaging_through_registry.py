@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pydicom
 import pytest
@@ -33,6 +31,7 @@ from gateway.soap import transactions as tx
 from gateway.soap.client import SoapClient
 from tests.integration.imaging.conftest import associate, run_storescu, storescu
 from tests.integration.imaging.test_imaging_dicom import big_study, retrieve, whole_study
+from tests.support.waiting import wait_for
 
 DOMAIN = "1.3.6.1.4.1.21367.13.20.1000"
 SOURCE_UID = "1.3.6.1.4.1.21367.13.80.100"
@@ -108,16 +107,6 @@ def _manifests(gw: Gateway, patient: str, status: str) -> list[DocumentEntry]:
     return [o for o in objects if isinstance(o, DocumentEntry)]
 
 
-def _wait_for(probe: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 def _retrieve_document(gw: Gateway, entry: DocumentEntry) -> bytes:
     body = etree.Element(ns.qname(ns.XDSB, "RetrieveDocumentSetRequest"), nsmap={"xdsb": ns.XDSB})
     request = etree.SubElement(body, ns.qname(ns.XDSB, "DocumentRequest"))
@@ -164,7 +153,7 @@ def test_study_is_published_found_retrieved_and_replaced(gateway: Gateway, tmp_p
         assoc.release()
 
     # ITI-18: exactly one manifest, with the metadata of RAD TF-3 §4.68.4.1.2.
-    [entry] = _wait_for(lambda: _manifests(gateway, spec.patient_id, APPROVED))
+    [entry] = wait_for(lambda: _manifests(gateway, spec.patient_id, APPROVED))
     assert entry.mime_type == "application/dicom"
     assert (entry.format_code.code, entry.format_code.scheme) == KOS_FORMAT
     assert entry.patient_id == f"{spec.patient_id}^^^&{DOMAIN}&ISO"
@@ -207,7 +196,7 @@ def test_study_is_published_found_retrieved_and_replaced(gateway: Gateway, tmp_p
         assert dicomscu.send_c_store(assoc, late_path).Status == 0x0000
     finally:
         assoc.release()
-    [new] = _wait_for(
+    [new] = wait_for(
         lambda: [
             e
             for e in _manifests(gateway, spec.patient_id, APPROVED)
